@@ -1,0 +1,46 @@
+// error.h: the one exception type of the C++ core. Kernels and the runtime throw fw::Error
+// for bad input; the bindings turn it into a Python exception, fwrun into a message.
+// Never abort, never assert on user data.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace fw {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+namespace detail {
+inline void build_msg(std::ostringstream&) {}
+template <class T, class... Rest>
+void build_msg(std::ostringstream& os, const T& v, const Rest&... rest) {
+  os << v;
+  build_msg(os, rest...);
+}
+}  // namespace detail
+
+template <class... Args>
+[[noreturn]] void fail(const Args&... args) {
+  std::ostringstream os;
+  detail::build_msg(os, args...);
+  throw Error(os.str());
+}
+
+}  // namespace fw
+
+#define FW_CHECK(cond, ...)      \
+  do {                           \
+    if (!(cond)) {               \
+      ::fw::fail(__VA_ARGS__);   \
+    }                            \
+  } while (0)
+
+// Runtime CPU dispatch for hot loops: one binary, widest vectors the CPU has.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FW_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define FW_TARGET_CLONES
+#endif

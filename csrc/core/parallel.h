@@ -1,0 +1,33 @@
+// parallel.h: the one owner of intra-op parallelism (eager kernels and the graph runtime).
+// A fixed pool of workers that sleep on a condition variable (no spinning beside OpenBLAS's
+// threads). parallel_for inside a parallel region runs serially; BLAS calls made from a
+// worker run single-threaded (the region sets OpenBLAS to one thread). set_num_threads also sets OpenBLAS's thread count.
+// After fork() the child starts with no workers and makes new ones on first use.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "core/error.h"
+
+namespace fw {
+
+void set_num_threads(int n);
+int get_num_threads();
+bool in_parallel_region();
+
+// Runs f(begin, end) over [0, n) split into at most get_num_threads() chunks of at least
+// `grain` items. Exceptions from chunks are rethrown in the caller (the first one).
+void parallel_for_impl(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+
+template <class F>
+void parallel_for(int64_t n, int64_t grain, const F& f) {
+  if (n <= 0) return;
+  if (n <= grain || get_num_threads() == 1 || in_parallel_region()) {
+    f(int64_t(0), n);
+    return;
+  }
+  parallel_for_impl(n, grain, f);
+}
+
+
+}  // namespace fw

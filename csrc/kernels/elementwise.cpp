@@ -1,0 +1,350 @@
+// elementwise.cpp: unary, binary, comparison, logical, select, cast/copy, fill and random
+// kernels. All accept strided and broadcast inputs (see loops.h); outputs may be strided too
+// (in-place ops write through a view).
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/loops.h"
+
+namespace fw {
+namespace {
+
+// ---------------------------------------------------------------- unary float ops
+#define FW_UNARY(NAME, EXPR)                       \
+  struct NAME##_fn {                               \
+    template <class T>                             \
+    T operator()(T x) const { return EXPR; }       \
+  };
+
+FW_UNARY(neg, -x)
+FW_UNARY(abs, std::abs(x))
+FW_UNARY(exp, std::exp(x))
+FW_UNARY(log, std::log(x))
+FW_UNARY(log1p, std::log1p(x))
+FW_UNARY(sqrt, std::sqrt(x))
+FW_UNARY(rsqrt, T(1) / std::sqrt(x))
+FW_UNARY(sin, std::sin(x))
+FW_UNARY(cos, std::cos(x))
+FW_UNARY(tanh, std::tanh(x))
+FW_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)))
+FW_UNARY(relu, x > T(0) ? x : (x == x ? T(0) : x))
+FW_UNARY(silu, x / (T(1) + std::exp(-x)))
+FW_UNARY(erf, std::erf(x))
+FW_UNARY(floor, std::floor(x))
+FW_UNARY(ceil, std::ceil(x))
+FW_UNARY(round, std::nearbyint(x))
+FW_UNARY(reciprocal, T(1) / x)
+FW_UNARY(sign_f, x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x == x ? T(0) : x)))
+FW_UNARY(sign_i, T((x > T(0)) - (x < T(0))))
+FW_UNARY(neg_i, T(-x))
+FW_UNARY(abs_i, T(x < 0 ? -x : x))
+#undef FW_UNARY
+
+template <class Fn, class T>
+void unary_same(const KernelArgs& a) {
+  unary_kernel<T, T>(a.output(0), a.input(0), Fn{});
+}
+
+void gelu_any(const KernelArgs& a) {
+  bool tanh_form = !a.attrs->is_none(0) && a.attrs->str(0) == "tanh";
+  dispatch_dtype(a.input(0).dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if constexpr (std::is_floating_point_v<T>) {
+      if (tanh_form) {
+        const T k = T(0.7978845608028654), c = T(0.044715);
+        unary_kernel<T, T>(a.output(0), a.input(0),
+                           [=](T x) { return T(0.5) * x * (T(1) + std::tanh(k * (x + c * x * x * x))); });
+      } else {
+        const T r = T(0.7071067811865476);
+        unary_kernel<T, T>(a.output(0), a.input(0),
+                           [=](T x) { return T(0.5) * x * (T(1) + std::erf(x * r)); });
+      }
+    }
+  });
+}
+
+template <class T>
+void leaky_relu_k(const KernelArgs& a) {
+  T slope = T(a.attrs->f(0));
+  unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) { return x > T(0) ? x : x * slope; });
+}
+
+template <class T>
+void elu_k(const KernelArgs& a) {
+  T alpha = T(a.attrs->f(0));
+  unary_kernel<T, T>(a.output(0), a.input(0),
+                     [=](T x) { return x > T(0) ? x : alpha * (std::exp(x) - T(1)); });
+}
+
+template <class T>
+void softplus_k(const KernelArgs& a) {
+  T beta = T(a.attrs->f(0)), threshold = T(a.attrs->f(1));
+  unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) {
+    T bx = beta * x;
+    return bx > threshold ? x : std::log1p(std::exp(bx)) / beta;
+  });
+}
+
+// clamp(x, min=None, max=None): attrs are numbers or None. NaN propagates like torch.
+template <class T>
+void clamp_k(const KernelArgs& a) {
+  bool has_lo = !a.attrs->is_none(0), has_hi = !a.attrs->is_none(1);
+  T lo = has_lo ? T(a.attrs->f(0)) : T(0);
+  T hi = has_hi ? T(a.attrs->f(1)) : T(0);
+  unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) {
+    if (x != x) return x;
+    if (has_lo && x < lo) x = lo;
+    if (has_hi && x > hi) x = hi;
+    return x;
+  });
+}
+
+// ---------------------------------------------------------------- binary ops
+struct add_fn { template <class T> T operator()(T x, T y) const { return x + y; } };
+struct sub_fn { template <class T> T operator()(T x, T y) const { return x - y; } };
+struct mul_fn { template <class T> T operator()(T x, T y) const { return x * y; } };
+struct div_fn { template <class T> T operator()(T x, T y) const { return x / y; } };
+struct maximum_fn {
+  template <class T> T operator()(T x, T y) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (x != x || y != y) return x != x ? x : y;
+    }
+    return x > y ? x : y;
+  }
+};
+struct minimum_fn {
+  template <class T> T operator()(T x, T y) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (x != x || y != y) return x != x ? x : y;
+    }
+    return x < y ? x : y;
+  }
+};
+struct pow_fn {
+  template <class T> T operator()(T x, T y) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      return std::pow(x, y);
+    } else {
+      if (y < 0) return x == 1 ? T(1) : (x == -1 ? (y % 2 ? T(-1) : T(1)) : T(0));
+      T r = 1;
+      while (y) {
+        if (y & 1) r *= x;
+        x *= x;
+        y >>= 1;
+      }
+      return r;
+    }
+  }
+};
+
+template <class Fn, class T>
+void binary_same(const KernelArgs& a) {
+  binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), Fn{});
+}
+
+// add/sub with alpha: out = x + alpha * y (alpha attr #0).
+template <class T, bool Sub>
+void add_alpha(const KernelArgs& a) {
+  double alpha_d = a.attrs->is_none(0) ? 1.0 : a.attrs->f(0);
+  if (alpha_d == 1.0) {
+    if (Sub) binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), sub_fn{});
+    else binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), add_fn{});
+    return;
+  }
+  T alpha = T(Sub ? -alpha_d : alpha_d);
+  binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), [=](T x, T y) { return x + alpha * y; });
+}
+
+// ---------------------------------------------------------------- comparisons, logic
+struct eq_fn { template <class T> bool operator()(T x, T y) const { return x == y; } };
+struct ne_fn { template <class T> bool operator()(T x, T y) const { return x != y; } };
+struct lt_fn { template <class T> bool operator()(T x, T y) const { return x < y; } };
+struct le_fn { template <class T> bool operator()(T x, T y) const { return x <= y; } };
+struct gt_fn { template <class T> bool operator()(T x, T y) const { return x > y; } };
+struct ge_fn { template <class T> bool operator()(T x, T y) const { return x >= y; } };
+
+template <class Fn, class T>
+void compare(const KernelArgs& a) {
+  binary_kernel<bool, T, T>(a.output(0), a.input(0), a.input(1), Fn{});
+}
+
+void logical_and_k(const KernelArgs& a) {
+  binary_kernel<bool, bool, bool>(a.output(0), a.input(0), a.input(1), [](bool x, bool y) { return x && y; });
+}
+void logical_or_k(const KernelArgs& a) {
+  binary_kernel<bool, bool, bool>(a.output(0), a.input(0), a.input(1), [](bool x, bool y) { return x || y; });
+}
+void logical_not_k(const KernelArgs& a) {
+  unary_kernel<bool, bool>(a.output(0), a.input(0), [](bool x) { return !x; });
+}
+
+// where(cond, x, y): dispatch dtype is x's.
+template <class T>
+void where_k(const KernelArgs& a) {
+  FW_CHECK(a.input(0).dtype == DType::b8, "where: condition must be bool");
+  ternary_kernel<T, bool, T, T>(a.output(0), a.input(0), a.input(1), a.input(2),
+                                [](bool c, T x, T y) { return c ? x : y; });
+}
+
+// masked_fill(x, mask, value=attr#0)
+template <class T>
+void masked_fill_k(const KernelArgs& a) {
+  FW_CHECK(a.input(1).dtype == DType::b8, "masked_fill: mask must be bool");
+  T v = T(a.attrs->f(0));
+  binary_kernel<T, T, bool>(a.output(0), a.input(0), a.input(1), [=](T x, bool m) { return m ? v : x; });
+}
+
+// ---------------------------------------------------------------- copy / cast / fill
+// copy: out (any dtype, any strides) = cast(in). Dispatch dtype is the input's.
+template <class S>
+void copy_from(const KernelArgs& a) {
+  const TensorView& src = a.input(0);
+  TensorView& dst = a.output(0);
+  dispatch_dtype(dst.dtype, [&](auto zero) {
+    using D = decltype(zero);
+    unary_kernel<D, S>(dst, src, [](S x) {
+      if constexpr (std::is_same_v<D, bool>) return x != S(0);
+      else return D(x);
+    });
+  });
+}
+
+// fill(value=attr#0): writes the value into out; dispatch dtype is out's.
+template <class T>
+void fill_k(const KernelArgs& a) {
+  TensorView& out = a.output(0);
+  T v = T(a.attrs->f(0));
+  ElementwiseIter<1> it(out, nullptr);
+  it.for_each([&](char** p, const int64_t* s, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
+  });
+}
+
+// Counter-based random numbers: element i of a call with seed s depends only on (s, i),
+// so results do not depend on the thread count.
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+inline double uniform01(uint64_t seed, uint64_t i) {
+  return double(mix64(seed * 0xD1B54A32D192ED03ull + i) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// uniform(seed=#0, low=#1, high=#2) into a contiguous out.
+template <class T>
+void uniform_k(const KernelArgs& a) {
+  TensorView& out = a.output(0);
+  FW_CHECK(out.is_contiguous(), "uniform: output must be contiguous");
+  uint64_t seed = uint64_t(a.attrs->i(0));
+  double lo = a.attrs->f(1), hi = a.attrs->f(2);
+  T* o = out.ptr<T>();
+  parallel_for(out.numel(), 65536, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      T v = T(lo + (hi - lo) * uniform01(seed, uint64_t(i)));
+      if constexpr (std::is_integral_v<T>) {
+        if (v >= T(hi)) v = T(hi) - 1;  // randint: [low, high)
+      }
+      o[i] = v;
+    }
+  });
+}
+
+// normal(seed=#0, mean=#1, std=#2) into a contiguous out (Box-Muller).
+template <class T>
+void normal_k(const KernelArgs& a) {
+  TensorView& out = a.output(0);
+  FW_CHECK(out.is_contiguous(), "normal: output must be contiguous");
+  uint64_t seed = uint64_t(a.attrs->i(0));
+  double mean = a.attrs->f(1), stdv = a.attrs->f(2);
+  T* o = out.ptr<T>();
+  parallel_for(out.numel(), 65536, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double u1 = uniform01(seed, 2 * uint64_t(i));
+      double u2 = uniform01(seed, 2 * uint64_t(i) + 1);
+      double r = std::sqrt(-2.0 * std::log(1.0 - u1));
+      o[i] = T(mean + stdv * r * std::cos(6.283185307179586 * u2));
+    }
+  });
+}
+
+
+}  // namespace
+
+FW_REGISTER_KERNELS(elementwise) {
+  using D = DType;
+#define REG_F(NAME, FN)                                   \
+  register_kernel(NAME, D::f32, &unary_same<FN, float>);  \
+  register_kernel(NAME, D::f64, &unary_same<FN, double>);
+  REG_F("neg", neg_fn) REG_F("abs", abs_fn) REG_F("exp", exp_fn) REG_F("log", log_fn)
+  REG_F("log1p", log1p_fn) REG_F("sqrt", sqrt_fn) REG_F("rsqrt", rsqrt_fn) REG_F("sin", sin_fn)
+  REG_F("cos", cos_fn) REG_F("tanh", tanh_fn) REG_F("sigmoid", sigmoid_fn) REG_F("relu", relu_fn)
+  REG_F("silu", silu_fn) REG_F("erf", erf_fn) REG_F("floor", floor_fn) REG_F("ceil", ceil_fn)
+  REG_F("round", round_fn) REG_F("reciprocal", reciprocal_fn) REG_F("sign", sign_f_fn)
+#undef REG_F
+#define REG_I(NAME, FN)                                     \
+  register_kernel(NAME, D::i32, &unary_same<FN, int32_t>);  \
+  register_kernel(NAME, D::i64, &unary_same<FN, int64_t>);
+  REG_I("neg", neg_i_fn) REG_I("abs", abs_i_fn) REG_I("sign", sign_i_fn) REG_I("relu", relu_fn)
+#undef REG_I
+  register_kernel("gelu", D::f32, &gelu_any);
+  register_kernel("gelu", D::f64, &gelu_any);
+  register_kernel("leaky_relu", D::f32, &leaky_relu_k<float>);
+  register_kernel("leaky_relu", D::f64, &leaky_relu_k<double>);
+  register_kernel("elu", D::f32, &elu_k<float>);
+  register_kernel("elu", D::f64, &elu_k<double>);
+  register_kernel("softplus", D::f32, &softplus_k<float>);
+  register_kernel("softplus", D::f64, &softplus_k<double>);
+#define REG_ALL_NUM(NAME, TEMPLATE)                 \
+  register_kernel(NAME, D::f32, &TEMPLATE<float>);  \
+  register_kernel(NAME, D::f64, &TEMPLATE<double>); \
+  register_kernel(NAME, D::i32, &TEMPLATE<int32_t>); \
+  register_kernel(NAME, D::i64, &TEMPLATE<int64_t>);
+  REG_ALL_NUM("clamp", clamp_k)
+  REG_ALL_NUM("where", where_k)
+  REG_ALL_NUM("masked_fill", masked_fill_k)
+  REG_ALL_NUM("copy", copy_from)
+  REG_ALL_NUM("fill", fill_k)
+  REG_ALL_NUM("uniform", uniform_k)
+  register_kernel("where", D::b8, &where_k<bool>);
+  register_kernel("masked_fill", D::b8, &masked_fill_k<bool>);
+  register_kernel("copy", D::b8, &copy_from<bool>);
+  register_kernel("fill", D::b8, &fill_k<bool>);
+  register_kernel("normal", D::f32, &normal_k<float>);
+  register_kernel("normal", D::f64, &normal_k<double>);
+  register_kernel("add", D::f32, &add_alpha<float, false>);
+  register_kernel("add", D::f64, &add_alpha<double, false>);
+  register_kernel("add", D::i32, &add_alpha<int32_t, false>);
+  register_kernel("add", D::i64, &add_alpha<int64_t, false>);
+  register_kernel("sub", D::f32, &add_alpha<float, true>);
+  register_kernel("sub", D::f64, &add_alpha<double, true>);
+  register_kernel("sub", D::i32, &add_alpha<int32_t, true>);
+  register_kernel("sub", D::i64, &add_alpha<int64_t, true>);
+#define REG_BIN(NAME, FN)                                     \
+  register_kernel(NAME, D::f32, &binary_same<FN, float>);     \
+  register_kernel(NAME, D::f64, &binary_same<FN, double>);    \
+  register_kernel(NAME, D::i32, &binary_same<FN, int32_t>);   \
+  register_kernel(NAME, D::i64, &binary_same<FN, int64_t>);
+  REG_BIN("mul", mul_fn) REG_BIN("maximum", maximum_fn) REG_BIN("minimum", minimum_fn)
+  REG_BIN("pow", pow_fn)
+#undef REG_BIN
+  register_kernel("div", D::f32, &binary_same<div_fn, float>);
+  register_kernel("div", D::f64, &binary_same<div_fn, double>);
+#define REG_CMP(NAME, FN)                                 \
+  register_kernel(NAME, D::f32, &compare<FN, float>);     \
+  register_kernel(NAME, D::f64, &compare<FN, double>);    \
+  register_kernel(NAME, D::i32, &compare<FN, int32_t>);   \
+  register_kernel(NAME, D::i64, &compare<FN, int64_t>);   \
+  register_kernel(NAME, D::b8, &compare<FN, bool>);
+  REG_CMP("eq", eq_fn) REG_CMP("ne", ne_fn) REG_CMP("lt", lt_fn) REG_CMP("le", le_fn)
+  REG_CMP("gt", gt_fn) REG_CMP("ge", ge_fn)
+#undef REG_CMP
+#undef REG_ALL_NUM
+  register_kernel("logical_and", D::b8, &logical_and_k);
+  register_kernel("logical_or", D::b8, &logical_or_k);
+  register_kernel("logical_not", D::b8, &logical_not_k);
+}
+
+}  // namespace fw
