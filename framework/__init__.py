@@ -1,1 +1,67 @@
+"""framework: PyTorch-style eager tensors and autograd over one C++ kernel table, with a
+graph mode that runs the same kernels. `import framework as fw` (or `as torch`)."""
 
+from __future__ import annotations
+
+import ctypes as _ctypes
+import os as _os
+
+# The BLAS lives in the scipy_openblas32 package; load it before the extension so editable
+# installs (where the extension's rpath does not reach it) work too.
+import scipy_openblas32 as _sob
+
+_ctypes.CDLL(_os.path.join(_sob.get_lib_dir(), _sob.get_library(True)), mode=_ctypes.RTLD_GLOBAL)
+
+from . import _C  # noqa: E402
+from . import dtypes as _dtypes  # noqa: E402
+from .dtypes import (bool_ as bool, dtype, float32, float64, int32, int64,  # noqa: E402,F401
+                     get_default_dtype, set_default_dtype, promote_types)
+from .tensor import Size, Tensor  # noqa: E402,F401
+from . import ops as _ops  # noqa: E402
+from .ops.elementwise import *  # noqa: E402,F401,F403
+from .ops.reduce import *  # noqa: E402,F401,F403
+from .ops.linalg import *  # noqa: E402,F401,F403
+from .ops.shape import *  # noqa: E402,F401,F403
+from .creation import (Generator, arange, as_tensor, default_generator, empty,  # noqa: E402,F401
+                       empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
+                       manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
+                       randn, randn_like, randperm, tensor, zeros, zeros_like)
+from . import autograd  # noqa: E402,F401
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: E402,F401
+                       set_grad_enabled)
+from . import _tensor_methods  # noqa: E402,F401
+
+float = float32
+double = float64
+long = int64
+int = int32
+float16 = None  # not supported; present so `fw.float16` fails clearly where used
+
+_ops._bind_methods()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads used by kernels, the graph runtime and OpenBLAS (one owner)."""
+    _C.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads kernels use."""
+    return _C.get_num_threads()
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(t: Tensor) -> int:
+    return t.numel()
+
+
+def broadcast_shapes(*shapes):
+    from .ops._common import broadcast_shapes as _bs
+
+    return Size(_bs(*[tuple(s) for s in shapes]))
+
+
+__version__ = "0.1.0"

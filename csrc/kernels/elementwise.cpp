@@ -210,11 +210,11 @@ void copy_from(const KernelArgs& a) {
   });
 }
 
-// fill(value=attr#0): writes the value into out; dispatch dtype is out's.
+// fill(shape=#0, value=#1, dtype=#2): writes the value into out; dispatch dtype is out's.
 template <class T>
 void fill_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
-  T v = T(a.attrs->f(0));
+  T v = T(a.attrs->f(1));
   ElementwiseIter<1> it(out, nullptr);
   it.for_each([&](char** p, const int64_t* s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
@@ -233,13 +233,13 @@ inline double uniform01(uint64_t seed, uint64_t i) {
   return double(mix64(seed * 0xD1B54A32D192ED03ull + i) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-// uniform(seed=#0, low=#1, high=#2) into a contiguous out.
+// uniform(shape=#0, seed=#1, low=#2, high=#3, dtype=#4) into a contiguous out.
 template <class T>
 void uniform_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
   FW_CHECK(out.is_contiguous(), "uniform: output must be contiguous");
-  uint64_t seed = uint64_t(a.attrs->i(0));
-  double lo = a.attrs->f(1), hi = a.attrs->f(2);
+  uint64_t seed = uint64_t(a.attrs->i(1));
+  double lo = a.attrs->f(2), hi = a.attrs->f(3);
   T* o = out.ptr<T>();
   parallel_for(out.numel(), 65536, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -252,13 +252,13 @@ void uniform_k(const KernelArgs& a) {
   });
 }
 
-// normal(seed=#0, mean=#1, std=#2) into a contiguous out (Box-Muller).
+// normal(shape=#0, seed=#1, mean=#2, std=#3, dtype=#4) into a contiguous out (Box-Muller).
 template <class T>
 void normal_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
   FW_CHECK(out.is_contiguous(), "normal: output must be contiguous");
-  uint64_t seed = uint64_t(a.attrs->i(0));
-  double mean = a.attrs->f(1), stdv = a.attrs->f(2);
+  uint64_t seed = uint64_t(a.attrs->i(1));
+  double mean = a.attrs->f(2), stdv = a.attrs->f(3);
   T* o = out.ptr<T>();
   parallel_for(out.numel(), 65536, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -345,6 +345,51 @@ FW_REGISTER_KERNELS(elementwise) {
   register_kernel("logical_and", D::b8, &logical_and_k);
   register_kernel("logical_or", D::b8, &logical_or_k);
   register_kernel("logical_not", D::b8, &logical_not_k);
+}
+
+}  // namespace fw
+
+namespace fw {
+namespace {
+
+// arange(n=#0, start=#1, step=#2, dtype=#3): out[i] = start + i * step.
+template <class T>
+void arange_k(const KernelArgs& a) {
+  TensorView& out = a.output(0);
+  FW_CHECK(out.is_contiguous(), "arange: output must be contiguous");
+  double start = a.attrs->f(1), step = a.attrs->f(2);
+  T* o = out.ptr<T>();
+  for (int64_t i = 0, n = out.numel(); i < n; ++i) o[i] = T(start + double(i) * step);
+}
+
+// linspace(start=#0, end=#1): evenly spaced, symmetric from both ends like torch.
+template <class T>
+void linspace_k(const KernelArgs& a) {
+  TensorView& out = a.output(0);
+  FW_CHECK(out.is_contiguous(), "linspace: output must be contiguous");
+  double start = a.attrs->f(0), end = a.attrs->f(1);
+  int64_t n = out.numel();
+  T* o = out.ptr<T>();
+  if (n == 1) {
+    o[0] = T(start);
+    return;
+  }
+  double step = (end - start) / double(n - 1);
+  int64_t half = n / 2;
+  for (int64_t i = 0; i < n; ++i) o[i] = T(i < half ? start + step * double(i) : end - step * double(n - 1 - i));
+}
+
+}  // namespace
+
+FW_REGISTER_KERNELS(creation) {
+  register_kernel("arange", DType::f32, &arange_k<float>);
+  register_kernel("arange", DType::f64, &arange_k<double>);
+  register_kernel("arange", DType::i32, &arange_k<int32_t>);
+  register_kernel("arange", DType::i64, &arange_k<int64_t>);
+  register_kernel("linspace", DType::f32, &linspace_k<float>);
+  register_kernel("linspace", DType::f64, &linspace_k<double>);
+  register_kernel("linspace", DType::i64, &linspace_k<int64_t>);
+  register_kernel("linspace", DType::i32, &linspace_k<int32_t>);
 }
 
 }  // namespace fw

@@ -1,0 +1,164 @@
+"""Eager dispatch: type promotion, inference, output allocation, the kernel call, autograd
+recording and tracer hooks, for one op at a time. The graph runtime does the same kernel
+calls from C++ with planned buffers instead.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import _C
+from .. import autograd as AG
+from .. import dtypes as D
+from .registry import DISPATCH_HOOKS, OpDef
+
+_Number = (int, float, bool)
+
+
+class _InplaceState(threading.local):
+    target = None  # (OpDef, Tensor): the next dispatch of that op writes into that tensor
+
+
+INPLACE = _InplaceState()
+
+
+def _tensor_cls():
+    from ..tensor import Tensor
+
+    return Tensor
+
+
+def common_dtype(op: OpDef, inputs) -> D.dtype | None:
+    """The dtype promoted inputs are cast to (None when the op does not promote)."""
+    if op.promote is None:
+        return None
+    idx = range(len(inputs)) if op.promote == "all" else op.promote
+    dims, zero, scalars = [], [], []
+    for i in idx:
+        x = inputs[i]
+        if x is None:
+            continue
+        if isinstance(x, _Number):
+            scalars.append(x)
+        elif x._data.ndim == 0:
+            zero.append(x.dtype)
+        else:
+            dims.append(x.dtype)
+    dt = D.result_type(dims, zero, scalars)
+    if op.float_compute and not dt.is_floating_point:
+        dt = D.get_default_dtype()
+    return dt
+
+
+def cast(x, dt: D.dtype):
+    """x converted to dtype dt (a new tensor via the copy kernel; x itself if already dt)."""
+    Tensor = _tensor_cls()
+    if isinstance(x, _Number):
+        return Tensor._wrap(np.asarray(x, dtype=dt.np))
+    if x.dtype is dt:
+        return x
+    return _C_cast(x, dt)
+
+
+def _C_cast(x, dt):
+    from . import elementwise  # noqa: F401  (the "to" op lives there)
+    from .registry import REGISTRY
+
+    return dispatch(REGISTRY["to"], [x], (dt.code,))
+
+
+def dispatch(op: OpDef, inputs: list, attrs: tuple):
+    """Runs op on inputs (Tensors, Python numbers where promotion allows, or None for
+    optional inputs) with attributes in kernel order. Returns a Tensor or a tuple."""
+    Tensor = _tensor_cls()
+    target = INPLACE.target
+    if target is not None and target[0] is op:
+        INPLACE.target = None
+        return run_inplace(op, target[1], list(inputs[1:]), attrs)
+    dt = common_dtype(op, inputs)
+    if dt is not None:
+        idx = range(len(inputs)) if op.promote == "all" else op.promote
+        inputs = list(inputs)
+        for i in idx:
+            x = inputs[i]
+            if x is not None and (isinstance(x, _Number) or x.dtype is not dt):
+                inputs[i] = cast(x, dt)
+    if op.composite is not None:
+        return op.composite(*inputs, *attrs)
+    specs = op.infer(*inputs, *attrs)
+    if op.view is not None:
+        base = inputs[0]
+        arr = op.view(base._data, *attrs)
+        out = Tensor._make_view(arr, base)
+        outs = [out]
+    else:
+        if op.kernel is None:
+            raise NotImplementedError(f"{op.name} has neither a kernel nor a composite")
+        kdt = inputs[op.dispatch_input].dtype if inputs else specs[0][1]
+        arrays = [_C.empty(shape, sdt.code) for shape, sdt in specs]
+        _C.run(op.handle(kdt), tuple(x._data if x is not None else None for x in inputs),
+               tuple(arrays), attrs)
+        outs = [Tensor._wrap(a) for a in arrays]
+    if op.grad is not None and op.differentiable and AG.is_grad_enabled():
+        if any(x is not None and x.requires_grad for x in inputs):
+            AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+    if DISPATCH_HOOKS:
+        for hook in DISPATCH_HOOKS:
+            hook(op, inputs, attrs, outs)
+    return outs[0] if op.num_outputs == 1 else tuple(outs)
+
+
+def run_inplace(op: OpDef, self, others: list, attrs: tuple):
+    """self <- op(self, *others), writing into self's storage. With autograd history the
+    result is computed out of place and self takes over its grad_fn (torch's rebase)."""
+    if AG.is_grad_enabled() and (self.requires_grad or any(
+            o is not None and not isinstance(o, _Number) and o.requires_grad for o in others)):
+        if self.grad_fn is None and self.requires_grad:
+            raise RuntimeError(
+                f"a leaf Variable that requires grad is being used in an in-place operation ({op.name}_)."
+            )
+        if self._base is not None and (self._base.requires_grad or self.requires_grad):
+            raise NotImplementedError(
+                f"in-place {op.name}_ on a view of a tensor that requires grad is not supported yet"
+            )
+        result = dispatch(op, [self, *others], attrs)
+        _copy_into(self, result)
+        self.grad_fn = result.grad_fn
+        self._output_nr = result._output_nr
+        self.requires_grad = result.requires_grad
+        return self
+    with AG.no_grad():
+        dt = common_dtype(op, [self, *others])
+        if dt is not None and D._category(dt) > D._category(self.dtype):
+            raise RuntimeError(
+                f"result type {dt.name} can't be cast to the desired output type "
+                f"{self.dtype.name} ({op.name}_)"
+            )
+        result_dt = self.dtype
+        inputs = [self] + [cast(o, result_dt) if o is not None else None for o in others]
+        specs = op.infer(*inputs, *attrs)
+        if tuple(specs[0][0]) != tuple(self.shape):
+            raise RuntimeError(
+                f"{op.name}_: output with shape {list(self.shape)} doesn't match the broadcast "
+                f"shape {list(specs[0][0])}"
+            )
+        _C.run(op.handle(result_dt), tuple(x._data if x is not None else None for x in inputs),
+               (self._data,), attrs)
+        self._version.value += 1
+    if DISPATCH_HOOKS:
+        for hook in DISPATCH_HOOKS:
+            hook(op, [self, *others], attrs, [self])
+    return self
+
+
+def _copy_into(dst, src):
+    """dst[...] = src (broadcast, cast) through the copy kernel; bumps dst's version."""
+    from .registry import REGISTRY
+
+    op = REGISTRY["to"]
+    if not dst._data.flags.writeable:
+        raise RuntimeError("cannot write into a read-only tensor")
+    _C.run(op.handle(src.dtype), (src._data,), (dst._data,), (dst.dtype.code,))
+    dst._version.value += 1
