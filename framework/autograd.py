@@ -100,11 +100,14 @@ class SavedTensors:
 
 
 class Context:
-    """What a grad rule sees: ctx.inputs[i], ctx.outputs[i], ctx.attrs, ctx.needs_input_grad."""
+    """What a grad rule sees: ctx.inputs[i], ctx.outputs[i] (checked against in-place edits),
+    ctx.shapes[i] (input shapes, unchecked), ctx.attrs, ctx.needs_input_grad."""
 
-    __slots__ = ("inputs", "outputs", "attrs", "needs_input_grad", "extra")
+    __slots__ = ("inputs", "outputs", "attrs", "needs_input_grad", "extra", "shapes")
 
     def __init__(self, inputs, outputs, attrs, needs_input_grad, op_name):
+        # Shapes are metadata: reading them never trips the in-place check.
+        self.shapes = tuple(tuple(t.shape) if t is not None else None for t in inputs)
         self.inputs = SavedTensors(inputs, op_name)
         self.outputs = SavedTensors(outputs, op_name) if outputs is not None else None
         self.attrs = attrs

@@ -374,9 +374,12 @@ void linspace_k(const KernelArgs& a) {
     o[0] = T(start);
     return;
   }
-  double step = (end - start) / double(n - 1);
+  // Computed in T like torch, so float32 results match bit for bit.
+  using C = std::conditional_t<std::is_floating_point_v<T>, T, double>;
+  C s = C(start), e = C(end);
+  C step = (e - s) / C(n - 1);
   int64_t half = n / 2;
-  for (int64_t i = 0; i < n; ++i) o[i] = T(i < half ? start + step * double(i) : end - step * double(n - 1 - i));
+  for (int64_t i = 0; i < n; ++i) o[i] = T(i < half ? s + step * C(i) : e - step * C(n - 1 - i));
 }
 
 }  // namespace

@@ -201,18 +201,18 @@ clip = clamp
 
 
 def _add_grad(c, g):
-    a, b = c.inputs[0], c.inputs[1]
+    sa, sb = c.shapes
     alpha = c.attrs[0]
     gb = g if alpha == 1 else g * alpha
-    return (sum_to(g, a.shape) if c.needs_input_grad[0] else None,
-            sum_to(gb, b.shape) if c.needs_input_grad[1] else None)
+    return (sum_to(g, sa) if c.needs_input_grad[0] else None,
+            sum_to(gb, sb) if c.needs_input_grad[1] else None)
 
 
 def _sub_grad(c, g):
-    a, b = c.inputs[0], c.inputs[1]
+    sa, sb = c.shapes
     alpha = c.attrs[0]
-    return (sum_to(g, a.shape) if c.needs_input_grad[0] else None,
-            sum_to(-g if alpha == 1 else g * -alpha, b.shape) if c.needs_input_grad[1] else None)
+    return (sum_to(g, sa) if c.needs_input_grad[0] else None,
+            sum_to(-g if alpha == 1 else g * -alpha, sb) if c.needs_input_grad[1] else None)
 
 
 def _mul_grad(c, g):

@@ -42,11 +42,12 @@ def _reduce_infer(out_dtype=None):
 
 
 def _expand_back(g, x, dims, keepdim):
-    """Broadcasts a reduced gradient back to x's shape."""
+    """Broadcasts a reduced gradient back to x's shape (x: a tensor or a shape tuple)."""
+    shape = tuple(x) if isinstance(x, tuple) else tuple(x.shape)
     if not keepdim and dims:
         for d in dims:
             g = g.unsqueeze(d)
-    return g.expand(*x.shape)
+    return g.expand(*shape)
 
 
 def _reduce_samples(dt):
@@ -65,8 +66,7 @@ def _int_to_long(dt):
 
 
 def _sum_grad(c, g):
-    x = c.inputs[0]
-    return (_expand_back(g, x, c.attrs[0], c.attrs[1]),)
+    return (_expand_back(g, c.shapes[0], c.attrs[0], c.attrs[1]),)
 
 
 @defop(name="sum", inputs=("x",), attrs=("dims", "keepdim"), infer=_reduce_infer(_int_to_long),
@@ -86,11 +86,11 @@ def sum(input, dim=None, keepdim=False, dtype=None):
 
 
 def _mean_grad(c, g):
-    x = c.inputs[0]
+    shape = c.shapes[0]
     n = 1
     for d in c.attrs[0]:
-        n *= x.shape[d]
-    return (_expand_back(g / _b.max(n, 1), x, c.attrs[0], c.attrs[1]),)
+        n *= shape[d]
+    return (_expand_back(g / _b.max(n, 1), shape, c.attrs[0], c.attrs[1]),)
 
 
 @defop(name="mean", inputs=("x",), attrs=("dims", "keepdim"), infer=_reduce_infer(), grad=_mean_grad,

@@ -53,7 +53,7 @@ def _shape_args(shape):
 
 
 def _reshape_grad(c, g):
-    return (g.reshape(c.inputs[0].shape),)
+    return (g.reshape(c.shapes[0]),)
 
 
 def _reshape_view(a, shape):
@@ -185,7 +185,7 @@ def _expand_infer(x, shape):
 def _expand_grad(c, g):
     from ._common import sum_to
 
-    return (sum_to(g, c.inputs[0].shape),)
+    return (sum_to(g, c.shapes[0]),)
 
 
 @defop(name="expand", inputs=("x",), attrs=("shape",), infer=_expand_infer, grad=_expand_grad,
@@ -242,9 +242,8 @@ def _slice_infer(x, dim, start, end, step):
 def _slice_grad(c, g):
     from ..creation import zeros
 
-    x = c.inputs[0]
     dim, start, end, step = c.attrs
-    out = zeros(tuple(x.shape), dtype=g.dtype)
+    out = zeros(c.shapes[0], dtype=g.dtype)
     return (slice_scatter(out, g, dim, start, end, step),)
 
 
@@ -288,9 +287,8 @@ def _select_infer(x, dim, index):
 def _select_grad(c, g):
     from ..creation import zeros
 
-    x = c.inputs[0]
     dim, index = c.attrs
-    return (select_scatter(zeros(tuple(x.shape), dtype=g.dtype), g, dim, index),)
+    return (select_scatter(zeros(c.shapes[0], dtype=g.dtype), g, dim, index),)
 
 
 def _select_view(a, dim, index):
