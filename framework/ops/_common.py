@@ -32,6 +32,9 @@ def same_infer(x, *attrs):
 
 
 def binary_infer(a, b, *attrs):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if sa == sb:
+        return [(sa, a.dtype)]
     try:
         return [(broadcast_shapes(tuple(a.shape), tuple(b.shape)), a.dtype)]
     except RuntimeError as e:

@@ -34,6 +34,14 @@ def common_dtype(op: OpDef, inputs) -> D.dtype | None:
     """The dtype promoted inputs are cast to (None when the op does not promote)."""
     if op.promote is None:
         return None
+    if op.promote == "all" and len(inputs) == 2:
+        a, b = inputs
+        # fast path: two tensors of one dtype (the common case)
+        if type(a) is type(b) and hasattr(a, "_data") and a._data.dtype == b._data.dtype:
+            dt = a.dtype
+            if op.float_compute and not dt.is_floating_point:
+                return D.get_default_dtype()
+            return dt
     idx = range(len(inputs)) if op.promote == "all" else op.promote
     dims, zero, scalars = [], [], []
     for i in idx:
