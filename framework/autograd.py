@@ -107,7 +107,7 @@ class Context:
 
     def __init__(self, inputs, outputs, attrs, needs_input_grad, op_name):
         # Shapes are metadata: reading them never trips the in-place check.
-        self.shapes = tuple(tuple(t.shape) if t is not None else None for t in inputs)
+        self.shapes = tuple(t._data.shape if t is not None else None for t in inputs)
         self.inputs = SavedTensors(inputs, op_name)
         self.outputs = SavedTensors(outputs, op_name) if outputs is not None else None
         self.attrs = attrs
@@ -191,10 +191,11 @@ def _edge_of(t):
 def record(name: str, grad_fn: Callable, inputs, outputs, attrs, save_outputs=True):
     """Links differentiable outputs to a new Node whose inputs are `inputs`."""
     edges = [(_edge_of(t) if t is not None and t.requires_grad else None) for t in inputs]
+    # NOTE: inputs that are Python numbers never reach here: dispatch casts them to tensors.
     needs = tuple(e is not None for e in edges)
     ctx = Context(inputs, outputs if save_outputs else None, attrs, needs, name)
     node = Node(name, grad_fn, ctx, edges, len(outputs),
-                [(o.shape, o.dtype) for o in outputs])
+                [(o._data.shape, o.dtype) for o in outputs])
     for i, o in enumerate(outputs):
         if o.dtype.is_floating_point:
             o.requires_grad = True

@@ -38,8 +38,17 @@ class Size(tuple):
 class Tensor:
     """An n-dimensional array with autograd, like torch.Tensor."""
 
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_output_nr", "_version", "_base",
-                 "_grad_accumulator", "_retains_grad", "_trace", "__weakref__", "__dict__")
+    __slots__ = ("_data", "_version", "__weakref__", "__dict__")
+    # Defaults live on the class so wrapping a kernel output sets only two slots (dispatch
+    # creates one Tensor per op; this is on the hot path).
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    _output_nr = 0
+    _base = None
+    _grad_accumulator = None
+    _retains_grad = False
+    _trace = None
 
     # ---- construction ------------------------------------------------------------
     def __init__(self, *args, **kwargs):
@@ -53,20 +62,15 @@ class Tensor:
 
     def _init(self, arr, base=None, version=None):
         self._data = arr
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        self._output_nr = 0
         self._version = version if version is not None else _Version()
-        self._base = base
-        self._grad_accumulator = None
-        self._retains_grad = False
-        self._trace = None
+        if base is not None:
+            self._base = base
 
     @classmethod
     def _wrap(cls, arr) -> "Tensor":
         t = object.__new__(cls)
-        t._init(arr)
+        t._data = arr
+        t._version = _Version()
         return t
 
     @classmethod

@@ -24,10 +24,15 @@ class _InplaceState(threading.local):
 INPLACE = _InplaceState()
 
 
-def _tensor_cls():
-    from ..tensor import Tensor
+_TENSOR = []
 
-    return Tensor
+
+def _tensor_cls():
+    if not _TENSOR:
+        from ..tensor import Tensor
+
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
 
 
 def common_dtype(op: OpDef, inputs) -> D.dtype | None:
@@ -110,8 +115,10 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
                tuple(arrays), attrs)
         outs = [Tensor._wrap(a) for a in arrays]
     if op.grad is not None and op.differentiable and AG.is_grad_enabled():
-        if any(x is not None and x.requires_grad for x in inputs):
-            AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+        for x in inputs:
+            if x is not None and x.requires_grad:
+                AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+                break
     if DISPATCH_HOOKS:
         for hook in DISPATCH_HOOKS:
             hook(op, inputs, attrs, outs)
