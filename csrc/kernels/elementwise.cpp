@@ -35,7 +35,7 @@ FW_UNARY(floor, std::floor(x))
 FW_UNARY(ceil, std::ceil(x))
 FW_UNARY(round, std::nearbyint(x))
 FW_UNARY(reciprocal, T(1) / x)
-FW_UNARY(sign_f, x > T(0) ? T(1) : (x < T(0) ? T(-1) : (x == x ? T(0) : x)))
+FW_UNARY(sign_f, x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)))  // sign(NaN) = 0 like torch
 FW_UNARY(sign_i, T((x > T(0)) - (x < T(0))))
 FW_UNARY(neg_i, T(-x))
 FW_UNARY(abs_i, T(x < 0 ? -x : x))
