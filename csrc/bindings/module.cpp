@@ -149,6 +149,19 @@ py::array empty_array(const std::vector<int64_t>& shape, int dtype_code) {
   return py::array(py::dtype(numpy_dtype_str(dt)), shp, p, owner);
 }
 
+// Allocates the outputs (specs: [(shape, dtype code)]) and runs the kernel: eager dispatch's
+// one call per op.
+static py::tuple call_kernel(uintptr_t handle, const py::tuple& inputs, const py::list& specs,
+                             const py::tuple& attr_values) {
+  py::tuple outs(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    py::tuple spec = specs[i].cast<py::tuple>();
+    outs[i] = empty_array(spec[0].cast<std::vector<int64_t>>(), spec[1].cast<int>());
+  }
+  run_kernel(handle, inputs, outs, attr_values);
+  return outs;
+}
+
 }  // namespace fw
 
 PYBIND11_MODULE(_C, m) {
@@ -164,6 +177,8 @@ PYBIND11_MODULE(_C, m) {
   }, "Kernel handle for (op, dtype code), or None if the table has none.");
   m.def("run", &run_kernel, py::arg("handle"), py::arg("inputs"), py::arg("outputs"), py::arg("attrs"),
         "Runs a kernel on numpy operands (outputs preallocated).");
+  m.def("call", &call_kernel, py::arg("handle"), py::arg("inputs"), py::arg("specs"), py::arg("attrs"),
+        "Allocates outputs from [(shape, dtype code)] and runs a kernel; returns the outputs.");
   m.def("list_kernels", []() {
     py::dict d;
     for (auto& [name, dts] : list_kernels()) {

@@ -110,9 +110,8 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
         if op.kernel is None:
             raise NotImplementedError(f"{op.name} has neither a kernel nor a composite")
         kdt = inputs[op.dispatch_input].dtype if inputs else specs[0][1]
-        arrays = [_C.empty(shape, sdt.code) for shape, sdt in specs]
-        _C.run(op.handle(kdt), tuple(x._data if x is not None else None for x in inputs),
-               tuple(arrays), attrs)
+        arrays = _C.call(op.handle(kdt), tuple([x._data if x is not None else None for x in inputs]),
+                         [(shape, sdt.code) for shape, sdt in specs], attrs)
         outs = [Tensor._wrap(a) for a in arrays]
     if op.grad is not None and op.differentiable and AG.is_grad_enabled():
         for x in inputs:
