@@ -30,6 +30,7 @@ from . import autograd  # noqa: E402,F401
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: E402,F401
                        set_grad_enabled)
 from . import _tensor_methods  # noqa: E402,F401
+from .device import cuda, device  # noqa: E402,F401
 
 float = float32
 double = float64

@@ -122,7 +122,9 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        from .device import device
+
+        return device("cpu")
 
     @property
     def is_leaf(self) -> bool:
@@ -293,10 +295,14 @@ class Tensor:
                 dt = a
             elif isinstance(a, Tensor):
                 dt = a.dtype
-            elif isinstance(a, str) and a != "cpu":
-                raise RuntimeError(f"device {a!r} is not available (framework runs on the CPU)")
-        if kwargs.get("device") not in (None, "cpu"):
-            raise RuntimeError(f"device {kwargs['device']!r} is not available")
+            elif isinstance(a, str) or type(a).__name__ == "device":
+                from .device import device
+
+                device(a)  # raises for anything but the CPU
+        if kwargs.get("device") is not None:
+            from .device import device
+
+            device(kwargs["device"])
         if dt is None or dt is self.dtype:
             return self
         return to(self, dt)
