@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "kernels/loops.h"
+#include "kernels/vec_math.h"
 
 namespace fw {
 namespace {
@@ -19,18 +20,18 @@ namespace {
 
 FW_UNARY(neg, -x)
 FW_UNARY(abs, std::abs(x))
-FW_UNARY(exp, std::exp(x))
+FW_UNARY(exp, vm::exp(x))
 FW_UNARY(log, std::log(x))
 FW_UNARY(log1p, std::log1p(x))
 FW_UNARY(sqrt, std::sqrt(x))
 FW_UNARY(rsqrt, T(1) / std::sqrt(x))
 FW_UNARY(sin, std::sin(x))
 FW_UNARY(cos, std::cos(x))
-FW_UNARY(tanh, std::tanh(x))
-FW_UNARY(sigmoid, T(1) / (T(1) + std::exp(-x)))
+FW_UNARY(tanh, vm::tanh(x))
+FW_UNARY(sigmoid, vm::sigmoid(x))
 FW_UNARY(relu, x > T(0) ? x : (x == x ? T(0) : x))
-FW_UNARY(silu, x / (T(1) + std::exp(-x)))
-FW_UNARY(erf, std::erf(x))
+FW_UNARY(silu, x * vm::sigmoid(x))
+FW_UNARY(erf, vm::erf(x))
 FW_UNARY(floor, std::floor(x))
 FW_UNARY(ceil, std::ceil(x))
 FW_UNARY(round, std::nearbyint(x))
@@ -54,11 +55,11 @@ void gelu_any(const KernelArgs& a) {
       if (tanh_form) {
         const T k = T(0.7978845608028654), c = T(0.044715);
         unary_kernel<T, T>(a.output(0), a.input(0),
-                           [=](T x) { return T(0.5) * x * (T(1) + std::tanh(k * (x + c * x * x * x))); });
+                           [=](T x) { return T(0.5) * x * (T(1) + vm::tanh(k * (x + c * x * x * x))); });
       } else {
         const T r = T(0.7071067811865476);
         unary_kernel<T, T>(a.output(0), a.input(0),
-                           [=](T x) { return T(0.5) * x * (T(1) + std::erf(x * r)); });
+                           [=](T x) { return T(0.5) * x * (T(1) + vm::erf(x * r)); });
       }
     }
   });
