@@ -2,6 +2,7 @@
 // logsumexp, norm, all, any), single-dim value+index reductions (max, min, argmax, argmin)
 // and scans (cumsum). The output holds the kept dims in order (keepdim only changes its
 // shape, which the Python side sets); attribute #0 is the sorted list of reduced dims.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -99,10 +100,59 @@ void reduce_each(const KernelArgs& k, const std::vector<int64_t>& dims, BlockFn 
   });
 }
 
+template <class A, class T>
+FW_TARGET_CLONES void accumulate_row(A* __restrict acc, const T* __restrict x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) acc[j] += A(x[j]);
+}
+
+// Sum over "outer" dims: the innermost kept dim is contiguous and every reduced dim is
+// strided (e.g. x.sum(0) of a matrix, bias gradients, batch-norm statistics). Whole rows are
+// added into a block of accumulators, so memory is read in order and the adds vectorize.
+// Returns false when the layout does not fit (the caller then reduces per output).
+template <class T, class O>
+bool sum_outer(const KernelArgs& k, const std::vector<int64_t>& dims, double scale) {
+  const TensorView& x = k.input(0);
+  TensorView& out = k.output(0);
+  ReducePlan p(x, dims);
+  if (p.nk == 0 || p.nr == 0 || p.kstride[p.nk - 1] != 1 || !out.is_contiguous()) return false;
+  for (int d = 0; d < p.nr; ++d)
+    if (p.rstride[d] == 1) return false;
+  using A = acc_t<T>;
+  const int64_t inner = p.kshape[p.nk - 1];
+  const int64_t outer = p.kept_numel / inner;
+  constexpr int64_t kBlock = 1024;
+  const int64_t nblocks = (inner + kBlock - 1) / kBlock;
+  const T* xp = x.ptr<T>();
+  O* op = out.ptr<O>();
+  parallel_for(outer * nblocks, 1, [&](int64_t s, int64_t e) {
+    A acc[kBlock];
+    for (int64_t t = s; t < e; ++t) {
+      int64_t o = t / nblocks, j0 = (t % nblocks) * kBlock;
+      int64_t n = std::min(kBlock, inner - j0);
+      std::fill(acc, acc + n, A(0));
+      const T* base = xp + p.kept_offset(o * inner) + j0;
+      int64_t idx[kMaxDims] = {};
+      for (int64_t r = 0; r < p.red_numel; ++r) {
+        int64_t off = 0;
+        for (int d = 0; d < p.nr; ++d) off += idx[d] * p.rstride[d];
+        accumulate_row(acc, base + off, n);
+        for (int d = p.nr - 1; d >= 0; --d) {
+          if (++idx[d] < p.rshape[d]) break;
+          idx[d] = 0;
+        }
+      }
+      O* dst = op + o * inner + j0;
+      for (int64_t j = 0; j < n; ++j) dst[j] = O(scale == 1.0 ? acc[j] : A(double(acc[j]) * scale));
+    }
+  });
+  return true;
+}
+
 template <class T>
 void sum_k(const KernelArgs& k) {
   using A = acc_t<T>;
   using O = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
+  if (sum_outer<T, O>(k, k.attrs->ints(0), 1.0)) return;
   reduce_each<T, O>(k, k.attrs->ints(0), [](const ReducePlan& p, const T* b) {
     A acc = 0;
     p.visit(b, [&](T v) { acc += A(v); });
@@ -112,6 +162,10 @@ void sum_k(const KernelArgs& k) {
 
 template <class T>
 void mean_k(const KernelArgs& k) {
+  {
+    ReducePlan p(k.input(0), k.attrs->ints(0));
+    if (p.red_numel > 0 && sum_outer<T, T>(k, k.attrs->ints(0), 1.0 / double(p.red_numel))) return;
+  }
   reduce_each<T, T>(k, k.attrs->ints(0), [](const ReducePlan& p, const T* b) {
     double acc = 0;
     p.visit(b, [&](T v) { acc += double(v); });
