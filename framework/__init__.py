@@ -42,6 +42,9 @@ float16 = None  # not supported; present so `fw.float16` fails clearly where use
 
 _ops._bind_methods()
 
+from . import nn, optim, utils  # noqa: E402,F401
+from .serialization import load, load_torch_checkpoint, save  # noqa: E402,F401
+
 
 def set_num_threads(n: int) -> None:
     """Sets the threads used by kernels, the graph runtime and OpenBLAS (one owner)."""

@@ -187,3 +187,29 @@ def new_tensor(self, data, dtype=None, **_):
 
 Tensor.type_as = lambda self, other: self.to(other.dtype)
 Tensor.square = lambda self: self * self
+
+
+@_method("uniform_")
+def uniform_(self, from_=0.0, to=1.0, generator=None):
+    """Fills self with U(from_, to) samples in place (the registered "uniform" op)."""
+    from . import autograd as AG
+    from .creation import _uniform_op, default_generator
+    from .ops.dispatch import _copy_into
+
+    g = generator or default_generator
+    with AG.no_grad():
+        _copy_into(self, _uniform_op(tuple(self.shape), g.next_seed(), float(from_), float(to), self.dtype.code))
+    return self
+
+
+@_method("normal_")
+def normal_(self, mean=0.0, std=1.0, generator=None):
+    """Fills self with N(mean, std^2) samples in place (the registered "normal" op)."""
+    from . import autograd as AG
+    from .creation import _normal_op, default_generator
+    from .ops.dispatch import _copy_into
+
+    g = generator or default_generator
+    with AG.no_grad():
+        _copy_into(self, _normal_op(tuple(self.shape), g.next_seed(), float(mean), float(std), self.dtype.code))
+    return self

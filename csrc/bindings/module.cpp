@@ -100,7 +100,8 @@ Attrs attrs_of_tuple(const py::tuple& t) {
   return attrs;
 }
 
-// Runs kernel `handle` on numpy operands. None inputs become empty views (optional inputs).
+// Runs kernel `handle` on numpy operands. None inputs and outputs become empty views (optional
+// operands; kernels test `data != nullptr`).
 static void run_kernel(uintptr_t handle, const py::tuple& inputs, const py::tuple& outputs,
                        const py::tuple& attr_values) {
   KernelFn fn = reinterpret_cast<KernelFn>(handle);
@@ -109,7 +110,8 @@ static void run_kernel(uintptr_t handle, const py::tuple& inputs, const py::tupl
   if (inputs.size() > 16 || outputs.size() > 8) throw py::value_error("too many kernel operands");
   for (size_t i = 0; i < inputs.size(); ++i)
     if (!inputs[i].is_none()) ins[i] = view_of_array(inputs[i], false);
-  for (size_t i = 0; i < outputs.size(); ++i) outs[i] = view_of_array(outputs[i], true);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (!outputs[i].is_none()) outs[i] = view_of_array(outputs[i], true);
   Attrs attrs = attrs_of_tuple(attr_values);
   KernelArgs args;
   args.in = ins;

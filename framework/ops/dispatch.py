@@ -176,3 +176,30 @@ def _copy_into(dst, src):
         raise RuntimeError("cannot write into a read-only tensor")
     _C.run(op.handle(src.dtype), (src._data,), (dst._data,), (dst.dtype.code,))
     dst._version.value += 1
+
+
+def dispatch_into(op: OpDef, inputs: list, outputs: list, attrs: tuple) -> None:
+    """Runs op's kernel writing into the given `outputs` (Tensors, or None for an optional
+    output) instead of allocating new ones; outputs may alias inputs (fused in-place
+    updates such as optimizer steps). No type promotion and no autograd recording: the
+    caller passes operands of the kernel's dtype. Bumps each output's version counter, so
+    autograd notices if a saved tensor was overwritten. Used by framework.optim."""
+    specs = op.infer(*inputs, *attrs)
+    kdt = inputs[op.dispatch_input].dtype
+    for i, (out, (shape, dt)) in enumerate(zip(outputs, specs)):
+        if out is None:
+            continue
+        if tuple(out.shape) != tuple(shape) or out.dtype is not dt:
+            raise RuntimeError(
+                f"{op.name}: output #{i} is {out.dtype.name}{list(out.shape)}, expected "
+                f"{dt.name}{list(shape)}")
+        if not out._data.flags.writeable:
+            raise RuntimeError(f"{op.name}: output #{i} is read-only")
+    _C.run(op.handle(kdt), tuple(x._data if x is not None else None for x in inputs),
+           tuple(o._data if o is not None else None for o in outputs), attrs)
+    for out in outputs:
+        if out is not None:
+            out._version.value += 1
+    if DISPATCH_HOOKS:
+        for hook in DISPATCH_HOOKS:
+            hook(op, inputs, attrs, list(outputs))

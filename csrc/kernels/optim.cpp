@@ -1,0 +1,229 @@
+// optim.cpp: fused optimizer updates, one kernel per optimizer, run once per parameter.
+//
+// Each kernel reads (param, grad, state...) and writes the new param and state. Eager
+// optimizers call them through dispatch_into() with the outputs aliasing the inputs (the
+// parameter and its state buffers are updated in place); every element is read before it is
+// written at the same index, so aliasing is safe. The arithmetic follows torch's
+// single-tensor (foreach=False) implementations op by op, rounding to T where torch does,
+// so float32 trajectories agree with torch. Scalars derived from the step count (bias
+// corrections, step size) are computed in double, as torch computes them in Python.
+#include <cmath>
+#include <cstdint>
+
+#include "core/parallel.h"
+#include "kernels/registry.h"
+
+namespace fw {
+namespace {
+
+constexpr int64_t kGrain = 16384;
+
+// Checks that every present operand is contiguous and has `n` elements of dtype `dt`.
+void check_operands(const KernelArgs& a, const char* op) {
+  const TensorView& p = a.input(0);
+  int64_t n = p.numel();
+  for (int i = 0; i < a.n_in; ++i) {
+    if (!a.has_input(i)) continue;
+    FW_CHECK(a.in[i].dtype == p.dtype, op, ": operand #", i, " has a different dtype than the parameter");
+    FW_CHECK(a.in[i].numel() == n, op, ": operand #", i, " has ", a.in[i].numel(),
+             " elements, the parameter has ", n);
+    FW_CHECK(a.in[i].is_contiguous(), op, ": operand #", i, " is not contiguous");
+  }
+  for (int i = 0; i < a.n_out; ++i) {
+    if (a.out[i].data == nullptr) continue;
+    FW_CHECK(a.out[i].dtype == p.dtype, op, ": output #", i, " has a different dtype than the parameter");
+    FW_CHECK(a.out[i].numel() == n, op, ": output #", i, " has ", a.out[i].numel(),
+             " elements, the parameter has ", n);
+    FW_CHECK(a.out[i].is_contiguous(), op, ": output #", i, " is not contiguous");
+  }
+}
+
+template <class T>
+T* out_ptr(const KernelArgs& a, int i, const char* op, const char* what) {
+  FW_CHECK(i < a.n_out && a.out[i].data != nullptr, op, ": missing output ", what);
+  return a.out[i].ptr<T>();
+}
+
+// inputs: param, grad, momentum_buffer?   outputs: param, momentum_buffer?
+// attrs: lr, momentum, dampening, weight_decay, nesterov, maximize, first_step
+template <class T>
+void sgd_update_k(const KernelArgs& a) {
+  check_operands(a, "sgd_update");
+  const auto& at = *a.attrs;
+  const T lr = T(at.f(0)), momentum = T(at.f(1)), damp = T(1.0 - at.f(2)), wd = T(at.f(3));
+  const bool nesterov = at.i(4) != 0, maximize = at.i(5) != 0, first = at.i(6) != 0;
+  const bool use_wd = at.f(3) != 0.0, use_mom = at.f(1) != 0.0;
+  const T* p_in = a.input(0).ptr<T>();
+  const T* g_in = a.input(1).ptr<T>();
+  const T* b_in = a.has_input(2) ? a.in[2].ptr<T>() : nullptr;
+  T* p_out = out_ptr<T>(a, 0, "sgd_update", "param");
+  T* b_out = nullptr;
+  if (use_mom) {
+    b_out = out_ptr<T>(a, 1, "sgd_update", "momentum_buffer");
+    FW_CHECK(first || b_in != nullptr, "sgd_update: momentum needs a momentum_buffer input after the first step");
+  }
+  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T p = p_in[i];
+      T g = maximize ? -g_in[i] : g_in[i];
+      if (use_wd) g = g + wd * p;
+      if (use_mom) {
+        T buf = first ? g : T(b_in[i] * momentum) + damp * g;
+        b_out[i] = buf;
+        g = nesterov ? g + momentum * buf : buf;
+      }
+      p_out[i] = p + (-lr) * g;
+    }
+  });
+}
+
+// inputs: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq?
+// outputs: param, exp_avg, exp_avg_sq, max_exp_avg_sq?
+// attrs: lr, beta1, beta2, eps, weight_decay, step, amsgrad, maximize, decoupled (AdamW)
+template <class T>
+void adam_update_k(const KernelArgs& a) {
+  check_operands(a, "adam_update");
+  const auto& at = *a.attrs;
+  const double lr = at.f(0), beta1 = at.f(1), beta2 = at.f(2), wd = at.f(4);
+  const double step = at.f(5);
+  const bool amsgrad = at.i(6) != 0, maximize = at.i(7) != 0, decoupled = at.i(8) != 0;
+  FW_CHECK(step >= 1, "adam_update: step must be >= 1, got ", step);
+  const double bc1 = 1.0 - std::pow(beta1, step);
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(beta2, step));
+  const T step_size = T(lr / bc1), bc2s = T(bc2_sqrt), eps = T(at.f(3));
+  const T w1 = T(1.0 - beta1), b2 = T(beta2), w2 = T(1.0 - beta2), twd = T(wd);
+  const T decay = T(1.0 - lr * wd);
+  const bool use_wd = wd != 0.0;
+  const T* p_in = a.input(0).ptr<T>();
+  const T* g_in = a.input(1).ptr<T>();
+  const T* m_in = a.input(2).ptr<T>();
+  const T* v_in = a.input(3).ptr<T>();
+  const T* vmax_in = a.has_input(4) ? a.in[4].ptr<T>() : nullptr;
+  T* p_out = out_ptr<T>(a, 0, "adam_update", "param");
+  T* m_out = out_ptr<T>(a, 1, "adam_update", "exp_avg");
+  T* v_out = out_ptr<T>(a, 2, "adam_update", "exp_avg_sq");
+  T* vmax_out = nullptr;
+  if (amsgrad) {
+    FW_CHECK(vmax_in != nullptr, "adam_update: amsgrad needs a max_exp_avg_sq input");
+    vmax_out = out_ptr<T>(a, 3, "adam_update", "max_exp_avg_sq");
+  }
+  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      T p = p_in[i];
+      T g = maximize ? -g_in[i] : g_in[i];
+      if (use_wd) {
+        if (decoupled) p = p * decay;
+        else g = g + twd * p;
+      }
+      const T m = m_in[i] + w1 * (g - m_in[i]);  // lerp, weight < 0.5 form
+      const T v = T(v_in[i] * b2) + w2 * g * g;
+      m_out[i] = m;
+      v_out[i] = v;
+      T vv = v;
+      if (amsgrad) {
+        vv = vmax_in[i] > v ? vmax_in[i] : v;
+        vmax_out[i] = vv;
+      }
+      const T denom = std::sqrt(vv) / bc2s + eps;
+      p_out[i] = p + (-step_size) * (m / denom);
+    }
+  });
+}
+
+// inputs: param, grad, square_avg, grad_avg?, momentum_buffer?
+// outputs: param, square_avg, grad_avg?, momentum_buffer?
+// attrs: lr, alpha, eps, weight_decay, momentum, centered, maximize
+template <class T>
+void rmsprop_update_k(const KernelArgs& a) {
+  check_operands(a, "rmsprop_update");
+  const auto& at = *a.attrs;
+  const T lr = T(at.f(0)), alpha = T(at.f(1)), w = T(1.0 - at.f(1)), eps = T(at.f(2));
+  const T wd = T(at.f(3)), momentum = T(at.f(4));
+  const bool use_wd = at.f(3) != 0.0, use_mom = at.f(4) > 0.0;
+  const bool centered = at.i(5) != 0, maximize = at.i(6) != 0;
+  const T* p_in = a.input(0).ptr<T>();
+  const T* g_in = a.input(1).ptr<T>();
+  const T* s_in = a.input(2).ptr<T>();
+  const T* ga_in = a.has_input(3) ? a.in[3].ptr<T>() : nullptr;
+  const T* b_in = a.has_input(4) ? a.in[4].ptr<T>() : nullptr;
+  T* p_out = out_ptr<T>(a, 0, "rmsprop_update", "param");
+  T* s_out = out_ptr<T>(a, 1, "rmsprop_update", "square_avg");
+  T* ga_out = nullptr;
+  T* b_out = nullptr;
+  if (centered) {
+    FW_CHECK(ga_in != nullptr, "rmsprop_update: centered needs a grad_avg input");
+    ga_out = out_ptr<T>(a, 2, "rmsprop_update", "grad_avg");
+  }
+  if (use_mom) {
+    FW_CHECK(b_in != nullptr, "rmsprop_update: momentum needs a momentum_buffer input");
+    b_out = out_ptr<T>(a, 3, "rmsprop_update", "momentum_buffer");
+  }
+  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T p = p_in[i];
+      T g = maximize ? -g_in[i] : g_in[i];
+      if (use_wd) g = g + wd * p;
+      const T s = T(s_in[i] * alpha) + w * g * g;
+      s_out[i] = s;
+      T avg;
+      if (centered) {
+        const T ga = ga_in[i] + w * (g - ga_in[i]);
+        ga_out[i] = ga;
+        avg = std::sqrt(s + T(-1) * (ga * ga));
+      } else {
+        avg = std::sqrt(s);
+      }
+      avg = avg + eps;
+      if (use_mom) {
+        const T buf = T(b_in[i] * momentum) + g / avg;
+        b_out[i] = buf;
+        p_out[i] = p + (-lr) * buf;
+      } else {
+        p_out[i] = p + (-lr) * (g / avg);
+      }
+    }
+  });
+}
+
+// inputs: param, grad, state_sum   outputs: param, state_sum
+// attrs: lr, lr_decay, weight_decay, eps, step, maximize
+template <class T>
+void adagrad_update_k(const KernelArgs& a) {
+  check_operands(a, "adagrad_update");
+  const auto& at = *a.attrs;
+  const double step = at.f(4);
+  const T clr = T(at.f(0) / (1.0 + (step - 1.0) * at.f(1)));
+  const T wd = T(at.f(2)), eps = T(at.f(3));
+  const bool use_wd = at.f(2) != 0.0, maximize = at.i(5) != 0;
+  const T* p_in = a.input(0).ptr<T>();
+  const T* g_in = a.input(1).ptr<T>();
+  const T* s_in = a.input(2).ptr<T>();
+  T* p_out = out_ptr<T>(a, 0, "adagrad_update", "param");
+  T* s_out = out_ptr<T>(a, 1, "adagrad_update", "state_sum");
+  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T p = p_in[i];
+      T g = maximize ? -g_in[i] : g_in[i];
+      if (use_wd) g = g + wd * p;
+      const T s = s_in[i] + g * g;
+      s_out[i] = s;
+      const T std_ = std::sqrt(s) + eps;
+      p_out[i] = p + (-clr) * (g / std_);
+    }
+  });
+}
+
+}  // namespace
+
+FW_REGISTER_KERNELS(optim) {
+  register_kernel("sgd_update", DType::f32, &sgd_update_k<float>);
+  register_kernel("sgd_update", DType::f64, &sgd_update_k<double>);
+  register_kernel("adam_update", DType::f32, &adam_update_k<float>);
+  register_kernel("adam_update", DType::f64, &adam_update_k<double>);
+  register_kernel("rmsprop_update", DType::f32, &rmsprop_update_k<float>);
+  register_kernel("rmsprop_update", DType::f64, &rmsprop_update_k<double>);
+  register_kernel("adagrad_update", DType::f32, &adagrad_update_k<float>);
+  register_kernel("adagrad_update", DType::f64, &adagrad_update_k<double>);
+}
+
+}  // namespace fw

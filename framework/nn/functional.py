@@ -1,0 +1,451 @@
+"""torch.nn.functional names over framework's registered ops.
+
+Ops with their own OpDef (softmax, norms, conv, pooling, losses, ...) come from whichever
+framework.ops family module defines them (looked up by name in the modules' __all__, so this
+file does not depend on how the op families are split). Where an op family has not landed,
+some functions fall back to a composite of registered ops (still traceable, still C++
+compute); the rest raise NotImplementedError naming the missing op. No compute here.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from .. import autograd as AG
+from .. import dtypes as D
+from ..creation import arange, rand
+from ..ops import elementwise as E
+from ..ops import linalg as L
+from ..ops import reduce as R
+from ..ops import shape as S
+
+
+_OWN = {"framework.ops.elementwise", "framework.ops.linalg", "framework.ops.reduce",
+        "framework.ops.shape", "framework.ops.optim"}
+_CACHE: dict = {}
+
+
+def _op(name: str):
+    """The public function `name` from an op family module (None when none defines it)."""
+    fn = _CACHE.get(name, 0)
+    if fn != 0:
+        return fn
+    fn = None
+    for mod_name, mod in sorted(sys.modules.items()):
+        if mod is None or not mod_name.startswith("framework.ops.") or mod_name in _OWN:
+            continue
+        if name in getattr(mod, "__all__", ()):
+            fn = getattr(mod, name)
+            break
+    _CACHE[name] = fn
+    return fn
+
+
+def _need(name: str):
+    fn = _op(name)
+    if fn is None:
+        raise NotImplementedError(f"nn.functional.{name}: the {name!r} op is not registered yet "
+                                  "(its op family has not been merged)")
+    return fn
+
+
+# ---- linear layers -----------------------------------------------------------------------
+linear = L.linear
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y = x1^T A x2 + b with weight A of shape (out, in1, in2)."""
+    fn = _op("bilinear")
+    if fn is not None:
+        return fn(input1, input2, weight, bias)
+    out_f, in1, in2 = weight.shape
+    lead = tuple(input1.shape[:-1])
+    x1 = S.reshape(input1, (-1, in1))
+    x2 = S.reshape(input2, (-1, in2))
+    w = S.reshape(S.permute(weight, (1, 0, 2)), (in1, out_f * in2))
+    t = S.reshape(L.matmul(x1, w), (-1, out_f, in2))
+    y = R.sum(t * S.unsqueeze(x2, 1), -1)
+    if bias is not None:
+        y = y + bias
+    return S.reshape(y, lead + (out_f,))
+
+
+# ---- activations -------------------------------------------------------------------------
+tanh = E.tanh
+sigmoid = E.sigmoid
+softplus = E.softplus
+
+
+def relu(input, inplace: bool = False):
+    """max(0, x)."""
+    return E.relu(input)
+
+
+def gelu(input, approximate: str = "none"):
+    """Gaussian error linear unit (approximate="tanh" for the tanh form)."""
+    return E.gelu(input, approximate)
+
+
+def silu(input, inplace: bool = False):
+    """x * sigmoid(x)."""
+    return E.silu(input)
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return E.elu(input, alpha)
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+    """max(0, x) + negative_slope * min(0, x)."""
+    return E.leaky_relu(input, negative_slope)
+
+
+def relu6(input, inplace: bool = False):
+    """min(max(0, x), 6)."""
+    return E.clamp(input, 0.0, 6.0)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    """clamp(x, min_val, max_val)."""
+    return E.clamp(input, min_val, max_val)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return -E.softplus(-input)
+
+
+def mish(input, inplace: bool = False):
+    """x * tanh(softplus(x))."""
+    return input * E.tanh(E.softplus(input))
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return input / (E.abs(input) + 1)
+
+
+def hardsigmoid(input, inplace: bool = False):
+    """clamp(x / 6 + 1/2, 0, 1)."""
+    return E.clamp(input / 6.0 + 0.5, 0.0, 1.0)
+
+
+def hardswish(input, inplace: bool = False):
+    """x * hardsigmoid(x)."""
+    return input * hardsigmoid(input)
+
+
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """exp(x) / sum(exp(x)) along dim."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    fn = _op("softmax")
+    if fn is not None:
+        return fn(input, dim)
+    return E.exp(input - R.logsumexp(input, dim, keepdim=True))
+
+
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """log(softmax(x)) along dim, computed stably."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    fn = _op("log_softmax")
+    if fn is not None:
+        return fn(input, dim)
+    return input - R.logsumexp(input, dim, keepdim=True)
+
+
+def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
+    """x / max(||x||_p, eps) along dim."""
+    n = R.norm(input, p, dim, keepdim=True)
+    return input / E.clamp(n, min=eps)
+
+
+# ---- dropout -----------------------------------------------------------------------------
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zeroes elements with probability p and scales the rest by 1/(1-p) (training only)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    fn = _op("dropout")
+    if fn is not None:
+        return fn(input, p, training)
+    if p == 1.0:
+        return input * 0.0
+    keep = rand(tuple(input.shape), dtype=input.dtype) >= p
+    return E.where(keep, input * (1.0 / (1.0 - p)), 0.0)
+
+
+# ---- normalization -----------------------------------------------------------------------
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalizes over the trailing dims `normalized_shape`, then scales and shifts."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(normalized_shape):]) != normalized_shape:
+        raise RuntimeError(
+            f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}")
+    fn = _op("layer_norm")
+    if fn is not None:
+        return fn(input, normalized_shape, weight, bias, eps)
+    dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
+    mean = R.mean(input, dims, keepdim=True)
+    var = R.var(input, dims, keepdim=True, correction=0)
+    y = (input - mean) * E.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Normalizes over groups of channels (dim 1), then scales and shifts per channel."""
+    n, c = input.shape[0], input.shape[1]
+    if c % num_groups != 0:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
+                           f"but got input of shape {list(input.shape)} and num_groups={num_groups}")
+    fn = _op("group_norm")
+    if fn is not None:
+        return fn(input, num_groups, weight, bias, eps)
+    x = S.reshape(input, (n, num_groups, -1))
+    mean = R.mean(x, -1, keepdim=True)
+    var = R.var(x, -1, keepdim=True, correction=0)
+    y = S.reshape((x - mean) * E.rsqrt(var + eps), tuple(input.shape))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        y = y * S.reshape(weight, shape)
+    if bias is not None:
+        y = y + S.reshape(bias, shape)
+    return y
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5):
+    """Batch normalization over dim 1; in training, updates running stats in place."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least 2D input (got {input.ndim}D input)")
+    fn = _op("batch_norm")
+    if fn is not None:
+        return fn(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    c = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // c
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        mean = R.mean(input, dims)
+        var = R.var(input, dims, correction=0)
+        if running_mean is not None:
+            with AG.no_grad():
+                running_mean.mul_(1.0 - momentum).add_(mean.detach() * momentum)
+                running_var.mul_(1.0 - momentum).add_(var.detach() * (momentum * n / (n - 1)))
+    else:
+        mean, var = running_mean, running_var
+    y = (input - S.reshape(mean, shape)) * S.reshape(E.rsqrt(var + eps), shape)
+    if weight is not None:
+        y = y * S.reshape(weight, shape)
+    if bias is not None:
+        y = y + S.reshape(bias, shape)
+    return y
+
+
+# ---- embeddings --------------------------------------------------------------------------
+def one_hot(tensor, num_classes: int = -1):
+    """int64 one-hot encoding with a new last dim of size num_classes."""
+    fn = _op("one_hot")
+    if fn is not None:
+        return fn(tensor, num_classes)
+    if num_classes < 0:
+        num_classes = int(R.max(tensor).item()) + 1
+    return E.eq(S.unsqueeze(tensor, -1), arange(num_classes)).to(D.int64)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False):
+    """Rows of weight picked by the integer input (no gradient into row padding_idx)."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    if input.dtype.is_floating_point:
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar "
+                           f"types: Long, Int; but got {input.dtype.name} instead (while checking arguments for embedding)")
+    num = weight.shape[0]
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += num
+    fn = _op("embedding")
+    if fn is not None:
+        return fn(input, weight, padding_idx)
+    hot = E.eq(S.unsqueeze(input, -1), arange(num))
+    if padding_idx is not None:
+        # NOTE: torch gives row padding_idx no gradient; the row's value is still returned.
+        hot_grad = E.logical_and(hot, S.unsqueeze(E.ne(input, padding_idx), -1))
+        pad_rows = E.where(S.unsqueeze(E.eq(input, padding_idx), -1), weight[padding_idx].detach(), 0.0)
+        return L.matmul(hot_grad.to(weight.dtype), weight) + pad_rows
+    return L.matmul(hot.to(weight.dtype), weight)
+
+
+# ---- losses ------------------------------------------------------------------------------
+def _reduce(loss, reduction: str):
+    if reduction == "mean":
+        return R.mean(loss)
+    if reduction == "sum":
+        return R.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """Mean squared error."""
+    fn = _op("mse_loss")
+    if fn is not None:
+        return fn(input, target, reduction=reduction)
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """Mean absolute error."""
+    fn = _op("l1_loss")
+    if fn is not None:
+        return fn(input, target, reduction=reduction)
+    return _reduce(E.abs(input - target), reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+    """Huber-like loss: 0.5 d^2 / beta below beta, |d| - 0.5 beta above."""
+    d = E.abs(input - target)
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(E.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """Sigmoid + binary cross entropy in one stable expression."""
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+    fn = _op("binary_cross_entropy_with_logits")
+    if fn is not None:
+        return fn(input, target, weight, reduction=reduction, pos_weight=pos_weight)
+    log_sig_neg = E.log1p(E.exp(-E.abs(input))) + E.relu(-input)  # -log(sigmoid(x))
+    if pos_weight is not None:
+        loss = (1 - target) * input + (1 + (pos_weight - 1) * target) * log_sig_neg
+    else:
+        loss = (1 - target) * input + log_sig_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    """-(t log x + (1 - t) log(1 - x)) with logs clamped at -100 like torch."""
+    loss = -(target * E.clamp(E.log(input), min=-100.0) + (1 - target) * E.clamp(E.log(1 - input), min=-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _class_mask(target, c, dtype):
+    """(N, C, ...) float mask with a 1 at each target class (moved to dim 1)."""
+    hot = E.eq(S.unsqueeze(target, 1), S.reshape(arange(c), (1, c) + (1,) * (target.ndim - 1)))
+    return hot.to(dtype)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    """Negative log likelihood of log-probabilities `input` (N, C, ...) at integer targets."""
+    if input.ndim < 1 or (input.ndim >= 2 and tuple(target.shape) != (input.shape[0],) + tuple(input.shape[2:])):
+        raise ValueError(f"Expected target size {[input.shape[0]] + list(input.shape[2:])}, got {list(target.shape)}")
+    fn = _op("nll_loss")
+    if fn is not None:
+        return fn(input, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if input.ndim == 1:
+        input, target = S.unsqueeze(input, 0), S.unsqueeze(target, 0)
+    c = input.shape[1]
+    mask = _class_mask(target, c, input.dtype)
+    valid = E.ne(target, ignore_index).to(input.dtype)
+    w = valid if weight is None else R.sum(mask * S.reshape(weight, (1, c) + (1,) * (input.ndim - 2)), 1) * valid
+    loss = -R.sum(input * mask, 1) * w
+    if reduction == "mean":
+        return R.sum(loss) / R.sum(w)
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """log_softmax over dim 1 followed by nll_loss (class-index or probability targets)."""
+    fn = _op("cross_entropy")
+    if fn is not None:
+        return fn(input, target, weight, ignore_index=ignore_index, reduction=reduction,
+                  label_smoothing=label_smoothing)
+    cdim = 0 if input.ndim == 1 else 1
+    logp = log_softmax(input, cdim)
+    if target.dtype.is_floating_point:  # class probabilities
+        if weight is not None:
+            logp = logp * S.reshape(weight, (-1,) + (1,) * (input.ndim - cdim - 1))
+        t = target if label_smoothing == 0 else target * (1 - label_smoothing) + label_smoothing / input.shape[cdim]
+        loss = -R.sum(logp * t, cdim)
+        return _reduce(loss, reduction) if reduction != "mean" else R.sum(loss) / (loss.numel() or 1)
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return nll
+    if weight is not None:
+        raise NotImplementedError("cross_entropy: label_smoothing with class weights is not supported")
+    c = input.shape[cdim]
+    valid = E.ne(target, ignore_index).to(input.dtype)
+    smooth = -R.sum(logp, cdim) * valid
+    smooth = R.sum(smooth) / R.sum(valid) if reduction == "mean" else _reduce(smooth, reduction)
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+# ---- attention ---------------------------------------------------------------------------
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale=None, enable_gqa: bool = False):
+    """softmax(q k^T * scale + mask) v; boolean masks mark positions that may attend."""
+    fn = _op("scaled_dot_product_attention")
+    if fn is not None:
+        return fn(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+    L_, S_ = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = L.matmul(query, S.transpose(key, -2, -1)) * scale
+    if is_causal:
+        causal = E.ge(S.unsqueeze(arange(L_), 1), S.unsqueeze(arange(S_), 0))
+        scores = E.masked_fill(scores, E.logical_not(causal), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype is D.bool_:
+            scores = E.masked_fill(scores, E.logical_not(attn_mask), float("-inf"))
+        else:
+            scores = scores + attn_mask
+    attn = softmax(scores, -1)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return L.matmul(attn, value)
+
+
+# ---- ops provided by the conv / pooling families ---------------------------------------
+def _forward(name):
+    def fn(*args, **kwargs):
+        return _need(name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"torch.nn.functional.{name} (the registered {name!r} op)."
+    return fn
+
+
+conv1d = _forward("conv1d")
+conv2d = _forward("conv2d")
+conv_transpose2d = _forward("conv_transpose2d")
+max_pool2d = _forward("max_pool2d")
+avg_pool2d = _forward("avg_pool2d")
+adaptive_avg_pool2d = _forward("adaptive_avg_pool2d")
+pad = _forward("pad")
+interpolate = _forward("interpolate")
+

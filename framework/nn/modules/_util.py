@@ -1,0 +1,27 @@
+"""Small composites shared by the recurrent and attention layers (registered ops only)."""
+
+from __future__ import annotations
+
+from ...creation import zeros
+from ...ops import shape as S
+from .. import functional as F
+
+
+def stack(tensors, dim: int = 0):
+    """torch.stack: the registered op when present, else select_scatter into zeros."""
+    fn = F._op("stack")
+    if fn is not None:
+        return fn(list(tensors), dim)
+    t0 = tensors[0]
+    d = dim % (t0.ndim + 1)
+    shape = tuple(t0.shape[:d]) + (len(tensors),) + tuple(t0.shape[d:])
+    out = zeros(shape, dtype=t0.dtype)
+    for i, t in enumerate(tensors):
+        out = S.select_scatter(out, t, d, i)
+    return out
+
+
+def chunk(x, n: int, dim: int = -1):
+    """n equal pieces of x along dim (views)."""
+    size = x.shape[dim] // n
+    return [S.narrow(x, dim, i * size, size) for i in range(n)]
