@@ -6,7 +6,7 @@ from collections import OrderedDict
 from typing import Iterable, Iterator
 
 from ..parameter import Parameter
-from .module import Module
+from .module import Module, _addindent
 
 
 class Sequential(Module):
@@ -140,6 +140,23 @@ class ModuleList(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it instead")
+
+    def __repr__(self) -> str:
+        """Like torch: runs of identical children print once as "(i-j): n x Child(...)"."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        runs = [[0, 0, reprs[0]]]
+        for i, r in enumerate(reprs[1:], 1):
+            if r == runs[-1][2]:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = []
+        for start, end, r in runs:
+            head = f"({start}): " if start == end else f"({start}-{end}): {end - start + 1} x "
+            lines.append(_addindent(head + r, 2))
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleDict(Module):
