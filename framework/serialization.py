@@ -42,7 +42,8 @@ class _Writer:
     def add_tensor(self, t: Tensor) -> dict:
         if id(t) in self.memo:
             return self.memo[id(t)]
-        arr = np.ascontiguousarray(t.detach()._data)
+        arr = t.detach()._data
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")
         data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
         pad = (-self.size) % ALIGN
         if pad:

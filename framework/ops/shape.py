@@ -294,7 +294,8 @@ def _select_grad(c, g):
 def _select_view(a, dim, index):
     idx = [slice(None)] * a.ndim
     idx[dim] = index
-    return a[tuple(idx)]
+    # NOTE: the trailing Ellipsis keeps a 0-d result an array view (not a numpy scalar).
+    return a[tuple(idx) + (Ellipsis,)]
 
 
 @defop(name="select", inputs=("x",), attrs=("dim", "index"), infer=_select_infer, grad=_select_grad,

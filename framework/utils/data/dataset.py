@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from ...creation import default_generator, randperm
+from ...creation import default_generator
 from ...tensor import Tensor
 
 
@@ -90,7 +90,9 @@ def random_split(dataset, lengths, generator=None):
         lengths = sizes
     if sum(lengths) != n:
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
-    perm = randperm(n, generator=generator or default_generator).tolist()
+    from .sampler import permutation
+
+    perm = permutation(n, generator or default_generator)
     out, off = [], 0
     for length in lengths:
         out.append(Subset(dataset, perm[off:off + length]))

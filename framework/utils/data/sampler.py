@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ...creation import Generator, default_generator, randint, randperm
+from ...creation import Generator, default_generator, rand, randint, randperm
+from ...tensor import Tensor
+
+
+def permutation(n: int, generator=None) -> list:
+    """A random permutation of range(n) as Python ints: framework.randperm when the sort op
+    is registered, else a Fisher-Yates shuffle driven by one draw of n uniforms."""
+    if hasattr(Tensor, "argsort"):
+        return randperm(n, generator=generator).tolist()
+    u = rand(n, generator=generator, dtype=None).tolist() if n else []
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = min(int(u[i] * (i + 1)), i)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
 
 
 class Sampler:
@@ -54,8 +68,8 @@ class RandomSampler(Sampler):
             yield from randint(0, n, (self.num_samples,), generator=g).tolist()
             return
         for _ in range(self.num_samples // n):
-            yield from randperm(n, generator=g).tolist()
-        yield from randperm(n, generator=g).tolist()[: self.num_samples % n]
+            yield from permutation(n, g)
+        yield from permutation(n, g)[: self.num_samples % n]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -69,7 +83,7 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        for i in randperm(len(self.indices), generator=self.generator).tolist():
+        for i in permutation(len(self.indices), self.generator):
             yield self.indices[i]
 
     def __len__(self) -> int:
