@@ -202,6 +202,7 @@ template <class S>
 void copy_from(const KernelArgs& a) {
   const TensorView& src = a.input(0);
   TensorView& dst = a.output(0);
+  if (dst.dtype == src.dtype && transpose_copy<S>(dst, src)) return;
   dispatch_dtype(dst.dtype, [&](auto zero) {
     using D = decltype(zero);
     unary_kernel<D, S>(dst, src, [](S x) {

@@ -198,6 +198,54 @@ void ternary_kernel(const TensorView& out, const TensorView& a, const TensorView
   });
 }
 
+// out <- in for same-dtype views where the output's fastest dim is strided in the input but
+// another dim is contiguous there (a transpose): copies 32x32 tiles so both sides are read
+// and written along cache lines. Returns false when the layout is not a transpose.
+template <class T>
+bool transpose_copy(const TensorView& out, const TensorView& in) {
+  const TensorView* ins[1] = {&in};
+  ElementwiseIter<2> it(out, ins);
+  const int L = it.ndim - 1;
+  const int64_t es = int64_t(sizeof(T));
+  if (L < 1 || it.strides[0][L] != es || it.strides[1][L] == es) return false;
+  int q = -1;
+  for (int d = 0; d < L; ++d)
+    if (it.strides[1][d] == es) q = d;
+  if (q < 0 || it.shape[q] < 8 || it.shape[L] < 8) return false;
+  // outer dims: all but q and L
+  int od[kMaxDims], no = 0;
+  int64_t outer = 1;
+  for (int d = 0; d < L; ++d)
+    if (d != q) {
+      od[no++] = d;
+      outer *= it.shape[d];
+    }
+  constexpr int64_t B = 32;
+  const int64_t nq = it.shape[q], nl = it.shape[L];
+  const int64_t tq = (nq + B - 1) / B, tl = (nl + B - 1) / B;
+  const int64_t dq = it.strides[0][q], dl = es, sq = es, sl = it.strides[1][L];
+  parallel_for(outer * tq * tl, 4, [&](int64_t s, int64_t e) {
+    for (int64_t t = s; t < e; ++t) {
+      int64_t o = t / (tq * tl), rem = t % (tq * tl);
+      int64_t q0 = (rem / tl) * B, l0 = (rem % tl) * B;
+      int64_t doff = 0, soff = 0, r = o;
+      for (int k = no - 1; k >= 0; --k) {
+        int64_t i = r % it.shape[od[k]];
+        r /= it.shape[od[k]];
+        doff += i * it.strides[0][od[k]];
+        soff += i * it.strides[1][od[k]];
+      }
+      char* dbase = it.data[0] + doff;
+      const char* sbase = it.data[1] + soff;
+      int64_t q1 = std::min(q0 + B, nq), l1 = std::min(l0 + B, nl);
+      for (int64_t i = q0; i < q1; ++i)
+        for (int64_t j = l0; j < l1; ++j)
+          *reinterpret_cast<T*>(dbase + i * dq + j * dl) = *reinterpret_cast<const T*>(sbase + i * sq + j * sl);
+    }
+  });
+  return true;
+}
+
 // Calls f.template operator()<T>() for the C++ type of dtype `dt`.
 template <class F>
 void dispatch_dtype(DType dt, F&& f) {

@@ -17,7 +17,7 @@ void copy_view(const TensorView& src, void* dst_data) {
   }
   dispatch_dtype(src.dtype, [&](auto zero) {
     using T = decltype(zero);
-    unary_kernel<T, T>(dst, src, [](T v) { return v; });
+    if (!transpose_copy<T>(dst, src)) unary_kernel<T, T>(dst, src, [](T v) { return v; });
   });
 }
 
