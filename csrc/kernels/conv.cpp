@@ -46,7 +46,9 @@ ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, con
   FW_CHECK(x.ndim == 4 && w.ndim == 4 && y.ndim == 4, op, ": expected 4-d input, weight and output");
   FW_CHECK(stride.size() == 2 && pad.size() == 4 && dil.size() == 2, op,
            ": stride/dilation need 2 ints and padding 4 ints");
-  FW_CHECK(x.is_contiguous() && w.is_contiguous() && y.is_contiguous(), op, ": operands must be contiguous");
+  // NOTE: an empty view may carry any strides (numpy broadcasts of size 0 have stride 0).
+  auto dense = [](const TensorView& v) { return v.numel() == 0 || v.is_contiguous(); };
+  FW_CHECK(dense(x) && dense(w) && dense(y), op, ": operands must be contiguous");
   ConvGeom g;
   g.N = x.shape[0];
   g.C = x.shape[1];

@@ -113,8 +113,9 @@ void max_pool2d_backward_k(const KernelArgs& k) {
   TensorView& gi = k.output(0);
   Planes in(gi, "max_pool2d_backward"), out(go, "max_pool2d_backward");
   check_pair("max_pool2d_backward", in, out);
-  FW_CHECK(go.is_contiguous() && idx.is_contiguous() && gi.is_contiguous() && idx.numel() == go.numel(),
-           "max_pool2d_backward: operands must be contiguous, indices shaped like grad_output");
+  FW_CHECK(go.numel() == 0 || (go.is_contiguous() && idx.is_contiguous() && gi.is_contiguous()), "max_pool2d_backward: operands must be contiguous");
+  FW_CHECK(idx.numel() == go.numel(),
+           "max_pool2d_backward: indices must be shaped like grad_output");
   FW_CHECK(idx.dtype == DType::i64, "max_pool2d_backward: indices must be int64");
   const T* gp = go.ptr<T>();
   const int64_t* ip = idx.ptr<int64_t>();

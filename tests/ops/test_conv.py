@@ -254,3 +254,21 @@ def test_conv2d_batch_parallel_path_matches_torch():
     got = fw.conv2d(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b), padding=1)
     exp = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1)
     assert_close(got, exp, what="conv2d batch 6")
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: fw.conv2d(x, fw.ones(4, 3, 3, 3), padding=1),
+    lambda x: fw.conv_transpose2d(x, fw.ones(3, 2, 3, 3), stride=2),
+    lambda x: fw.max_pool2d(x, 2),
+    lambda x: fw.avg_pool2d(x, 2),
+    lambda x: fw.adaptive_avg_pool2d(x, 3),
+    lambda x: fw.pad(x, (1, 1, 2, 2), mode="reflect"),
+    lambda x: fw.interpolate(x, scale_factor=2, mode="bilinear"),
+])
+def test_empty_batch_forward_and_backward(fn):
+    x = fw.zeros(0, 3, 4, 4).requires_grad_(True)
+    tx = torch.zeros(0, 3, 4, 4)
+    out = fn(x)
+    assert out.shape[0] == 0
+    out.sum().backward()
+    assert tuple(x.grad.shape) == tuple(tx.shape)
