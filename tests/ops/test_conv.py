@@ -272,3 +272,25 @@ def test_empty_batch_forward_and_backward(fn):
     assert out.shape[0] == 0
     out.sum().backward()
     assert tuple(x.grad.shape) == tuple(tx.shape)
+
+
+@pytest.mark.parametrize("groups,stride", [(1, 1), (2, 2)])
+def test_conv2d_split_gemm_path_matches_torch(groups, stride):
+    # big enough that the GEMMs are split over two workers (forward and both backward ops)
+    prev = fw.get_num_threads()
+    fw.set_num_threads(2)
+    try:
+        xs = rng.standard_normal((1, 16, 20, 18))
+        ws = rng.standard_normal((40, 16 // groups, 3, 3))
+        fx, fwt = fw.from_numpy(xs).requires_grad_(True), fw.from_numpy(ws).requires_grad_(True)
+        tx, tw = torch.from_numpy(xs).requires_grad_(True), torch.from_numpy(ws).requires_grad_(True)
+        got = fw.conv2d(fx, fwt, stride=stride, padding=1, groups=groups)
+        exp = TF.conv2d(tx, tw, stride=stride, padding=1, groups=groups)
+        assert_close(got, exp, what="conv2d split forward")
+        cot = rng.standard_normal(tuple(exp.shape))
+        (got * fw.from_numpy(cot)).sum().backward()
+        (exp * torch.from_numpy(cot)).sum().backward()
+        assert_close(fx.grad, tx.grad, what="grad input", tol=GRAD_TOL[fw.float64])
+        assert_close(fwt.grad, tw.grad, what="grad weight", tol=GRAD_TOL[fw.float64])
+    finally:
+        fw.set_num_threads(prev)
