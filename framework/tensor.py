@@ -26,7 +26,7 @@ class Size(tuple):
     """A tensor's shape (torch.Size): a tuple of ints."""
 
     def __repr__(self):
-        return f"framework.Size([{', '.join(str(int(s)) for s in self)}])"
+        return f"framework.Size([{', '.join(str(s) for s in self)}])"
 
     def numel(self) -> int:
         n = 1
@@ -93,13 +93,16 @@ class Tensor:
     # ---- metadata ----------------------------------------------------------------
     @property
     def shape(self) -> Size:
+        if self._trace is not None:  # tracing: dims may be symbolic (framework.jit.SymInt)
+            return self._trace.shape_of(self)
         return Size(self._data.shape)
 
     def size(self, dim=None):
         """The shape, or the size of one dim."""
+        shape = self.shape if self._trace is not None else self._data.shape
         if dim is None:
-            return Size(self._data.shape)
-        return self._data.shape[_wrap_dim(dim, self._data.ndim, "size")]
+            return Size(shape)
+        return shape[_wrap_dim(dim, self._data.ndim, "size")]
 
     @property
     def dtype(self) -> D.dtype:
@@ -113,6 +116,8 @@ class Tensor:
         return self._data.ndim
 
     def numel(self) -> int:
+        if self._trace is not None:
+            return Size(self.shape).numel()
         return int(self._data.size)
 
     nelement = numel

@@ -198,6 +198,8 @@ class Graph:
 
     def __init__(self):
         self.nodes: list[Node] = []
+        self.meta: dict = {}  # e.g. {"training": False}; kept by copy()
+        self.value_origin: dict = {}  # value name -> name of the value it replaced (passes)
         self._names: set = set()
         self._insert_at: Optional[int] = None  # None: append (before the output node)
 
@@ -309,6 +311,7 @@ class Graph:
         if old is new:
             return 0
         users = list(old.users)
+        self.value_origin.setdefault(new.name, self.value_origin.get(old.name, old.name))
         for user in users:
             user.inputs = [new if v is old else v for v in user.inputs]
             if user not in new.users:
@@ -345,6 +348,8 @@ class Graph:
     def copy(self) -> "Graph":
         """A structural copy (constant payloads are shared, never mutated by passes)."""
         g = Graph()
+        g.meta = dict(self.meta)
+        g.value_origin = dict(self.value_origin)
         vmap: dict = {}
         for n in self.nodes:
             m = Node(n.op, n.target, [None if v is None else vmap[v] for v in n.inputs], n.attrs,
@@ -428,7 +433,7 @@ class Graph:
                              f"got {len(n.attrs)}")
         if len(n.outputs) != op.num_outputs:
             raise ValueError(f"{where}: {n.target} has {op.num_outputs} outputs, got {len(n.outputs)}")
-        if check_infer:
+        if check_infer and not n.meta.get("specialized"):
             specs = infer_specs(n.target, [None if v is None else v.spec for v in n.inputs], n.attrs)
             got = [v.spec for v in n.outputs]
             if specs != got:

@@ -276,6 +276,9 @@ def _simplify(op, a, b, ca, cb):
     elif op == "floordiv":
         if cb == 1:
             return a
+        ra = _ratio(a, b)
+        if ra is not None:  # (x*ka) // (x*kb) with kb | ka
+            return ra
         if cb is not None and cb > 0 and _is(a, "mul") and _const(a._expr[2]) is not None:
             k = a._expr[2]
             if k % cb == 0:  # (x*k) // c = x*(k/c)
@@ -289,6 +292,8 @@ def _simplify(op, a, b, ca, cb):
     elif op == "mod":
         if cb == 1:
             return 0
+        if _ratio(a, b) is not None:
+            return 0
         if cb is not None and cb > 0 and _is(a, "mul") and _const(a._expr[2]) is not None \
                 and a._expr[2] % cb == 0:
             return 0
@@ -296,6 +301,23 @@ def _simplify(op, a, b, ca, cb):
         if isinstance(b, SymInt) and a == b:
             return a
     return SymInt((op, a, b))
+
+
+def _split(x):
+    """x as (symbolic factor, constant factor): N*8 -> (N, 8), N -> (N, 1)."""
+    if _is(x, "mul") and _const(x._expr[2]) is not None:
+        return x._expr[1], x._expr[2]
+    return x, 1
+
+
+def _ratio(a, b):
+    """a // b when both are the same symbolic factor times constants and b's divides a's."""
+    if not (isinstance(a, SymInt) and isinstance(b, SymInt)):
+        return None
+    (sa, ka), (sb, kb) = _split(a), _split(b)
+    if sa == sb and kb > 0 and ka % kb == 0:
+        return ka // kb
+    return None
 
 
 def _is(x, op: str) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import _C
 from .. import autograd as AG
 from .. import dtypes as D
-from .registry import DISPATCH_HOOKS, OpDef
+from .registry import DISPATCH_HOOKS, TRACE, OpDef
 
 _Number = (int, float, bool)
 
@@ -100,7 +100,11 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
                 inputs[i] = cast(x, dt)
     if op.composite is not None:
         return op.composite(*inputs, *attrs)
-    specs = op.infer(*inputs, *attrs)
+    hook_attrs = attrs
+    if TRACE.tracer is None:
+        specs = op.infer(*inputs, *attrs)
+    else:  # attrs may hold symbolic dims: run on the concrete ones, record the symbolic ones
+        attrs, specs = TRACE.tracer.eager_infer(op, inputs, attrs)
     if op.view is not None:
         base = inputs[0]
         arr = op.view(base._data, *attrs)
@@ -120,7 +124,7 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
                 break
     if DISPATCH_HOOKS:
         for hook in DISPATCH_HOOKS:
-            hook(op, inputs, attrs, outs)
+            hook(op, inputs, hook_attrs, outs)
     return outs[0] if op.num_outputs == 1 else tuple(outs)
 
 
@@ -152,7 +156,11 @@ def run_inplace(op: OpDef, self, others: list, attrs: tuple):
             )
         result_dt = self.dtype
         inputs = [self] + [cast(o, result_dt) if o is not None else None for o in others]
-        specs = op.infer(*inputs, *attrs)
+        hook_attrs = attrs
+        if TRACE.tracer is None:
+            specs = op.infer(*inputs, *attrs)
+        else:
+            attrs, specs = TRACE.tracer.eager_infer(op, inputs, attrs)
         if tuple(specs[0][0]) != tuple(self.shape):
             raise RuntimeError(
                 f"{op.name}_: output with shape {list(self.shape)} doesn't match the broadcast "
@@ -163,7 +171,7 @@ def run_inplace(op: OpDef, self, others: list, attrs: tuple):
         self._version.value += 1
     if DISPATCH_HOOKS:
         for hook in DISPATCH_HOOKS:
-            hook(op, [self, *others], attrs, [self])
+            hook(op, inputs, hook_attrs, [self])
     return self
 
 

@@ -9,6 +9,7 @@ compute anything itself: compute runs in the C++ kernel named by OpDef.kernel.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -19,6 +20,15 @@ REGISTRY: dict[str, "OpDef"] = {}
 
 # Hooks the tracer installs: called as hook(op, inputs, attrs, outputs) after each dispatch.
 DISPATCH_HOOKS: list[Callable] = []
+
+
+class _TraceState(threading.local):
+    # The active framework.jit tracer, or None. While set, dispatch runs ops on concrete
+    # attrs and shapes (tracer.eager_infer) and passes the symbolic attrs to the hooks.
+    tracer = None
+
+
+TRACE = _TraceState()
 
 
 @dataclass
