@@ -1,0 +1,323 @@
+// fused.cpp: kernels for ops that the graph passes create (framework/ops/fused.py).
+//
+// linear_act: GEMM, then bias + activation in one pass over the output rows.
+// fused_elementwise: a small postfix expression program over up to 8 broadcast inputs,
+// evaluated block by block in one loop over the data, so every input element is read once
+// and the output written once, with no intermediate tensors. The opcodes are shared with
+// framework/ops/fused.py (FUSED_OPCODES); never renumber them.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/blas.h"
+#include "kernels/loops.h"
+
+namespace fw {
+namespace {
+
+// ---------------------------------------------------------------- activations
+enum class Act { none, relu, gelu, gelu_tanh, silu, sigmoid, tanh };
+
+Act parse_act(const std::string& s) {
+  if (s == "none") return Act::none;
+  if (s == "relu") return Act::relu;
+  if (s == "gelu") return Act::gelu;
+  if (s == "gelu_tanh") return Act::gelu_tanh;
+  if (s == "silu") return Act::silu;
+  if (s == "sigmoid") return Act::sigmoid;
+  if (s == "tanh") return Act::tanh;
+  FW_CHECK(false, "linear_act: unknown activation '", s,
+           "' (expected none, relu, gelu, gelu_tanh, silu, sigmoid or tanh)");
+  return Act::none;
+}
+
+// The same formulas as the eager kernels in elementwise.cpp, so fused == unfused.
+template <class T>
+inline T relu_f(T x) { return x > T(0) ? x : (x == x ? T(0) : x); }
+template <class T>
+inline T sigmoid_f(T x) { return T(1) / (T(1) + std::exp(-x)); }
+template <class T>
+inline T silu_f(T x) { return x / (T(1) + std::exp(-x)); }
+template <class T>
+inline T gelu_f(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476))); }
+template <class T>
+inline T gelu_tanh_f(T x) {
+  const T k = T(0.7978845608028654), c = T(0.044715);
+  return T(0.5) * x * (T(1) + std::tanh(k * (x + c * x * x * x)));
+}
+
+template <class T, Act A>
+void bias_act_rows(T* o, const T* b, int64_t bst, int64_t M, int64_t N) {
+  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      T* row = o + i * N;
+      for (int64_t j = 0; j < N; ++j) {
+        T v = row[j];
+        if (b) v += b[j * bst];
+        if constexpr (A == Act::relu) v = relu_f(v);
+        if constexpr (A == Act::gelu) v = gelu_f(v);
+        if constexpr (A == Act::gelu_tanh) v = gelu_tanh_f(v);
+        if constexpr (A == Act::silu) v = silu_f(v);
+        if constexpr (A == Act::sigmoid) v = sigmoid_f(v);
+        if constexpr (A == Act::tanh) v = std::tanh(v);
+        row[j] = v;
+      }
+    }
+  });
+}
+
+// linear_act(x (..., K), weight (N, K), bias (N)?, activation=#0) -> act(x @ weight^T + bias).
+template <class T>
+void linear_act_k(const KernelArgs& k) {
+  const TensorView& x = k.input(0);
+  const TensorView& w = k.input(1);
+  TensorView& out = k.output(0);
+  Act act = parse_act(k.attrs->str(0));
+  FW_CHECK(x.ndim >= 1 && w.ndim == 2, "linear_act: bad operand ranks (input ", x.ndim,
+           " dims, weight ", w.ndim, " dims)");
+  int64_t K = x.size(-1), N = w.size(0);
+  FW_CHECK(w.size(1) == K, "linear_act: weight has in_features ", w.size(1), ", input has ", K);
+  FW_CHECK(out.is_contiguous(), "linear_act: output must be contiguous");
+  int64_t M = K == 0 ? out.numel() / std::max<int64_t>(N, 1) : x.numel() / K;
+  FW_CHECK(out.numel() == M * N, "linear_act: output has ", out.numel(), " elements, expected ", M * N);
+  const T* xp = x.ptr<T>();
+  int64_t x_rs = K, x_cs = 1;
+  std::vector<T> xpack;
+  if (!x.is_contiguous()) {
+    if (x.ndim == 2) {
+      x_rs = x.strides[0];
+      x_cs = x.strides[1];
+    } else {
+      xpack.resize(size_t(x.numel()));
+      TensorView dst = make_view(xpack.data(), x.dtype, x.ndim, x.shape);
+      unary_kernel<T, T>(dst, x, [](T v) { return v; });
+      xp = xpack.data();
+    }
+  }
+  const T* bp = nullptr;
+  int64_t bst = 0;
+  if (k.has_input(2)) {
+    const TensorView& b = k.input(2);
+    FW_CHECK(b.numel() == N, "linear_act: bias has ", b.numel(), " elements, expected ", N);
+    bp = b.ptr<T>();
+    bst = b.ndim ? b.strides[b.ndim - 1] : 0;
+  }
+  T* o = out.ptr<T>();
+  gemm_strided<T>(M, N, K, T(1), xp, x_rs, x_cs, w.ptr<T>(), w.strides[1], w.strides[0], T(0), o, N);
+  switch (act) {
+    case Act::none: bias_act_rows<T, Act::none>(o, bp, bst, M, N); break;
+    case Act::relu: bias_act_rows<T, Act::relu>(o, bp, bst, M, N); break;
+    case Act::gelu: bias_act_rows<T, Act::gelu>(o, bp, bst, M, N); break;
+    case Act::gelu_tanh: bias_act_rows<T, Act::gelu_tanh>(o, bp, bst, M, N); break;
+    case Act::silu: bias_act_rows<T, Act::silu>(o, bp, bst, M, N); break;
+    case Act::sigmoid: bias_act_rows<T, Act::sigmoid>(o, bp, bst, M, N); break;
+    case Act::tanh: bias_act_rows<T, Act::tanh>(o, bp, bst, M, N); break;
+  }
+}
+
+// ---------------------------------------------------------------- fused_elementwise
+// Program: pairs (opcode, operand). LOAD/CONST push input[operand] / consts[operand]; unary
+// ops replace the top; binary ops pop b, then replace a with f(a, b). Parameterized unary
+// ops read their parameters from consts[operand] (and consts[operand + 1]).
+enum Op : int64_t {
+  LOAD = 0, CONST = 1,
+  NEG = 10, ABS, EXP, LOG, LOG1P, SQRT, RSQRT, SIN, COS, TANH, SIGMOID, RELU, SILU, ERF,
+  RECIPROCAL, GELU, GELU_TANH, FLOOR, CEIL, ROUND, SIGN,
+  LEAKY_RELU = 40, ELU, CLAMP_MIN, CLAMP_MAX, SOFTPLUS,
+  ADD = 60, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM,
+};
+constexpr int kMaxInputs = 8;
+constexpr int kMaxStack = 16;
+constexpr int64_t kBlock = 256;
+
+int arity(int64_t op) {
+  if (op == LOAD || op == CONST) return 0;
+  if ((op >= NEG && op <= SIGN) || (op >= LEAKY_RELU && op <= SOFTPLUS)) return 1;
+  if (op >= ADD && op <= MINIMUM) return 2;
+  return -1;
+}
+
+// Checks the program against the inputs and constants; returns the maximum stack depth.
+int validate(const std::vector<int64_t>& prog, size_t nconst, const KernelArgs& k) {
+  FW_CHECK(!prog.empty() && prog.size() % 2 == 0,
+           "fused_elementwise: the program must be (opcode, operand) pairs, got ", prog.size(), " ints");
+  int depth = 0, maxd = 0;
+  for (size_t pc = 0; pc < prog.size(); pc += 2) {
+    int64_t op = prog[pc], arg = prog[pc + 1];
+    int n = arity(op);
+    FW_CHECK(n >= 0, "fused_elementwise: unknown opcode ", op, " at instruction ", pc / 2);
+    if (op == LOAD)
+      FW_CHECK(arg >= 0 && arg < kMaxInputs && k.has_input(int(arg)),
+               "fused_elementwise: LOAD of missing input ", arg);
+    if (op == CONST || op == LEAKY_RELU || op == ELU || op == CLAMP_MIN || op == CLAMP_MAX)
+      FW_CHECK(arg >= 0 && size_t(arg) < nconst, "fused_elementwise: constant #", arg, " missing");
+    if (op == SOFTPLUS)
+      FW_CHECK(arg >= 0 && size_t(arg) + 1 < nconst, "fused_elementwise: constants #", arg, "+1 missing");
+    FW_CHECK(depth >= n, "fused_elementwise: stack underflow at instruction ", pc / 2);
+    depth += (n == 0) ? 1 : (n == 2 ? -1 : 0);
+    maxd = std::max(maxd, depth);
+  }
+  FW_CHECK(depth == 1, "fused_elementwise: the program leaves ", depth, " values, expected 1");
+  FW_CHECK(maxd <= kMaxStack, "fused_elementwise: the program needs ", maxd,
+           " stack slots, at most ", kMaxStack);
+  return maxd;
+}
+
+template <class T, class F>
+inline void map1(T* x, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) x[j] = f(x[j]);
+}
+template <class T, class F>
+inline void map2(T* x, const T* y, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) x[j] = f(x[j], y[j]);
+}
+
+template <class T>
+void run_block(const std::vector<int64_t>& prog, const std::vector<double>& consts, char** p,
+               const int64_t* s, int64_t m, T (*st)[kBlock]) {
+  int sp = 0;
+  for (size_t pc = 0; pc < prog.size(); pc += 2) {
+    int64_t op = prog[pc], arg = prog[pc + 1];
+    T* x = sp > 0 ? st[sp - 1] : nullptr;
+    switch (op) {
+      case LOAD: {
+        T* d = st[sp++];
+        const char* src = p[1 + arg];
+        int64_t bs = s[1 + arg];
+        if (bs == int64_t(sizeof(T))) {
+          std::memcpy(d, src, size_t(m) * sizeof(T));
+        } else {
+          for (int64_t j = 0; j < m; ++j) d[j] = *reinterpret_cast<const T*>(src + j * bs);
+        }
+        break;
+      }
+      case CONST: {
+        T* d = st[sp++];
+        T v = T(consts[size_t(arg)]);
+        for (int64_t j = 0; j < m; ++j) d[j] = v;
+        break;
+      }
+      case NEG: map1(x, m, [](T v) { return -v; }); break;
+      case ABS: map1(x, m, [](T v) { return std::abs(v); }); break;
+      case EXP: map1(x, m, [](T v) { return std::exp(v); }); break;
+      case LOG: map1(x, m, [](T v) { return std::log(v); }); break;
+      case LOG1P: map1(x, m, [](T v) { return std::log1p(v); }); break;
+      case SQRT: map1(x, m, [](T v) { return std::sqrt(v); }); break;
+      case RSQRT: map1(x, m, [](T v) { return T(1) / std::sqrt(v); }); break;
+      case SIN: map1(x, m, [](T v) { return std::sin(v); }); break;
+      case COS: map1(x, m, [](T v) { return std::cos(v); }); break;
+      case TANH: map1(x, m, [](T v) { return std::tanh(v); }); break;
+      case SIGMOID: map1(x, m, [](T v) { return sigmoid_f(v); }); break;
+      case RELU: map1(x, m, [](T v) { return relu_f(v); }); break;
+      case SILU: map1(x, m, [](T v) { return silu_f(v); }); break;
+      case ERF: map1(x, m, [](T v) { return std::erf(v); }); break;
+      case RECIPROCAL: map1(x, m, [](T v) { return T(1) / v; }); break;
+      case GELU: map1(x, m, [](T v) { return gelu_f(v); }); break;
+      case GELU_TANH: map1(x, m, [](T v) { return gelu_tanh_f(v); }); break;
+      case FLOOR: map1(x, m, [](T v) { return std::floor(v); }); break;
+      case CEIL: map1(x, m, [](T v) { return std::ceil(v); }); break;
+      case ROUND: map1(x, m, [](T v) { return std::nearbyint(v); }); break;
+      case SIGN: map1(x, m, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); }); break;
+      case LEAKY_RELU: {
+        T a = T(consts[size_t(arg)]);
+        map1(x, m, [=](T v) { return v > T(0) ? v : v * a; });
+        break;
+      }
+      case ELU: {
+        T a = T(consts[size_t(arg)]);
+        map1(x, m, [=](T v) { return v > T(0) ? v : a * (std::exp(v) - T(1)); });
+        break;
+      }
+      case CLAMP_MIN: {
+        T lo = T(consts[size_t(arg)]);
+        map1(x, m, [=](T v) { return (v != v) ? v : (v < lo ? lo : v); });
+        break;
+      }
+      case CLAMP_MAX: {
+        T hi = T(consts[size_t(arg)]);
+        map1(x, m, [=](T v) { return (v != v) ? v : (v > hi ? hi : v); });
+        break;
+      }
+      case SOFTPLUS: {
+        T beta = T(consts[size_t(arg)]), th = T(consts[size_t(arg) + 1]);
+        map1(x, m, [=](T v) {
+          T bx = beta * v;
+          return bx > th ? v : std::log1p(std::exp(bx)) / beta;
+        });
+        break;
+      }
+      default: {  // binary
+        T* a = st[sp - 2];
+        const T* b = st[sp - 1];
+        --sp;
+        switch (op) {
+          case ADD: map2(a, b, m, [](T u, T v) { return u + v; }); break;
+          case SUB: map2(a, b, m, [](T u, T v) { return u - v; }); break;
+          case MUL: map2(a, b, m, [](T u, T v) { return u * v; }); break;
+          case DIV: map2(a, b, m, [](T u, T v) { return u / v; }); break;
+          case POW: map2(a, b, m, [](T u, T v) { return std::pow(u, v); }); break;
+          case MAXIMUM:
+            map2(a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u > v ? u : v); });
+            break;
+          case MINIMUM:
+            map2(a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u < v ? u : v); });
+            break;
+        }
+      }
+    }
+  }
+  char* o = p[0];
+  if (s[0] == int64_t(sizeof(T))) {
+    std::memcpy(o, st[0], size_t(m) * sizeof(T));
+  } else {
+    for (int64_t j = 0; j < m; ++j) *reinterpret_cast<T*>(o + j * s[0]) = st[0][j];
+  }
+}
+
+template <class T>
+void fused_elementwise_k(const KernelArgs& k) {
+  const std::vector<int64_t>& prog = k.attrs->ints(0);
+  const std::vector<double>& consts = k.attrs->floats(1);
+  validate(prog, consts.size(), k);
+  TensorView& out = k.output(0);
+  FW_CHECK(out.dtype == k.input(0).dtype, "fused_elementwise: output dtype differs from input 0's");
+  static const T zero = T(0);
+  TensorView dummy;
+  dummy.data = const_cast<T*>(&zero);
+  dummy.dtype = out.dtype;
+  dummy.ndim = 0;
+  const TensorView* ins[kMaxInputs];
+  for (int i = 0; i < kMaxInputs; ++i) {
+    if (k.has_input(i)) {
+      FW_CHECK(k.in[i].dtype == out.dtype, "fused_elementwise: input ", i, " has another dtype");
+      ins[i] = &k.in[i];
+    } else {
+      ins[i] = &dummy;
+    }
+  }
+  ElementwiseIter<1 + kMaxInputs> it(out, ins);
+  it.for_each([&](char** p, const int64_t* s, int64_t n) {
+    T st[kMaxStack][kBlock];
+    char* q[1 + kMaxInputs];
+    for (int64_t b0 = 0; b0 < n; b0 += kBlock) {
+      int64_t m = std::min(kBlock, n - b0);
+      for (int i = 0; i <= kMaxInputs; ++i) q[i] = p[i] + b0 * s[i];
+      run_block<T>(prog, consts, q, s, m, st);
+    }
+  }, 16384);
+}
+
+}  // namespace
+
+FW_REGISTER_KERNELS(fused) {
+  register_kernel("linear_act", DType::f32, &linear_act_k<float>);
+  register_kernel("linear_act", DType::f64, &linear_act_k<double>);
+  register_kernel("fused_elementwise", DType::f32, &fused_elementwise_k<float>);
+  register_kernel("fused_elementwise", DType::f64, &fused_elementwise_k<double>);
+}
+
+}  // namespace fw
