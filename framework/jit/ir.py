@@ -111,7 +111,10 @@ class Node:
             return f"{outs} = const[{label}] : {specs}"
         if self.op == "output":
             return "return " + ", ".join(_fmt_input(v) for v in self.inputs)
-        args = [_fmt_input(v) for v in self.inputs]
+        ins = list(self.inputs)
+        while ins and ins[-1] is None and len(ins) > 1:  # absent trailing optional inputs
+            ins.pop()
+        args = [_fmt_input(v) for v in ins]
         names = _attr_names(self.target, len(self.attrs))
         args += [f"{n}={_fmt_attr(a)}" for n, a in zip(names, self.attrs)]
         return f"{outs} = {self.target}({', '.join(args)}) : {specs}"

@@ -369,5 +369,7 @@ def run_trace(model, inputs, dynamic, keep_params_as_inputs=False, record_values
         for t in tracer.traced:
             t._trace = None
     tracer.graph.set_output(out_vals)
-    tracer.graph.meta["training"] = bool(getattr(model, "training", False))
+    # True/False for modules; None for plain functions (their dropout calls say the mode).
+    training = getattr(model, "training", None)
+    tracer.graph.meta["training"] = None if training is None else bool(training)
     return tracer, tree, leaves
