@@ -13,3 +13,4 @@ from .ir import Graph, Node, TensorSpec, Value  # noqa: F401
 from .module import LoadedModule, TracedModule, TracingCheckError, load, trace  # noqa: F401
 from .symbolic import SymInt, sym_max, sym_min  # noqa: F401
 from .tracer import TracerWarning  # noqa: F401
+from .verify import VerifyReport, verify  # noqa: F401
