@@ -194,8 +194,18 @@ def trace(model, example_inputs, *, check_trace: bool = True, check_inputs=None,
     if check_trace:
         sets = [_as_inputs(c) for c in check_inputs] if check_inputs is not None else \
             [_perturb(inputs, graph, tracer.guards)]
-        for ins in sets:
-            _check_one(traced, model, ins, dynamic, keep_params_as_inputs, check_tolerance)
+        for k, ins in enumerate(sets):
+            try:
+                _check_one(traced, model, ins, dynamic, keep_params_as_inputs, check_tolerance)
+            except TracingCheckError:
+                raise
+            except Exception:  # noqa: BLE001
+                if check_inputs is not None or [t.shape for t in ins] == [t.shape for t in inputs]:
+                    raise
+                # The model refused the other sizes (an implicit constraint between input
+                # dims): check with new values at the traced sizes instead.
+                same = _perturb(inputs, graph, tracer.guards, keep_shapes=True)
+                _check_one(traced, model, same, dynamic, keep_params_as_inputs, check_tolerance)
     return traced
 
 
@@ -205,7 +215,7 @@ def _as_inputs(example_inputs) -> list:
     return [_as_tensor(x, f"example input {i}") for i, x in enumerate(example_inputs)]
 
 
-def _perturb(inputs, graph: Graph, guards) -> list:
+def _perturb(inputs, graph: Graph, guards, keep_shapes: bool = False) -> list:
     """New inputs: other values, and other sizes for symbolic dims where the guards allow."""
     rng = np.random.default_rng(1234)
     shapes = [tuple(t._data.shape) for t in inputs]
@@ -220,7 +230,7 @@ def _perturb(inputs, graph: Graph, guards) -> list:
             d = graph.inputs[i].spec.shape[axis]
             if isinstance(d, SymInt):
                 new_shapes[i][axis] = d.evaluate(shapes) + 1
-    if any(g.check(new_shapes) is not None for g in guards):
+    if keep_shapes or any(g.check(new_shapes) is not None for g in guards):
         new_shapes = [list(s) for s in shapes]
     out = []
     for t, shape in zip(inputs, new_shapes):
@@ -233,7 +243,7 @@ def _perturb(inputs, graph: Graph, guards) -> list:
         else:
             scale = float(a.std()) if a.size > 1 and float(a.std()) > 0 else 1.0
             b = rng.standard_normal(shape) * scale + (float(a.mean()) if a.size else 0.0)
-        out.append(Tensor._wrap(np.ascontiguousarray(b, dtype=a.dtype)))
+        out.append(Tensor._wrap(np.array(b, dtype=a.dtype).reshape(shape)))
     return out
 
 

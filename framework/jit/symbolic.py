@@ -150,11 +150,22 @@ class SymInt:
 
     # ---- comparison --------------------------------------------------------------
     def __eq__(self, o):
+        # Structurally equal expressions are equal. Otherwise the answer is unknown until
+        # the graph runs: while tracing, COMPARE_HOOK decides it from the traced shapes and
+        # guards it; outside tracing it is False. Symbolic dims are assumed to be >= 2 (the
+        # tracer keeps dims of size 0 and 1 static), so comparing with 0 or 1 is False
+        # without a guard -- that keeps broadcasting checks from pinning the batch.
         if isinstance(o, SymInt):
-            return self._expr == o._expr
-        if isinstance(o, int):
-            return False  # a SymInt depends on a dim, so it is never a known constant
-        return NotImplemented
+            if self._expr == o._expr:
+                return True
+        elif isinstance(o, int):
+            if o in (0, 1) and _at_least_two(self):
+                return False
+        else:
+            return NotImplemented
+        if COMPARE_HOOK is not None:
+            return COMPARE_HOOK(self, "==", o)
+        return False
 
     def __ne__(self, o):
         r = self.__eq__(o)
@@ -260,11 +271,11 @@ def _simplify(op, a, b, ca, cb):
     elif op == "sub":
         if cb == 0:
             return a
-        if isinstance(b, SymInt) and a == b:
+        if _same(a, b):
             return 0
         if cb is not None:
             return _binop("add", a, -cb)
-        if _is(a, "add") and a._expr[1] == b:  # (x + k) - x
+        if _is(a, "add") and _same(a._expr[1], b):  # (x + k) - x
             return a._expr[2]
     elif op == "mul":
         if cb == 0:
@@ -285,9 +296,9 @@ def _simplify(op, a, b, ca, cb):
                 return _binop("mul", a._expr[1], k // cb)
             if k > 0 and cb % k == 0:  # (x*k) // c = x // (c/k)
                 return _binop("floordiv", a._expr[1], cb // k)
-        if isinstance(b, SymInt) and a == b:
+        if _same(a, b):
             return 1
-        if isinstance(b, SymInt) and _is(a, "mul") and a._expr[1] == b:  # (x*k) // x
+        if _is(a, "mul") and _same(a._expr[1], b):  # (x*k) // x
             return a._expr[2]
     elif op == "mod":
         if cb == 1:
@@ -298,7 +309,7 @@ def _simplify(op, a, b, ca, cb):
                 and a._expr[2] % cb == 0:
             return 0
     elif op in ("max", "min"):
-        if isinstance(b, SymInt) and a == b:
+        if _same(a, b):
             return a
     return SymInt((op, a, b))
 
@@ -315,9 +326,31 @@ def _ratio(a, b):
     if not (isinstance(a, SymInt) and isinstance(b, SymInt)):
         return None
     (sa, ka), (sb, kb) = _split(a), _split(b)
-    if sa == sb and kb > 0 and ka % kb == 0:
+    if _same(sa, sb) and kb > 0 and ka % kb == 0:
         return ka // kb
     return None
+
+
+def _at_least_two(x) -> bool:
+    """True if x is >= 2 whenever every dim it uses is >= 2 (sums and products of dims)."""
+    if isinstance(x, int):
+        return x >= 2
+    e = x._expr
+    if e[0] == "dim":
+        return True
+    if e[0] in ("add", "mul", "max"):
+        a, b = e[1], e[2]
+        ok_a = _at_least_two(a) or (isinstance(a, int) and a >= 1)
+        ok_b = _at_least_two(b) or (isinstance(b, int) and b >= 1)
+        return (ok_a and ok_b) or (e[0] == "add" and (
+            (_at_least_two(a) and isinstance(b, int) and b >= 0)
+            or (_at_least_two(b) and isinstance(a, int) and a >= 0)))
+    return False
+
+
+def _same(a, b) -> bool:
+    """Structural equality of two SymInts (never consults the tracer)."""
+    return isinstance(a, SymInt) and isinstance(b, SymInt) and a._expr == b._expr
 
 
 def _is(x, op: str) -> bool:

@@ -191,7 +191,7 @@ class Tracer:
     def compare(self, a, op: str, b) -> bool:
         """Decides a comparison of SymInts from the traced shapes and guards it."""
         av, bv = S.evaluate(a, self.input_shapes), S.evaluate(b, self.input_shapes)
-        got = {"<": av < bv, "<=": av <= bv, ">": av > bv, ">=": av >= bv}[op]
+        got = {"<": av < bv, "<=": av <= bv, ">": av > bv, ">=": av >= bv, "==": av == bv}[op]
         self.guards.append(Guard(a, op, b, got, f"a shape comparison at {user_source()}"))
         return got
 
@@ -216,6 +216,7 @@ class Tracer:
 
     def _symbolic_specs(self, op, in_vals, attrs, concrete, src):
         specs = None
+        n_guards = len(self.guards)
         try:
             specs = infer_specs(op.name, [None if v is None else v.spec for v in in_vals], attrs)
             ok = len(specs) == len(concrete) and all(
@@ -223,8 +224,8 @@ class Tracer:
                 for s, c in zip(specs, concrete))
         except Exception:  # noqa: BLE001 - infer may refuse symbolic dims; specialize instead
             ok = False
-        if ok:
-            return specs, attrs, False
+        if ok:  # specs that relied on guarded shape decisions cannot be re-inferred by lint
+            return specs, attrs, len(self.guards) > n_guards
         leaves = set()
         for v in in_vals:
             if v is not None:
