@@ -281,7 +281,12 @@ void run_block(const std::vector<int64_t>& prog, const std::vector<double>& cons
 template <class T>
 void fused_elementwise_k(const KernelArgs& k) {
   const std::vector<int64_t>& prog = k.attrs->ints(0);
-  const std::vector<double>& consts = k.attrs->floats(1);
+  static const std::vector<double> no_consts;
+  const AttrValue& c = k.attrs->at(1);
+  FW_CHECK(c.kind == AttrValue::Floats || c.kind == AttrValue::None ||
+               (c.kind == AttrValue::Ints && c.ints.empty()),
+           "fused_elementwise: attribute #1 (consts) must be a float list");
+  const std::vector<double>& consts = c.kind == AttrValue::Floats ? c.floats : no_consts;
   validate(prog, consts.size(), k);
   TensorView& out = k.output(0);
   FW_CHECK(out.dtype == k.input(0).dtype, "fused_elementwise: output dtype differs from input 0's");

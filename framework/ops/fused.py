@@ -132,7 +132,7 @@ def fused_elementwise(*inputs, program, consts=()):
         raise ValueError(f"fused_elementwise: takes 1 to {MAX_FUSED_INPUTS} inputs, got {len(inputs)}")
     padded = list(inputs) + [None] * (MAX_FUSED_INPUTS - len(inputs))
     return dispatch(fused_elementwise.opdef, padded,
-                    (tuple(int(p) for p in program), tuple(float(c) for c in consts)))
+                    (tuple(int(p) for p in program), tuple(float(c) for c in consts) or (0.0,)))
 
 
 __all__ = ["linear_act", "fused_elementwise"]

@@ -138,7 +138,7 @@ def fuse_elementwise(graph: Graph) -> bool:
         if _stack_depth(prog) > _MAX_STACK or not leaves:
             continue
         ins = leaves + [None] * (F.MAX_FUSED_INPUTS - len(leaves))
-        attrs = (tuple(prog), tuple(consts))
+        attrs = (tuple(prog), tuple(consts) or (0.0,))  # never empty: a float list
         try:
             specs = infer_specs("fused_elementwise", [None if v is None else v.spec for v in ins], attrs)
         except (TypeError, ValueError, RuntimeError):
