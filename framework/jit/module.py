@@ -255,10 +255,15 @@ def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
     return bool(np.array_equal(a, b))
 
 
+def _copies(ins) -> list:
+    return [Tensor._wrap(np.array(t._data, copy=True)) for t in ins]
+
+
 def _check_one(traced: TracedModule, model, ins, dynamic, keep_params, tol) -> None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # eager on copies: the model may write into its inputs
         warnings.simplefilter("ignore", TracerWarning)
-        tracer2, _, eager_outs = run_trace(model, ins, dynamic, keep_params, record_values=True)
+        tracer2, _, eager_outs = run_trace(model, _copies(ins), dynamic, keep_params,
+                                           record_values=True)
     graph = traced.graph
     try:
         traced.check_inputs(ins)
@@ -266,7 +271,7 @@ def _check_one(traced: TracedModule, model, ins, dynamic, keep_params, tol) -> N
         raise TracingCheckError(f"check_trace: the check inputs do not fit the traced graph: {e}") from e
     got: dict = {}
     params = [t for _, t in traced._param_inputs]
-    outs = Interpreter(graph).run(list(ins) + params,
+    outs = Interpreter(graph).run(_copies(ins) + params,
                               on_value=lambda v, t: got.__setitem__(v.name, np.array(t._data)))
     ok = len(outs) == len(eager_outs) and all(
         _close(np.asarray(o._data), np.asarray(e._data), tol) for o, e in zip(outs, eager_outs))

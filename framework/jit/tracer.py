@@ -104,6 +104,7 @@ class Tracer:
         self.record_values = record_values
         self.recorded: dict = {}  # value name -> numpy copy (record_values only)
         self._warned: set = set()
+        self.input_ids: dict = {}  # id(recording input tensor) -> input name
         self._bind_inputs(input_names, inputs, dynamic)
 
     # ---- inputs ------------------------------------------------------------------
@@ -121,6 +122,7 @@ class Tracer:
                 shape.append(sym)
             v = self.graph.add_input(name, TensorSpec(tuple(shape), t.dtype))
             self._bind(t, v)
+            self.input_ids[id(t)] = name
 
     def _bind(self, t: Tensor, v) -> None:
         self.values[id(t)] = (t, v)
@@ -202,17 +204,29 @@ class Tracer:
         src = user_source()
         in_vals = [None if x is None else self.value_of(x) for x in inputs]
         self._check_training(op, attrs)
-        concrete = [(tuple(int(d) for d in o._data.shape), o.dtype) for o in outs]
+        if any(o is None for o in outs):  # dispatch_into without an optional output
+            _, eager_specs = self.eager_infer(op, inputs, attrs)
+            concrete = [(tuple(int(d) for d in sp[0]), sp[1]) for sp in eager_specs]
+        else:
+            concrete = [(tuple(int(d) for d in o._data.shape), o.dtype) for o in outs]
         specs, attrs, specialized = self._symbolic_specs(op, in_vals, attrs, concrete, src)
         node = self.graph.call(op.name, in_vals, attrs, specs=specs, source=src)
         if specialized:
             node.meta["specialized"] = True
         for o, v in zip(outs, node.outputs):
-            self._bind(o, v)
-        if outs and any(id(o) in self.param_names for o in outs):
-            name = self.param_names[id(outs[0])][0]
-            _warn(f"in-place {op.name} on parameter/buffer {name!r} is not part of the graph: "
-                  "the graph holds its value from before the update (frozen)")
+            if o is not None:
+                self._bind(o, v)
+        written = [self.input_ids[id(o)] for o in outs if o is not None and id(o) in self.input_ids]
+        if written:
+            self._warn_once(("input", op.name), f"in-place {op.name} writes into graph input "
+                            f"%{written[0]}: the graph computes the new value functionally and "
+                            "the traced module does not write it back into its inputs")
+        updated = [self.param_names[id(o)][0] for o in outs if o is not None and id(o) in self.param_names]
+        if updated:
+            name = updated[0]
+            self._warn_once(("param", op.name), f"in-place {op.name} on parameter/buffer {name!r}: "
+                            "later ops in the graph see the new value, but the traced module "
+                            "never writes it back (its constants stay frozen)")
 
     def _symbolic_specs(self, op, in_vals, attrs, concrete, src):
         specs = None

@@ -63,21 +63,23 @@ def test_op_traced_alone_matches_eager(op, sample):
         out = op.fn(*a, **k)
         return tuple(out) if isinstance(out, (tuple, list)) else out
 
-    inputs = [fw.from_numpy(np.array(a)) for a in arrays]
+    def fresh():  # ops may write into their inputs (optimizer updates): new copies each run
+        return [fw.from_numpy(np.array(a)) for a in arrays]
+
     if random:
         fw.manual_seed(0)
     try:
-        eager = f(*[fw.from_numpy(np.array(a)) for a in arrays])
+        eager = f(*fresh())
     except Exception as e:  # noqa: BLE001 - samples meant to fail are not traceable
         pytest.skip(f"sample raises eagerly: {e}")
     if random:
         fw.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TracerWarning)
-        traced = fw.jit.trace(f, inputs, check_trace=not random)
+        traced = fw.jit.trace(f, fresh(), check_trace=not random)
     traced.graph.lint()
     for mod in (traced, traced.optimize()):
-        got = _np(mod(*inputs))
+        got = _np(mod(*fresh()))
         want = _np(eager)
         assert len(got) == len(want)
         for g, w in zip(got, want):
