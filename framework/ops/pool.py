@@ -1,5 +1,5 @@
 """Pooling and resampling ops over NCHW tensors: max_pool2d (with indices), avg_pool2d,
-adaptive_avg_pool2d and interpolate (nearest, bilinear), with torch.nn.functional's
+adaptive_avg_pool2d and interpolate (nearest, linear, bilinear, area), with torch.nn.functional's
 signatures and semantics. Each backward computation is an op of its own so that a traced
 training step captures it: avg/adaptive/interpolate backward are the adjoints of their
 (linear) forwards, so their gradients are the forward ops again; max_pool2d_backward
@@ -287,6 +287,11 @@ def _interp_samples(dt):
         Sample((arg((2, 3, 4, 4), dt),), {"scale_factor": 1.5, "mode": "bilinear", "recompute_scale_factor": True},
                note="bilinear-recompute"),
         Sample((arg((2, 3, 4, 10), dt)[..., ::2],), {"size": 6, "mode": "bilinear"}, note="strided"),
+        Sample((arg((2, 3, 5), dt),), {"scale_factor": 1.6}, note="nearest-1d"),
+        Sample((arg((2, 3, 5), dt),), {"size": 8, "mode": "linear", "align_corners": True}, note="linear-1d"),
+        Sample((arg((2, 3, 7), dt),), {"scale_factor": 0.7, "mode": "linear"}, note="linear-1d-down"),
+        Sample((arg((2, 3, 7, 6), dt),), {"size": (3, 4), "mode": "area"}, note="area"),
+        Sample((arg((2, 3, 7), dt),), {"scale_factor": 0.5, "mode": "area"}, note="area-1d"),
     ]
 
 
@@ -295,38 +300,51 @@ def _interp_samples(dt):
        samples=_interp_samples, tags=("resize",))
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """Resamples an NCHW input to `size` or by `scale_factor` (modes nearest, bilinear)."""
+    """Resamples an NCL or NCHW input to `size` or by `scale_factor` (modes nearest,
+    linear (NCL), bilinear (NCHW), area)."""
     op = "interpolate"
-    if mode not in ("nearest", "bilinear"):
-        raise NotImplementedError(f"{op}: mode {mode!r} is not supported (nearest, bilinear)")
-    if input.ndim != 4:
-        raise NotImplementedError(f"{op}: only 4-D (N, C, H, W) input is supported, got input of size "
-                                  f"{list(input.shape)}")
+    if mode not in ("nearest", "linear", "bilinear", "area"):
+        raise NotImplementedError(f"{op}: mode {mode!r} is not supported (nearest, linear, bilinear, area)")
+    nsp = input.ndim - 2
+    if nsp not in (1, 2):
+        raise NotImplementedError(f"{op}: only 3-D (N, C, L) and 4-D (N, C, H, W) inputs are supported, got "
+                                  f"input of size {list(input.shape)}")
+    if mode in ("linear", "bilinear") and nsp != (1 if mode == "linear" else 2):
+        raise ValueError(f"{op}: Got {input.ndim}D input, but {mode} mode needs {3 if mode == 'linear' else 4}D "
+                         f"input; input of size {list(input.shape)}")
     if antialias:
         raise NotImplementedError(f"{op}: antialias=True is not supported")
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: exactly one of size or scale_factor should be defined")
-    H, W = input.shape[2], input.shape[3]
-    scales = (None, None)
+    spatial = tuple(input.shape[2:])
+    scales = (None,) * nsp
     if size is not None:
-        out = _ntuple(size, 2, "size", op)
+        out = _ntuple(size, nsp, "size", op)
     else:
-        sf = (float(scale_factor),) * 2 if isinstance(scale_factor, (int, float)) else \
+        sf = (float(scale_factor),) * nsp if isinstance(scale_factor, (int, float)) else \
             tuple(float(v) for v in scale_factor)
-        if len(sf) != 2:
-            raise ValueError(f"{op}: scale_factor must be a number or a pair, got {scale_factor!r}")
+        if len(sf) != nsp:
+            raise ValueError(f"{op}: scale_factor must be a number or {nsp} numbers, got {scale_factor!r}")
         if any(v <= 0 for v in sf):
             raise ValueError(f"{op}: scale_factor must be positive, got {list(sf)}")
-        out = (int(math.floor(float(H) * sf[0])), int(math.floor(float(W) * sf[1])))
+        out = tuple(int(math.floor(float(n) * f)) for n, f in zip(spatial, sf))
         if not recompute_scale_factor:
             scales = sf
     if any(o <= 0 for o in out):
         raise RuntimeError(f"{op}: output size {list(out)} should be greater than 0 (input {list(input.shape)})")
-    ac = bool(align_corners) if mode == "bilinear" else False
-    return dispatch(interpolate.opdef, [input], (out, mode, ac, scales[0], scales[1]))
+    if mode == "area":  # torch's area mode is adaptive average pooling
+        if nsp == 1:
+            return adaptive_avg_pool2d(input.unsqueeze(2), (1, out[0])).squeeze(2)
+        return adaptive_avg_pool2d(input, out)
+    kernel_mode = "nearest" if mode == "nearest" else "bilinear"
+    ac = bool(align_corners) if mode != "nearest" else False
+    if nsp == 1:  # a height-1 image: the height taps are the identity
+        y = dispatch(interpolate.opdef, [input.unsqueeze(2)], ((1, out[0]), kernel_mode, ac, None, scales[0]))
+        return y.squeeze(2)
+    return dispatch(interpolate.opdef, [input], (out, kernel_mode, ac, scales[0], scales[1]))
 
 
 def _interp_bwd_infer(g, input_size, mode, align_corners, scale_h, scale_w):

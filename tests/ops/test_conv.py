@@ -181,8 +181,10 @@ def test_interpolate_errors():
         fw.interpolate(x)
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         fw.interpolate(x, size=4, align_corners=True)
-    with pytest.raises(NotImplementedError, match=r"interpolate: only 4-D.*\[3, 4, 4\]"):
-        fw.interpolate(randn(3, 4, 4), size=8)
+    with pytest.raises(NotImplementedError, match=r"interpolate: only 3-D .* and 4-D .*\[3, 4, 4, 4, 4\]"):
+        fw.interpolate(randn(3, 4, 4, 4, 4), size=8)
+    with pytest.raises(ValueError, match=r"interpolate: Got 3D input, but bilinear mode needs 4D input"):
+        fw.interpolate(randn(3, 4, 4), size=8, mode="bilinear")
     with pytest.raises(NotImplementedError, match="bicubic"):
         fw.interpolate(x, size=8, mode="bicubic")
     with pytest.raises(RuntimeError, match=r"interpolate: output size \[0, 0\]"):
