@@ -3,7 +3,8 @@ adaptive_avg_pool2d and interpolate (nearest, linear, bilinear, area), with torc
 signatures and semantics. Each backward computation is an op of its own so that a traced
 training step captures it: avg/adaptive/interpolate backward are the adjoints of their
 (linear) forwards, so their gradients are the forward ops again; max_pool2d_backward
-scatters by the saved indices and is not differentiated further.
+scatters by the saved indices (its own gradient, a gather, is not implemented yet: double
+backward through max_pool2d raises).
 
 Kernels: csrc/kernels/pool.cpp and csrc/kernels/resize.cpp. No compute here.
 """
@@ -117,8 +118,15 @@ def _max_pool_bwd_infer(g, idx, input_size):
     return [(tuple(input_size), g.dtype)]
 
 
+def _max_pool_bwd_grad(c, h):
+    # NOTE: differentiable only so that double backward fails loudly instead of silently
+    # treating this gradient as a constant; its adjoint is a gather by the saved indices.
+    raise NotImplementedError("double backward through max_pool2d is not supported yet "
+                              "(the gradient of max_pool2d_backward needs a gather by indices)")
+
+
 @defop(name="max_pool2d_backward", inputs=("grad_output", "indices"), attrs=("input_size",),
-       infer=_max_pool_bwd_infer, promote=None, differentiable=False, tags=("pool", "backward"),
+       infer=_max_pool_bwd_infer, grad=_max_pool_bwd_grad, promote=None, tags=("pool", "backward"),
        samples=lambda dt: [Sample((arg((1, 2, 2, 2), dt), arg((1, 2, 2, 2), D.int64, 0, 15), (1, 2, 4, 4)))])
 def max_pool2d_backward(grad_output, indices, input_size):
     """Gradient of max_pool2d: grad_output added at the saved argmax indices."""

@@ -296,3 +296,11 @@ def test_conv2d_split_gemm_path_matches_torch(groups, stride):
         assert_close(fwt.grad, tw.grad, what="grad weight", tol=GRAD_TOL[fw.float64])
     finally:
         fw.set_num_threads(prev)
+
+
+def test_double_backward_through_max_pool2d_raises_instead_of_silently_dropping():
+    x = randn(1, 2, 4, 4).requires_grad_(True)
+    y = fw.max_pool2d(x, 2)
+    (gx,) = fw.autograd.grad((y * y).sum(), [x], create_graph=True)  # grad_output 2y depends on x
+    with pytest.raises(NotImplementedError, match="double backward through max_pool2d"):
+        (gx * gx).sum().backward()
