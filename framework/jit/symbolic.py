@@ -142,6 +142,13 @@ class SymInt:
     def __rmod__(self, o):
         return _binop("mod", o, self)
 
+    def __truediv__(self, o):
+        return _float_op("truediv", self, float(o)) if isinstance(o, (int, float, SymInt)) \
+            and not isinstance(o, SymInt) else _float_op("truediv", self, o)
+
+    def __rtruediv__(self, o):
+        return _float_op("truediv", o, self)
+
     def __neg__(self):
         return _binop("sub", 0, self)
 
@@ -243,7 +250,10 @@ def _const(x):
 
 
 def _binop(op: str, a, b):
-    """a <op> b for ints and SymInts, simplified; NotImplemented for other types."""
+    """a <op> b for ints and SymInts, simplified; NotImplemented for other types. With a
+    float operand the SymInt is turned into its traced value (guarded) while tracing."""
+    if isinstance(a, float) or isinstance(b, float):
+        return _float_op(op, a, b)
     for x in (a, b):
         if not isinstance(x, (int, SymInt)) or isinstance(x, bool):
             if isinstance(x, bool):
@@ -255,6 +265,17 @@ def _binop(op: str, a, b):
     if ca is not None and cb is not None:
         return _EVAL[op](ca, cb)
     return _simplify(op, a, b, ca, cb)
+
+
+def _float_op(op: str, a, b):
+    if CONCRETIZE_HOOK is None:
+        return NotImplemented
+    a = a._concrete("used in float arithmetic") if isinstance(a, SymInt) else a
+    b = b._concrete("used in float arithmetic") if isinstance(b, SymInt) else b
+    if op == "truediv":
+        return a / b
+    return {"add": a + b, "sub": a - b, "mul": a * b}[op] if op in ("add", "sub", "mul") \
+        else _EVAL[op](a, b)
 
 
 def _simplify(op, a, b, ca, cb):

@@ -72,7 +72,11 @@ def _compare(got: np.ndarray, want: np.ndarray) -> Optional[str]:
             return f"{int(np.sum(got != want))} of {got.size} elements differ"
         return None
     rtol, atol = _tol(got)
-    scale = float(np.nanmax(np.abs(want))) if want.size else 0.0
+    finite = np.abs(want[np.isfinite(want)])
+    scale = float(finite.max()) if finite.size else 0.0
+    if not np.array_equal(np.isinf(got) & (got > 0), np.isinf(want) & (want > 0)) or \
+            not np.array_equal(np.isinf(got) & (got < 0), np.isinf(want) & (want < 0)):
+        return "the infinities differ"
     if np.allclose(got, want, rtol=rtol, atol=atol * max(1.0, scale), equal_nan=True):
         return None
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))

@@ -16,6 +16,7 @@ from ... import config
 from ..ir import Graph
 from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_code import eliminate_dead_code
+from .fold_affine_into_conv import fold_affine_into_conv
 from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
 from .fuse_elementwise import fuse_elementwise
@@ -30,6 +31,7 @@ DEFAULT_PASSES: list = [
     remove_noops,
     eliminate_common_subexpressions,
     fold_batch_norm,
+    fold_affine_into_conv,
     fuse_matmul_bias,
     fuse_linear_activation,
     fuse_elementwise,
