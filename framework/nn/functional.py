@@ -321,6 +321,9 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
     """Huber-like loss: 0.5 d^2 / beta below beta, |d| - 0.5 beta above."""
+    fn = _op("smooth_l1_loss")
+    if fn is not None:
+        return fn(input, target, reduction=reduction, beta=beta)
     d = E.abs(input - target)
     if beta == 0:
         return _reduce(d, reduction)
@@ -347,6 +350,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """-(t log x + (1 - t) log(1 - x)) with logs clamped at -100 like torch."""
+    fn = _op("binary_cross_entropy")
+    if fn is not None:
+        return fn(input, target, weight, reduction=reduction)
     loss = -(target * E.clamp(E.log(input), min=-100.0) + (1 - target) * E.clamp(E.log(1 - input), min=-100.0))
     if weight is not None:
         loss = loss * weight

@@ -99,6 +99,32 @@ class MultiheadAttention(Module):
         bs = [S.narrow(b, 0, i * e, e) for i in range(3)] if b is not None else [None] * 3
         return ws, bs
 
+    def _merged_mask(self, attn_mask, key_padding_mask, bsz, tgt_len, src_len, dtype):
+        """attn_mask and key_padding_mask as one additive float mask broadcastable to
+        (N, H, L, S), or None."""
+        h = self.num_heads
+        mask = _float_mask(attn_mask, dtype)
+        if mask is not None:
+            if mask.ndim == 2:
+                if tuple(mask.shape) != (tgt_len, src_len):
+                    raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(mask.shape)}, but should be "
+                                       f"{(tgt_len, src_len)}.")
+            elif mask.ndim == 3:
+                if tuple(mask.shape) != (bsz * h, tgt_len, src_len):
+                    raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(mask.shape)}, but should be "
+                                       f"{(bsz * h, tgt_len, src_len)}.")
+                mask = S.reshape(mask, (bsz, h, tgt_len, src_len))
+            else:
+                raise RuntimeError(f"attn_mask's dimension {mask.ndim} is not supported")
+        kpm = _float_mask(key_padding_mask, dtype)
+        if kpm is not None:
+            if tuple(kpm.shape) != (bsz, src_len):
+                raise RuntimeError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
+                                   f"{tuple(kpm.shape)}")
+            kpm = S.reshape(kpm, (bsz, 1, 1, src_len))
+            mask = kpm if mask is None else mask + kpm
+        return mask
+
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,
                 attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
         """Returns (attn_output, attn_weights or None)."""
@@ -124,33 +150,21 @@ class MultiheadAttention(Module):
             return S.permute(S.reshape(t, (n, bsz, h, hd)), (1, 2, 0, 3))
 
         q, k, v = heads(q, tgt_len), heads(k, src_len), heads(v, src_len)
-        scores = L.matmul(q, S.transpose(k, -2, -1)) * (1.0 / math.sqrt(hd))
         if is_causal and attn_mask is None:
             attn_mask = E.lt(S.unsqueeze(C.arange(tgt_len), 1), S.unsqueeze(C.arange(src_len), 0))
-        mask = _float_mask(attn_mask, scores.dtype)
-        if mask is not None:
-            if mask.ndim == 2:
-                if tuple(mask.shape) != (tgt_len, src_len):
-                    raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(mask.shape)}, but should be "
-                                       f"{(tgt_len, src_len)}.")
+        mask = self._merged_mask(attn_mask, key_padding_mask, bsz, tgt_len, src_len, q.dtype)
+        p = self.dropout if self.training else 0.0
+        if not need_weights:
+            # the fused attention op (softmax(q k^T / sqrt(hd) + mask) v in one kernel when registered)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            attn = None
+        else:
+            scores = L.matmul(q, S.transpose(k, -2, -1)) * (1.0 / math.sqrt(hd))
+            if mask is not None:
                 scores = scores + mask
-            elif mask.ndim == 3:
-                if tuple(mask.shape) != (bsz * h, tgt_len, src_len):
-                    raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(mask.shape)}, but should be "
-                                       f"{(bsz * h, tgt_len, src_len)}.")
-                scores = scores + S.reshape(mask, (bsz, h, tgt_len, src_len))
-            else:
-                raise RuntimeError(f"attn_mask's dimension {mask.ndim} is not supported")
-        kpm = _float_mask(key_padding_mask, scores.dtype)
-        if kpm is not None:
-            if tuple(kpm.shape) != (bsz, src_len):
-                raise RuntimeError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
-                                   f"{tuple(kpm.shape)}")
-            scores = scores + S.reshape(kpm, (bsz, 1, 1, src_len))
-        attn = F.softmax(scores, -1)
-        if self.dropout > 0.0 and self.training:
-            attn = F.dropout(attn, self.dropout, True)
-        out = L.matmul(attn, v)  # (N, H, L, hd)
+            attn = F.softmax(scores, -1)
+            weights_for_out = F.dropout(attn, p, True) if p > 0.0 else attn
+            out = L.matmul(weights_for_out, v)  # (N, H, L, hd)
         out = S.reshape(S.permute(out, (2, 0, 1, 3)), (tgt_len, bsz, e))
         out = self.out_proj(out)
         if not batched:
@@ -158,7 +172,7 @@ class MultiheadAttention(Module):
         elif self.batch_first:
             out = S.transpose(out, 0, 1)
         weights = None
-        if need_weights:
+        if attn is not None:
             weights = R.mean(attn, 1) if average_attn_weights else attn
             if not batched:
                 weights = S.squeeze(weights, 0)
