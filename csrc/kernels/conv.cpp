@@ -38,8 +38,8 @@ int64_t conv_out_size(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, 
   return (in + p0 + p1 - d * (k - 1) - 1) / s + 1;
 }
 
-// Reads stride #0, padding #1 (4 ints), dilation #2, groups #3 from attrs (offset `base`
-// lets conv_transpose2d skip its own leading attributes) and the shapes of x/weight/out.
+// The geometry of the convolution x (*) w -> y, checked: x and y play the conv's input and
+// output (the backward ops and conv_transpose2d pass their operands in those roles).
 ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, const TensorView& y,
                    const std::vector<int64_t>& stride, const std::vector<int64_t>& pad,
                    const std::vector<int64_t>& dil, int64_t groups) {
@@ -93,18 +93,19 @@ inline void valid_range(int64_t Wo, int64_t W, int64_t s, int64_t p, int64_t off
   hi = std::max(hi, lo);
 }
 
-// col[(c*kh + i)*kw + j, oh*Wo + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 outside).
-// x: one sample's group (Cg, H, W); rows split over the thread pool.
+// col[(c*kh + i)*kw + j, (oh - oh0)*Wo + ow] = x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw]
+// (0 outside) for output rows oh in [oh0, oh1). x: one sample's group (Cg, H, W); the rows
+// of col are split over the thread pool.
 template <class T>
-void im2col(const ConvGeom& g, const T* x, T* col) {
-  const int64_t rows = g.K(), HoWo = g.HoWo(), khw = g.kh * g.kw;
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(HoWo, 1)), [&](int64_t r0, int64_t r1) {
+void im2col(const ConvGeom& g, const T* x, T* col, int64_t oh0, int64_t oh1) {
+  const int64_t rows = g.K(), len = (oh1 - oh0) * g.Wo, khw = g.kh * g.kw;
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(len, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t c = r / khw, i = (r / g.kw) % g.kh, j = r % g.kw;
       int64_t lo, hi;
       valid_range(g.Wo, g.W, g.sw, g.pl, j * g.dw, lo, hi);
-      T* dst = col + r * HoWo;
-      for (int64_t oh = 0; oh < g.Ho; ++oh, dst += g.Wo) {
+      T* dst = col + r * len;
+      for (int64_t oh = oh0; oh < oh1; ++oh, dst += g.Wo) {
         const int64_t ih = oh * g.sh - g.pt + i * g.dh;
         if (ih < 0 || ih >= g.H) {
           std::fill(dst, dst + g.Wo, T(0));
@@ -123,19 +124,19 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
   });
 }
 
-// x[c, ih, iw] += col[...]: the adjoint of im2col. Channels are split over the pool (each
-// writes only its own channel, so there are no races). x must be initialized by the caller.
+// x[c, ih, iw] += col[...] for output rows [oh0, oh1): the adjoint of im2col. Channels are
+// split over the pool (each writes only its own channel, so there are no races).
 template <class T>
-void col2im(const ConvGeom& g, const T* col, T* x) {
-  const int64_t HoWo = g.HoWo();
+void col2im(const ConvGeom& g, const T* col, T* x, int64_t oh0, int64_t oh1) {
+  const int64_t len = (oh1 - oh0) * g.Wo;
   parallel_for(g.Cg(), 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       for (int64_t i = 0; i < g.kh; ++i) {
         for (int64_t j = 0; j < g.kw; ++j) {
           int64_t lo, hi;
           valid_range(g.Wo, g.W, g.sw, g.pl, j * g.dw, lo, hi);
-          const T* src = col + ((c * g.kh + i) * g.kw + j) * HoWo;
-          for (int64_t oh = 0; oh < g.Ho; ++oh, src += g.Wo) {
+          const T* src = col + ((c * g.kh + i) * g.kw + j) * len;
+          for (int64_t oh = oh0; oh < oh1; ++oh, src += g.Wo) {
             const int64_t ih = oh * g.sh - g.pt + i * g.dh;
             if (ih < 0 || ih >= g.H) continue;
             T* dst = x + (c * g.H + ih) * g.W - g.pl + j * g.dw;
@@ -149,6 +150,19 @@ void col2im(const ConvGeom& g, const T* col, T* x) {
       }
     }
   });
+}
+
+// Output rows per im2col tile: the column buffer stays near 1M elements (cache-friendly,
+// and bounded: a whole 1024x1024 image would need K * 1M elements of scratch).
+int64_t tile_rows(const ConvGeom& g) {
+  const int64_t per_row = std::max<int64_t>(1, g.K() * g.Wo);
+  return std::max<int64_t>(1, std::min<int64_t>(g.Ho, (int64_t(1) << 20) / per_row));
+}
+
+template <class T>
+T* col_scratch(const ConvGeom& g) {
+  if (g.direct()) return nullptr;
+  return static_cast<T*>(thread_scratch(size_t(g.K() * tile_rows(g) * g.Wo) * sizeof(T)));
 }
 
 // C[M, N] = A[M, K] @ B[K, N] + beta * C with the larger of M and N split over the thread
@@ -195,21 +209,28 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
   return &b;
 }
 
-// One sample of the forward: out_n (Cout, Ho*Wo) = bias + sum over groups of W_g @ col_g.
+// One sample of the forward: out_n (Cout, Ho*Wo) = bias + sum over groups of W_g @ col_g,
+// one tile of output rows at a time.
 template <class T>
 void conv_forward_sample(const ConvGeom& g, const T* x_n, const T* w, const TensorView* bias, T* out_n) {
   const int64_t K = g.K(), HoWo = g.HoWo(), Coutg = g.Coutg();
   if (bias) fill_rows<T>(out_n, g.Cout, HoWo, bias);
   const T beta = bias ? T(1) : T(0);
-  T* col = g.direct() ? nullptr : static_cast<T*>(thread_scratch(size_t(K * HoWo) * sizeof(T)));
+  T* col = col_scratch<T>(g);
+  const int64_t th = tile_rows(g);
   for (int64_t gr = 0; gr < g.groups; ++gr) {
     const T* xg = x_n + gr * g.Cg() * g.HW();
-    const T* B = xg;
-    if (!g.direct()) {
-      im2col<T>(g, xg, col);
-      B = col;
+    const T* wg = w + gr * Coutg * K;
+    T* og = out_n + gr * Coutg * HoWo;
+    if (g.direct()) {
+      gemm_split<T>(Coutg, HoWo, K, wg, K, 1, xg, HoWo, 1, beta, og, HoWo);
+      continue;
     }
-    gemm_split<T>(Coutg, HoWo, K, w + gr * Coutg * K, K, 1, B, HoWo, 1, beta, out_n + gr * Coutg * HoWo, HoWo);
+    for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
+      const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
+      im2col<T>(g, xg, col, oh0, oh1);
+      gemm_split<T>(Coutg, len, K, wg, K, 1, col, len, 1, beta, og + oh0 * g.Wo, HoWo);
+    }
   }
 }
 
@@ -251,16 +272,20 @@ void conv_input_backward(const ConvGeom& g, const T* go, const T* w, const Tenso
     T* gi_n = gi + n * g.C * g.HW();
     const T* go_n = go + n * g.Cout * HoWo;
     fill_rows<T>(gi_n, g.C, g.HW(), bias);
-    T* col = g.direct() ? nullptr : static_cast<T*>(thread_scratch(size_t(K * HoWo) * sizeof(T)));
+    T* col = col_scratch<T>(g);
+    const int64_t th = tile_rows(g);
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const T* wg = w + gr * Coutg * K;  // (Coutg, K): A = wg^T is (K, Coutg)
       const T* gog = go_n + gr * Coutg * HoWo;
       T* gig = gi_n + gr * Cg * g.HW();
       if (g.direct()) {
         gemm_split<T>(K, HoWo, Coutg, wg, 1, K, gog, HoWo, 1, T(1), gig, HoWo);
-      } else {
-        gemm_split<T>(K, HoWo, Coutg, wg, 1, K, gog, HoWo, 1, T(0), col, HoWo);
-        col2im<T>(g, col, gig);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
+        const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
+        gemm_split<T>(K, len, Coutg, wg, 1, K, gog + oh0 * g.Wo, HoWo, 1, T(0), col, len);
+        col2im<T>(g, col, gig, oh0, oh1);
       }
     }
   });
@@ -301,18 +326,23 @@ void conv2d_backward_weight_k(const KernelArgs& k) {
   const T* xp = x.ptr<T>();
   const T* gop = go.ptr<T>();
   T* gwp = gw.ptr<T>();
-  if (g.N == 0) std::fill(gwp, gwp + gw.numel(), T(0));
-  T* col = g.direct() ? nullptr : static_cast<T*>(thread_scratch(size_t(K * HoWo) * sizeof(T)));
+  std::fill(gwp, gwp + gw.numel(), T(0));
+  T* col = col_scratch<T>(g);
+  const int64_t th = tile_rows(g);
   for (int64_t n = 0; n < g.N; ++n) {
     for (int64_t gr = 0; gr < g.groups; ++gr) {
       const T* xg = xp + n * g.C * g.HW() + gr * g.Cg() * g.HW();
-      const T* B = xg;  // (K, HoWo); used transposed
-      if (!g.direct()) {
-        im2col<T>(g, xg, col);
-        B = col;
+      const T* gog = gop + (n * g.Cout + gr * Coutg) * HoWo;
+      T* gwg = gwp + gr * Coutg * K;
+      if (g.direct()) {  // x_g (K, HoWo) used transposed
+        gemm_split<T>(Coutg, K, HoWo, gog, HoWo, 1, xg, 1, HoWo, T(1), gwg, K);
+        continue;
       }
-      gemm_split<T>(Coutg, K, HoWo, gop + (n * g.Cout + gr * Coutg) * HoWo, HoWo, 1, B, 1, HoWo,
-                    n == 0 ? T(0) : T(1), gwp + gr * Coutg * K, K);
+      for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
+        const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
+        im2col<T>(g, xg, col, oh0, oh1);
+        gemm_split<T>(Coutg, K, len, gog + oh0 * g.Wo, HoWo, 1, col, 1, len, T(1), gwg, K);
+      }
     }
   }
 }

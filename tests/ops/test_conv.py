@@ -304,3 +304,21 @@ def test_double_backward_through_max_pool2d_raises_instead_of_silently_dropping(
     (gx,) = fw.autograd.grad((y * y).sum(), [x], create_graph=True)  # grad_output 2y depends on x
     with pytest.raises(NotImplementedError, match="double backward through max_pool2d"):
         (gx * gx).sum().backward()
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 2)])
+def test_conv2d_row_tiled_im2col_matches_torch(stride, dilation):
+    # K * Wo * Ho > 2^20 elements: im2col runs in tiles of output rows (forward and backward)
+    xs = rng.standard_normal((2, 32, 200, 100))
+    ws = rng.standard_normal((6, 32, 3, 3))
+    bs = rng.standard_normal(6)
+    fx, fwt, fb = (fw.from_numpy(a).requires_grad_(True) for a in (xs, ws, bs))
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_(True) for a in (xs, ws, bs))
+    got = fw.conv2d(fx, fwt, fb, stride=stride, padding=1, dilation=dilation)
+    exp = TF.conv2d(tx, tw, tb, stride=stride, padding=1, dilation=dilation)
+    assert_close(got, exp, what="conv2d tiled forward")
+    cot = rng.standard_normal(tuple(exp.shape))
+    (got * fw.from_numpy(cot)).sum().backward()
+    (exp * torch.from_numpy(cot)).sum().backward()
+    for a, b, name in ((fx, tx, "input"), (fwt, tw, "weight"), (fb, tb, "bias")):
+        assert_close(a.grad, b.grad, what=f"grad {name}", tol=GRAD_TOL[fw.float64])
