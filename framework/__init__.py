@@ -34,6 +34,7 @@ from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  #
                        set_grad_enabled)
 from . import _tensor_methods  # noqa: E402,F401
 from .device import cuda, device  # noqa: E402,F401
+from . import onnx  # noqa: E402,F401  (lazy: imports the onnx package only when used)
 
 float = float32
 double = float64
