@@ -261,7 +261,7 @@ def _perm(imp, x, at):
 
 
 @rule("Transpose", attrs=("perm",), needs=("permute",),
-      fold=lambda imp, ins, at: [np.ascontiguousarray(ins[0].transpose(_perm(imp, ins[0], at)))])
+      fold=lambda imp, ins, at: [np.require(ins[0].transpose(_perm(imp, ins[0], at)), requirements="C")])
 def _transpose(imp, node, ins, at):
     perm = _perm(imp, ins[0], at)
     if perm == tuple(range(len(perm))):
@@ -280,7 +280,7 @@ def _fold_expand(imp, ins, at):
     shape = _expand_shape(imp, ins[0], imp.ints(ins[1], "shape"))
     if any(isinstance(s, SymInt) for s in shape):
         return None
-    return [np.ascontiguousarray(np.broadcast_to(ins[0], shape))]
+    return [np.require(np.broadcast_to(ins[0], shape), requirements="C")]
 
 
 @rule("Expand", needs=("expand",), fold=_fold_expand)
@@ -635,7 +635,7 @@ def _cast_like(imp, node, ins, at):
 def _matmul(imp, node, ins, at):
     a, b = ins
     if is_known(b) and b.ndim == 2 and _ndim(imp, a) >= 2 and b.dtype != object:
-        return [imp.call("linear", [a, np.ascontiguousarray(b.T), None])]
+        return [imp.call("linear", [a, np.require(b.T, requirements="C"), None])]
     return [imp.call("matmul", [a, b])]
 
 
@@ -645,12 +645,12 @@ def _gemm(imp, node, ins, at):
     c = ins[2] if len(ins) > 2 else None
     alpha, beta = float(at.get("alpha", 1.0)), float(at.get("beta", 1.0))
     if at.get("transA", 0):
-        a = imp.call("permute", [a], ((1, 0),)) if not is_known(a) else np.ascontiguousarray(a.T)
+        a = imp.call("permute", [a], ((1, 0),)) if not is_known(a) else np.require(a.T, requirements="C")
     # linear wants the weight as (N, K)
     if at.get("transB", 0):
         w = b
     else:
-        w = np.ascontiguousarray(b.T) if is_known(b) else imp.call("permute", [b], ((1, 0),))
+        w = np.require(b.T, requirements="C") if is_known(b) else imp.call("permute", [b], ((1, 0),))
     if alpha != 1.0:
         w = w * np.asarray(alpha, dtype=w.dtype) if is_known(w) else imp.call("mul", [w, np.asarray(alpha, np.float32)])
     bias = None

@@ -129,7 +129,7 @@ def tensor_to_array(t, where: str) -> np.ndarray:
                         f"({type(e).__name__}: {e})") from None
     if tuple(arr.shape) != tuple(t.dims):
         raise OnnxError(f"{where}: tensor data has shape {list(arr.shape)}, dims say {list(t.dims)}")
-    return np.ascontiguousarray(arr)
+    return np.require(arr, requirements="C")
 
 
 def default_opset(model) -> int:

@@ -88,7 +88,7 @@ class OnnxModule:
 
     def __call__(self, *inputs):
         """Runs the model on numpy arrays or Tensors."""
-        arrays = [np.ascontiguousarray(_as_array(x)) for x in inputs]
+        arrays = [np.require(_as_array(x), requirements="C") for x in inputs]
         if self._compiled is not None:
             check_inputs(self.graph, arrays)
             outs = self._compiled.run(arrays)

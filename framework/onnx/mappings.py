@@ -1,0 +1,433 @@
+"""ONNX export mappings, one function per framework op, attached to the OpDefs by name.
+
+A mapping is `fn(ctx, ins, attrs, outs)`: `ctx` is export.ExportContext (ctx.add emits a
+node, ctx.const an initializer, ctx.shape_tensor a possibly symbolic int64 shape,
+ctx.in_spec(i)/ctx.out_spec(i) give the IR specs), `ins` the ONNX names of the node's inputs
+(None for an absent optional input), `attrs` the node's attributes in kernel order and
+`outs` the names its outputs must get. Adding an op's export = one `@maps("op")` function
+here; `attach()` sets `REGISTRY[name].onnx` for every registered op that has one.
+Fused ops created by graph passes are mapped here too, as the standard ops they fuse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes as D
+from ..jit.symbolic import SymInt
+from ._proto import OnnxError, onnx_dtype
+
+MAPPINGS: dict = {}
+
+
+def maps(*names):
+    """Decorator: the export mapping of the framework ops `names`."""
+
+    def wrap(fn):
+        for n in names:
+            MAPPINGS[n] = fn
+        return fn
+
+    return wrap
+
+
+def attach() -> None:
+    """Sets OpDef.onnx for every registered op with a mapping (idempotent)."""
+    from ..ops.registry import REGISTRY
+
+    for name, fn in MAPPINGS.items():
+        op = REGISTRY.get(name)
+        if op is not None and op.onnx is None:
+            op.onnx = fn
+
+
+# ---------------------------------------------------------------------------------------
+# elementwise
+
+_UNARY = {"neg": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin",
+          "cos": "Cos", "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "erf": "Erf",
+          "reciprocal": "Reciprocal", "sign": "Sign", "floor": "Floor", "ceil": "Ceil",
+          "round": "Round", "logical_not": "Not"}
+
+
+def _unary(op_type):
+    def fn(ctx, ins, attrs, outs):
+        ctx.add(op_type, [ins[0]], outs[0])
+
+    return fn
+
+
+for _name, _op in _UNARY.items():
+    maps(_name)(_unary(_op))
+
+
+@maps("clone")
+def _clone(ctx, ins, attrs, outs):
+    ctx.add("Identity", [ins[0]], outs[0])
+
+
+@maps("to")
+def _to(ctx, ins, attrs, outs):
+    ctx.add("Cast", [ins[0]], outs[0], to=onnx_dtype(D.BY_CODE[attrs[0]]))
+
+
+@maps("log1p")
+def _log1p(ctx, ins, attrs, outs):
+    one = ctx.scalar(1, ctx.in_spec(0))
+    ctx.add("Log", [ctx.add("Add", [ins[0], one])], outs[0])
+
+
+@maps("rsqrt")
+def _rsqrt(ctx, ins, attrs, outs):
+    ctx.add("Reciprocal", [ctx.add("Sqrt", [ins[0]])], outs[0])
+
+
+@maps("silu")
+def _silu(ctx, ins, attrs, outs):
+    ctx.add("Mul", [ins[0], ctx.add("Sigmoid", [ins[0]])], outs[0])
+
+
+def gelu_onnx(ctx, x: str, approximate: str, out) -> str:
+    """GELU from standard ops (Gelu itself is opset 20)."""
+    spec = ctx.in_spec(0)
+    half = ctx.scalar(0.5, spec)
+    one = ctx.scalar(1.0, spec)
+    if approximate == "tanh":
+        x3 = ctx.add("Mul", [ctx.add("Mul", [x, x]), x])
+        inner = ctx.add("Add", [x, ctx.add("Mul", [x3, ctx.scalar(0.044715, spec)])])
+        t = ctx.add("Tanh", [ctx.add("Mul", [inner, ctx.scalar(math.sqrt(2 / math.pi), spec)])])
+        cdf = ctx.add("Mul", [ctx.add("Add", [t, one]), half])
+    else:
+        e = ctx.add("Erf", [ctx.add("Mul", [x, ctx.scalar(1 / math.sqrt(2), spec)])])
+        cdf = ctx.add("Mul", [ctx.add("Add", [e, one]), half])
+    return ctx.add("Mul", [x, cdf], out)
+
+
+@maps("gelu")
+def _gelu(ctx, ins, attrs, outs):
+    gelu_onnx(ctx, ins[0], attrs[0], outs[0])
+
+
+@maps("leaky_relu")
+def _leaky_relu(ctx, ins, attrs, outs):
+    ctx.add("LeakyRelu", [ins[0]], outs[0], alpha=float(attrs[0]))
+
+
+@maps("elu")
+def _elu(ctx, ins, attrs, outs):
+    ctx.add("Elu", [ins[0]], outs[0], alpha=float(attrs[0]))
+
+
+@maps("softplus")
+def _softplus(ctx, ins, attrs, outs):
+    beta, threshold = float(attrs[0]), float(attrs[1])
+    spec = ctx.in_spec(0)
+    x = ins[0]
+    bx = x if beta == 1.0 else ctx.add("Mul", [x, ctx.scalar(beta, spec)])
+    sp = ctx.add("Softplus", [bx])
+    if beta != 1.0:
+        sp = ctx.add("Div", [sp, ctx.scalar(beta, spec)])
+    cond = ctx.add("Greater", [bx, ctx.scalar(threshold, spec)])
+    ctx.add("Where", [cond, x, sp], outs[0])
+
+
+@maps("clamp")
+def _clamp(ctx, ins, attrs, outs):
+    spec = ctx.in_spec(0)
+    lo = None if attrs[0] is None else ctx.scalar(attrs[0], spec)
+    hi = None if attrs[1] is None else ctx.scalar(attrs[1], spec)
+    if spec.dtype is D.bool_:
+        raise OnnxError("clamp on bool tensors has no ONNX mapping")
+    ctx.add("Clip", [ins[0], lo, hi], outs[0])
+
+
+def _scaled(ctx, name, alpha, i):
+    if alpha == 1:
+        return name
+    return ctx.add("Mul", [name, ctx.scalar(alpha, ctx.in_spec(i))])
+
+
+@maps("add")
+def _add(ctx, ins, attrs, outs):
+    ctx.add("Add", [ins[0], _scaled(ctx, ins[1], attrs[0], 1)], outs[0])
+
+
+@maps("sub")
+def _sub(ctx, ins, attrs, outs):
+    ctx.add("Sub", [ins[0], _scaled(ctx, ins[1], attrs[0], 1)], outs[0])
+
+
+_BINARY = {"mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max", "minimum": "Min",
+           "eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater",
+           "ge": "GreaterOrEqual", "logical_and": "And", "logical_or": "Or"}
+
+
+def _binary(op_type):
+    def fn(ctx, ins, attrs, outs):
+        a, b = ins
+        if op_type in ("Max", "Min") and ctx.in_spec(0).shape != ctx.in_spec(1).shape:
+            pass  # Max/Min broadcast multidirectionally (opset >= 8)
+        ctx.add(op_type, [a, b], outs[0])
+
+    return fn
+
+
+for _name, _op in _BINARY.items():
+    maps(_name)(_binary(_op))
+
+
+@maps("ne")
+def _ne(ctx, ins, attrs, outs):
+    ctx.add("Not", [ctx.add("Equal", ins)], outs[0])
+
+
+@maps("where")
+def _where(ctx, ins, attrs, outs):
+    ctx.add("Where", ins, outs[0])
+
+
+@maps("masked_fill")
+def _masked_fill(ctx, ins, attrs, outs):
+    ctx.add("Where", [ins[1], ctx.scalar(attrs[0], ctx.in_spec(0)), ins[0]], outs[0])
+
+
+# ---------------------------------------------------------------------------------------
+# linear algebra
+
+
+@maps("matmul")
+def _matmul(ctx, ins, attrs, outs):
+    ctx.add("MatMul", ins, outs[0])
+
+
+def linear_onnx(ctx, x, w, b, out, x_ndim: int):
+    """x @ w.T + b as Gemm (2-d x) or MatMul + Add."""
+    if x_ndim == 2:
+        return ctx.add("Gemm", [x, w, b], out, transB=1)
+    wt = ctx.add("Transpose", [w], perm=[1, 0])
+    if b is None:
+        return ctx.add("MatMul", [x, wt], out)
+    return ctx.add("Add", [ctx.add("MatMul", [x, wt]), b], out)
+
+
+@maps("linear")
+def _linear(ctx, ins, attrs, outs):
+    linear_onnx(ctx, ins[0], ins[1], ins[2], outs[0], ctx.in_spec(0).ndim)
+
+
+@maps("addmm")
+def _addmm(ctx, ins, attrs, outs):
+    beta, alpha = attrs
+    ctx.add("Gemm", [ins[1], ins[2], ins[0]], outs[0], alpha=float(alpha), beta=float(beta))
+
+
+@maps("baddbmm")
+def _baddbmm(ctx, ins, attrs, outs):
+    beta, alpha = attrs
+    mm = _scaled(ctx, ctx.add("MatMul", [ins[1], ins[2]]), alpha, 1)
+    ctx.add("Add", [_scaled(ctx, ins[0], beta, 0), mm], outs[0])
+
+
+# ---------------------------------------------------------------------------------------
+# reductions
+
+
+def cast_to_out(ctx, x: str, i: int = 0) -> str:
+    """x cast to the node's output dtype when it differs from input 0's (sum of int32 -> int64)."""
+    if ctx.in_spec(0).dtype is ctx.out_spec(i).dtype:
+        return x
+    return ctx.add("Cast", [x], to=onnx_dtype(ctx.out_spec(i).dtype))
+
+
+def _reduce(op_type):
+    def fn(ctx, ins, attrs, outs):
+        dims, keepdim = attrs[0], attrs[-1]
+        x = cast_to_out(ctx, ins[0])
+        if not dims:
+            ctx.add("Identity", [x], outs[0])
+            return
+        ctx.reduce(op_type, x, dims, keepdim, outs[0])
+
+    return fn
+
+
+for _name, _op in {"sum": "ReduceSum", "mean": "ReduceMean", "prod": "ReduceProd",
+                   "amax": "ReduceMax", "amin": "ReduceMin"}.items():
+    maps(_name)(_reduce(_op))
+
+
+def _count(ctx, dims, spec) -> str:
+    """The number of reduced elements as a 0-d tensor of spec's dtype (symbolic dims ok)."""
+    n = 1
+    for d in dims:
+        n = n * spec.shape[d]
+    if isinstance(n, SymInt):
+        return ctx.add("Cast", [ctx.scalar_sym(n)], to=onnx_dtype(spec.dtype))
+    return ctx.scalar(n, spec)
+
+
+@maps("var", "std")
+def _var(ctx, ins, attrs, outs):
+    dims, correction, keepdim = attrs
+    spec = ctx.in_spec(0)
+    is_std = ctx.node.target == "std"
+    x = ins[0]
+    mean = ctx.reduce("ReduceMean", x, dims, True)
+    d = ctx.add("Sub", [x, mean])
+    ss = ctx.reduce("ReduceSum", ctx.add("Mul", [d, d]), dims, keepdim)
+    n = _count(ctx, dims, spec)
+    denom = ctx.add("Max", [ctx.add("Sub", [n, ctx.scalar(correction, spec)]), ctx.scalar(0, spec)])
+    if is_std:
+        ctx.add("Sqrt", [ctx.add("Div", [ss, denom])], outs[0])
+    else:
+        ctx.add("Div", [ss, denom], outs[0])
+
+
+@maps("logsumexp")
+def _logsumexp(ctx, ins, attrs, outs):
+    dims, keepdim = attrs
+    x = ins[0]
+    m = ctx.reduce("ReduceMax", x, dims, True)
+    # guard -inf maxima (all -inf rows) so x - m stays finite
+    spec = ctx.in_spec(0)
+    fin = ctx.add("Where", [ctx.add("IsInf", [m]), ctx.scalar(0, spec), m])
+    s = ctx.reduce("ReduceSum", ctx.add("Exp", [ctx.add("Sub", [x, fin])]), dims, keepdim)
+    mk = fin if keepdim else ctx.squeeze(fin, dims)
+    ctx.add("Add", [ctx.add("Log", [s]), mk], outs[0])
+
+
+@maps("norm")
+def _norm(ctx, ins, attrs, outs):
+    dims, p, keepdim = attrs
+    x = ins[0]
+    if p in ("fro", 2, 2.0):
+        ctx.reduce("ReduceL2", x, dims, keepdim, outs[0])
+    elif p in (1, 1.0):
+        ctx.reduce("ReduceL1", x, dims, keepdim, outs[0])
+    elif p == math.inf:
+        ctx.reduce("ReduceMax", ctx.add("Abs", [x]), dims, keepdim, outs[0])
+    elif p == -math.inf:
+        ctx.reduce("ReduceMin", ctx.add("Abs", [x]), dims, keepdim, outs[0])
+    else:
+        spec = ctx.in_spec(0)
+        s = ctx.reduce("ReduceSum", ctx.add("Pow", [ctx.add("Abs", [x]), ctx.scalar(p, spec)]),
+                       dims, keepdim)
+        ctx.add("Pow", [s, ctx.scalar(1.0 / p, spec)], outs[0])
+
+
+@maps("all", "any")
+def _all_any(ctx, ins, attrs, outs):
+    dims, keepdim = attrs
+    as_int = ctx.add("Cast", [ins[0]], to=onnx_dtype(D.int64))
+    op = "ReduceMin" if ctx.node.target == "all" else "ReduceMax"
+    if not dims:
+        r = as_int
+    else:
+        r = ctx.reduce(op, as_int, dims, keepdim)
+    ctx.add("Cast", [r], outs[0], to=onnx_dtype(D.bool_))
+
+
+@maps("max", "min")
+def _max_min_dim(ctx, ins, attrs, outs):
+    dim, keepdim = attrs
+    is_max = ctx.node.target == "max"
+    ctx.reduce("ReduceMax" if is_max else "ReduceMin", ins[0], [dim], keepdim, outs[0])
+    ctx.add("ArgMax" if is_max else "ArgMin", [ins[0]], outs[1], axis=int(dim),
+            keepdims=int(keepdim))
+
+
+@maps("argmax", "argmin")
+def _argmax(ctx, ins, attrs, outs):
+    dim, keepdim = attrs
+    op = "ArgMax" if ctx.node.target == "argmax" else "ArgMin"
+    if dim is None:
+        flat = ctx.add("Reshape", [ins[0], ctx.ints([-1])])
+        r = ctx.add(op, [flat], axis=0, keepdims=int(keepdim))
+        if keepdim:
+            ctx.add("Reshape", [r, ctx.ints([1] * ctx.in_spec(0).ndim)], outs[0])
+        else:
+            ctx.squeeze(r, [0], outs[0])
+        return
+    ctx.add(op, [ins[0]], outs[0], axis=int(dim), keepdims=int(keepdim))
+
+
+@maps("cumsum")
+def _cumsum(ctx, ins, attrs, outs):
+    ctx.add("CumSum", [cast_to_out(ctx, ins[0]), ctx.const(np.asarray(attrs[0], dtype=np.int64))], outs[0])
+
+
+# ---------------------------------------------------------------------------------------
+# shapes
+
+
+@maps("reshape")
+def _reshape(ctx, ins, attrs, outs):
+    # allowzero: a 0 in the target is a real empty dim, not "copy the input's dim"
+    zero = any(isinstance(d, int) and d == 0 for d in attrs[0])
+    ctx.add("Reshape", [ins[0], ctx.shape_tensor(attrs[0])], outs[0], allowzero=1 if zero else None)
+
+
+@maps("permute")
+def _permute(ctx, ins, attrs, outs):
+    ctx.add("Transpose", [ins[0]], outs[0], perm=[int(d) for d in attrs[0]])
+
+
+@maps("expand")
+def _expand(ctx, ins, attrs, outs):
+    ctx.add("Expand", [ins[0], ctx.shape_tensor(attrs[0])], outs[0])
+
+
+@maps("slice")
+def _slice(ctx, ins, attrs, outs):
+    dim, start, end, step = attrs
+    ctx.add("Slice", [ins[0], ctx.shape_tensor([start]), ctx.shape_tensor([end]),
+                      ctx.ints([dim]), ctx.ints([step])], outs[0])
+
+
+@maps("select")
+def _select(ctx, ins, attrs, outs):
+    dim, index = attrs
+    ctx.add("Gather", [ins[0], ctx.scalar_sym(index)], outs[0], axis=int(dim))
+
+
+@maps("full")
+def _full(ctx, ins, attrs, outs):
+    shape, value, code = attrs
+    dt = D.BY_CODE[code]
+    ctx.add("ConstantOfShape", [ctx.shape_tensor(shape)], outs[0],
+            value=_tensor_attr(np.asarray([value], dtype=dt.np)))
+
+
+def _tensor_attr(arr):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(arr)
+
+
+@maps("arange")
+def _arange(ctx, ins, attrs, outs):
+    n, start, step, code = attrs
+    dt = D.BY_CODE[code]
+    if not isinstance(n, SymInt):
+        # exact element values (start + i*step) even where float accumulation would drift
+        vals = np.asarray(start, np.float64) + np.arange(int(n), dtype=np.float64) * step
+        ctx.add("Identity", [ctx.const(vals.astype(dt.np))], outs[0])
+        return
+    idx = ctx.add("Range", [ctx.const(np.asarray(0, np.int64)), ctx.scalar_sym(n),
+                            ctx.const(np.asarray(1, np.int64))])
+    f = ctx.add("Cast", [idx], to=onnx_dtype(D.float64))
+    v = ctx.add("Add", [ctx.add("Mul", [f, ctx.const(np.asarray(step, np.float64))]),
+                        ctx.const(np.asarray(start, np.float64))])
+    ctx.add("Cast", [v], outs[0], to=onnx_dtype(dt))
+
+
+@maps("linspace")
+def _linspace(ctx, ins, attrs, outs):
+    # all attrs are concrete: evaluate with the framework kernel and export the values
+    from ..ops.dispatch import dispatch
+    from ..ops.registry import REGISTRY
+
+    t = dispatch(REGISTRY["linspace"], [], tuple(attrs))
+    ctx.add("Identity", [ctx.const(t.numpy().copy())], outs[0])
