@@ -270,7 +270,11 @@ def graph_to_model(graph: Graph, *, input_names=None, output_names=None, dynamic
                 nm = out_set.get(v) or ctx.reserve(v.name)
                 names[v] = nm
                 out_n.append(nm)
-            REGISTRY[n.target].onnx(ctx, in_n, n.attrs, out_n)
+            try:
+                REGISTRY[n.target].onnx(ctx, in_n, n.attrs, out_n)
+            except OnnxError as e:
+                raise OnnxError(f"cannot export node `{n.format()}` at "
+                                f"{n.source or '<unknown source>'}: {e}") from None
     ctx.node = None
     # graph outputs that are inputs/constants/repeated values need an Identity
     final_outs = []

@@ -374,11 +374,16 @@ def _clamp_sym(i, d):
 
 def _fold_slice(imp, ins, at):
     data = ins[0]
+    starts, ends = imp.ints(ins[1], "starts"), imp.ints(ins[2], "ends")
+    axes = imp.ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
+    steps = imp.ints(ins[4], "steps") if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise OnnxError(f"{imp.where()}: starts, ends, axes and steps differ in length")
     idx = [slice(None)] * data.ndim
-    for a, s, e, st in _slice_params(imp, ins, at):
-        if not all(isinstance(v, int) for v in (s, e)):
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if not all(isinstance(v, int) for v in (s, e, st)) or st == 0:
             return None
-        idx[a] = slice(s, e, st)
+        idx[_wrap(a, data.ndim, imp)] = slice(s, e, st)  # numpy clamps like ONNX Slice
     return [data[tuple(idx)]]
 
 
@@ -660,7 +665,7 @@ def _gemm(imp, node, ins, at):
         if beta != 1.0:
             c = c * np.asarray(beta, dtype=c.dtype) if is_known(c) else imp.call("mul", [c, np.asarray(beta, np.float32)])
         if is_known(c) and (cs == (n,) or cs == (1, n)):
-            bias = c.reshape(-1)
+            bias = c if c.ndim == 1 else c.reshape(-1)
         elif len(cs) == 1 and cs[0] == n:
             bias = c
         else:
@@ -761,3 +766,199 @@ def _global_avg_pool(imp, node, ins, at):
 def _global_max_pool(imp, node, ins, at):
     n = _ndim(imp, ins[0])
     return [imp.call("amax", [ins[0]], (tuple(range(2, n)), True))]
+
+
+# ---------------------------------------------------------------------------------------
+# convolution, pooling, padding, resizing (2-d spatial; 1-d convs as height-1 images)
+
+
+def _window(imp, at, x, kernel):
+    """(strides, (top, left, bottom, right) pads, dilations) from ONNX attributes."""
+    nsp = len(kernel)
+    strides = list(at.get("strides", [1] * nsp))
+    dil = list(at.get("dilations", [1] * nsp))
+    pads = list(at.get("pads", [0] * (2 * nsp)))
+    auto = at.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        spatial = imp.shape(x)[2:]
+        if not all(isinstance(v, int) for v in spatial):
+            raise OnnxError(f"{imp.where()}: auto_pad={auto} over dynamic spatial dims")
+        pads = [0] * (2 * nsp)
+        for i, (n, k, s, d) in enumerate(zip(spatial, kernel, strides, dil)):
+            out = -(-n // s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+            small, big = total // 2, total - total // 2
+            pads[i], pads[i + nsp] = (small, big) if auto == "SAME_UPPER" else (big, small)
+    elif auto == "VALID":
+        pads = [0] * (2 * nsp)
+    elif auto != "NOTSET":
+        raise OnnxError(f"{imp.where()}: auto_pad={auto!r} is not supported")
+    if nsp == 1:
+        return [1] + strides, [0, pads[0], 0, pads[1]], [1] + dil
+    if nsp != 2:
+        raise OnnxError(f"{imp.where()}: only 1-d and 2-d spatial inputs are supported")
+    return strides, pads, dil
+
+
+def _to_2d(imp, x):
+    """A 3-d (N, C, L) input as (N, C, 1, L)."""
+    s = imp.shape(x)
+    return _reshape_value(imp, x, s[:2] + (1,) + s[2:])
+
+
+def _from_2d(imp, y):
+    s = imp.shape(y)
+    return _reshape_value(imp, y, s[:2] + s[3:])
+
+
+_CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
+@rule("Conv", attrs=_CONV_ATTRS, needs=("conv2d",))
+def _conv(imp, node, ins, at):
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    kernel = list(imp.shape(w)[2:])
+    strides, p4, dil = _window(imp, at, x, kernel)
+    one_d = len(kernel) == 1
+    if one_d:
+        x = _to_2d(imp, x)
+        w = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if is_known(w) else _to_2d(imp, w)
+    y = imp.call("conv2d", [x, w, b], (tuple(strides), tuple(p4), tuple(dil), int(at.get("group", 1))))
+    return [_from_2d(imp, y) if one_d else y]
+
+
+@rule("ConvTranspose", attrs=_CONV_ATTRS + ("output_padding", "output_shape"),
+      needs=("conv_transpose2d",))
+def _conv_transpose(imp, node, ins, at):
+    if "output_shape" in at or at.get("auto_pad", "NOTSET") != "NOTSET":
+        raise OnnxError(f"{imp.where()}: ConvTranspose output_shape/auto_pad is not supported")
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    kernel = list(imp.shape(w)[2:])
+    if len(kernel) != 2:
+        raise OnnxError(f"{imp.where()}: only 2-d ConvTranspose is supported")
+    strides, p4, dil = _window(imp, at, x, kernel)
+    if p4[0] != p4[2] or p4[1] != p4[3]:
+        raise OnnxError(f"{imp.where()}: asymmetric ConvTranspose pads {p4} are not supported")
+    opad = tuple(at.get("output_padding", [0, 0]))
+    return [imp.call("conv_transpose2d", [x, w, b], (tuple(strides), tuple(p4), opad,
+                                                     int(at.get("group", 1)), tuple(dil)))]
+
+
+def _pool_window(imp, at, x):
+    kernel = list(at["kernel_shape"])
+    strides, p4, dil = _window(imp, at, x, kernel)
+    if p4[0] != p4[2] or p4[1] != p4[3]:
+        raise OnnxError(f"{imp.where()}: asymmetric pooling pads {p4} are not supported")
+    if len(kernel) == 1:
+        kernel = [1] + kernel
+    return tuple(kernel), tuple(strides), (p4[0], p4[1]), tuple(dil)
+
+
+@rule("MaxPool", attrs=("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                        "storage_order", "strides"), needs=("max_pool2d",))
+def _max_pool(imp, node, ins, at):
+    x = ins[0]
+    one_d = _ndim(imp, x) == 3
+    if one_d:
+        x = _to_2d(imp, x)
+    k, s, p, d = _pool_window(imp, at, ins[0])
+    out = imp.call("max_pool2d", [x], (k, s, p, d, bool(at.get("ceil_mode", 0))))
+    y = out[0] if isinstance(out, list) else out
+    return [_from_2d(imp, y) if one_d else y]
+
+
+@rule("AveragePool", attrs=("auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                            "kernel_shape", "pads", "strides"), needs=("avg_pool2d",))
+def _avg_pool(imp, node, ins, at):
+    x = ins[0]
+    one_d = _ndim(imp, x) == 3
+    if one_d:
+        x = _to_2d(imp, x)
+    k, s, p, d = _pool_window(imp, at, ins[0])
+    if any(v != 1 for v in d):
+        raise OnnxError(f"{imp.where()}: AveragePool dilations are not supported")
+    y = imp.call("avg_pool2d", [x], (k, s, p, bool(at.get("ceil_mode", 0)),
+                                     bool(at.get("count_include_pad", 0)), None))
+    return [_from_2d(imp, y) if one_d else y]
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+
+
+@rule("Pad", attrs=("mode",), needs=("pad",))
+def _pad(imp, node, ins, at):
+    x = ins[0]
+    n = _ndim(imp, x)
+    pads = imp.ints(ins[1], "pads")
+    axes = imp.ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(n))
+    if len(pads) != 2 * len(axes) or not all(isinstance(p, int) for p in pads):
+        raise OnnxError(f"{imp.where()}: pads {pads} do not match axes {axes}")
+    mode = at.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise OnnxError(f"{imp.where()}: Pad mode {mode!r} is not supported")
+    if any(p < 0 for p in pads):
+        raise OnnxError(f"{imp.where()}: negative pads (cropping) are not supported")
+    flat = [0] * (2 * n)
+    for i, a in enumerate(axes):
+        a = _wrap(a, n, imp)
+        flat[2 * a], flat[2 * a + 1] = pads[i], pads[i + len(axes)]
+    if not any(flat):
+        return [x]
+    value = _scalar(imp, ins[2], "constant_value") if len(ins) > 2 and ins[2] is not None else 0.0
+    if mode != "constant":
+        value = 0.0
+    return [imp.call("pad", [x], (tuple(flat), _PAD_MODES[mode], float(value)))]
+
+
+@rule("Resize", attrs=("antialias", "axes", "coordinate_transformation_mode", "cubic_coeff_a",
+                       "exclude_outside", "extrapolation_value", "keep_aspect_ratio_policy",
+                       "mode", "nearest_mode"), needs=("interpolate",))
+def _resize(imp, node, ins, at):
+    x = ins[0]
+    shape = imp.shape(x)
+    mode = at.get("mode", "nearest")
+    ctm = at.get("coordinate_transformation_mode", "half_pixel")
+    if at.get("antialias", 0) or "axes" in at or len(shape) != 4:
+        raise OnnxError(f"{imp.where()}: Resize with antialias, axes or a non-4-d input is not supported")
+    if mode == "nearest":
+        if ctm != "asymmetric" or at.get("nearest_mode", "round_prefer_floor") != "floor":
+            raise OnnxError(f"{imp.where()}: nearest Resize is supported with coordinate_transformation"
+                            f"_mode='asymmetric' and nearest_mode='floor' (got {ctm!r}, "
+                            f"{at.get('nearest_mode', 'round_prefer_floor')!r})")
+        align = None
+    elif mode == "linear":
+        if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            raise OnnxError(f"{imp.where()}: linear Resize with coordinate_transformation_mode "
+                            f"{ctm!r} is not supported")
+        align = ctm == "align_corners"
+        mode = "bilinear"
+    else:
+        raise OnnxError(f"{imp.where()}: Resize mode {mode!r} is not supported (nearest, linear)")
+    scales = ins[2] if len(ins) > 2 and ins[2] is not None and ins[2].size else None
+    sizes = ins[3] if len(ins) > 3 and ins[3] is not None and ins[3].size else None
+    if sizes is not None:
+        out = imp.ints(sizes, "sizes")
+        if list(out[:2]) != list(shape[:2]):
+            raise OnnxError(f"{imp.where()}: Resize of the batch/channel dims is not supported")
+        sh = sw = None
+    elif scales is not None:
+        if not is_known(scales):
+            raise OnnxError(f"{imp.where()}: Resize scales must be constants")
+        sc = [float(v) for v in scales.reshape(-1)]
+        if len(sc) != 4 or sc[0] != 1 or sc[1] != 1:
+            raise OnnxError(f"{imp.where()}: Resize scales {sc} must be [1, 1, sh, sw]")
+        out = list(shape[:2]) + [_scaled_dim(imp, shape[2], sc[2]), _scaled_dim(imp, shape[3], sc[3])]
+        sh, sw = sc[2], sc[3]
+    else:
+        raise OnnxError(f"{imp.where()}: Resize needs scales or sizes")
+    return [imp.call("interpolate", [x], (tuple(out[2:]), mode, align, sh, sw))]
+
+
+def _scaled_dim(imp, n, scale):
+    if isinstance(n, int):
+        return int(np.floor(n * scale))
+    if float(scale).is_integer():
+        return n * int(scale)
+    raise OnnxError(f"{imp.where()}: a non-integer Resize scale {scale} on a dynamic dim")

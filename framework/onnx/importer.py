@@ -150,12 +150,11 @@ def attr_dict(node) -> dict:
 
     out = {}
     for a in node.attribute:
-        if a.type in (5, 10):  # TENSOR, TENSORS
-            out[a.name] = tensor_to_array(a.t, f"node {node.name!r} attribute {a.name}") \
-                if a.type == 5 else None
+        if a.type == 4:  # TENSOR
+            out[a.name] = tensor_to_array(a.t, f"node {node.name!r} attribute {a.name}")
             continue
-        if a.type in (6, 11):  # GRAPH, GRAPHS (If/Loop bodies): refused by the rules
-            out[a.name] = None
+        if a.type in (5, 9, 10, 11, 12, 13, 14):  # graphs, tensor lists, sparse, type protos
+            out[a.name] = None  # no supported rule reads these: refused where used
             continue
         v = helper.get_attribute_value(a)
         if isinstance(v, bytes):

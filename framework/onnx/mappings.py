@@ -431,3 +431,109 @@ def _linspace(ctx, ins, attrs, outs):
 
     t = dispatch(REGISTRY["linspace"], [], tuple(attrs))
     ctx.add("Identity", [ctx.const(t.numpy().copy())], outs[0])
+
+
+# ---------------------------------------------------------------------------------------
+# convolution, pooling, padding, resizing
+
+
+@maps("conv2d")
+def _conv2d(ctx, ins, attrs, outs):
+    stride, p4, dilation, groups = attrs
+    k = list(ctx.in_spec(1).shape[2:])
+    ctx.add("Conv", ins, outs[0], kernel_shape=k, strides=list(stride), pads=list(p4),
+            dilations=list(dilation), group=int(groups))
+
+
+@maps("conv_transpose2d")
+def _conv_transpose2d(ctx, ins, attrs, outs):
+    stride, p4, output_padding, groups, dilation = attrs
+    k = list(ctx.in_spec(1).shape[2:])
+    ctx.add("ConvTranspose", ins, outs[0], kernel_shape=k, strides=list(stride), pads=list(p4),
+            output_padding=list(output_padding), dilations=list(dilation), group=int(groups))
+
+
+@maps("max_pool2d")
+def _max_pool2d(ctx, ins, attrs, outs):
+    k, s, p, d, ceil_mode = attrs
+    kw = dict(kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]],
+              dilations=list(d), ceil_mode=int(ceil_mode))
+    if not ctx.node.outputs[1].users:
+        ctx.add("MaxPool", [ins[0]], outs[0], **kw)
+        return
+    # ONNX indices count over the whole NCHW tensor; framework's within each (n, c) plane
+    y, idx = ctx.add("MaxPool", [ins[0]], [outs[0], ctx.fresh("indices")], **kw)
+    H, W = ctx.in_spec(0).shape[2:]
+    ctx.add("Mod", [idx, ctx.shape_tensor([H * W])], outs[1])
+
+
+@maps("avg_pool2d")
+def _avg_pool2d(ctx, ins, attrs, outs):
+    k, s, p, ceil_mode, count_include_pad, divisor = attrs
+    kw = dict(kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]],
+              ceil_mode=int(ceil_mode))
+    if divisor is None:
+        ctx.add("AveragePool", [ins[0]], outs[0], count_include_pad=int(count_include_pad), **kw)
+        return
+    # sum of the window (count_include_pad averages over k0*k1 exactly) / divisor
+    avg = ctx.add("AveragePool", [ins[0]], count_include_pad=1, **kw)
+    ctx.add("Mul", [avg, ctx.scalar(k[0] * k[1] / divisor, ctx.in_spec(0))], outs[0])
+
+
+@maps("adaptive_avg_pool2d")
+def _adaptive_avg_pool2d(ctx, ins, attrs, outs):
+    (oh, ow), = attrs
+    H, W = ctx.in_spec(0).shape[2:]
+    if (oh, ow) == (1, 1):
+        ctx.add("GlobalAveragePool", [ins[0]], outs[0])
+        return
+    if not all(isinstance(v, int) for v in (H, W)):
+        raise OnnxError("adaptive_avg_pool2d over dynamic spatial dims has no ONNX mapping")
+    if H % oh == 0 and W % ow == 0:
+        kh, kw = H // oh, W // ow
+        ctx.add("AveragePool", [ins[0]], outs[0], kernel_shape=[kh, kw], strides=[kh, kw])
+        return
+    # uneven windows: the mean over a rectangle is the mean over its rows of the row means
+    rows = _adaptive_axis(ctx, ins[0], 2, H, oh)
+    _adaptive_axis(ctx, rows, 3, W, ow, outs[0])
+
+
+def _adaptive_axis(ctx, x, axis, n, out_n, out=None):
+    parts = []
+    for i in range(out_n):
+        lo, hi = (i * n) // out_n, -((-(i + 1) * n) // out_n)
+        sl = ctx.add("Slice", [x, ctx.ints([lo]), ctx.ints([hi]), ctx.ints([axis])])
+        parts.append(ctx.reduce("ReduceMean", sl, [axis], True))
+    return ctx.add("Concat", parts, out, axis=axis)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
+
+
+@maps("pad")
+def _pad(ctx, ins, attrs, outs):
+    pads, mode, value = attrs
+    n = len(pads) // 2
+    onnx_pads = [pads[2 * d] for d in range(n)] + [pads[2 * d + 1] for d in range(n)]
+    cval = ctx.scalar(value, ctx.in_spec(0)) if mode == "constant" else None
+    ctx.add("Pad", [ins[0], ctx.ints(onnx_pads), cval], outs[0], mode=_PAD_MODES[mode])
+
+
+@maps("interpolate")
+def _interpolate(ctx, ins, attrs, outs):
+    size, mode, align_corners, scale_h, scale_w = attrs
+    if mode == "nearest":
+        kw = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        kw = dict(mode="linear", coordinate_transformation_mode="align_corners" if align_corners
+                  else "pytorch_half_pixel")
+    if scale_h is not None and scale_w is not None:
+        # torch maps coordinates with the given scale factor (not out/in): so does Resize(scales)
+        scales = ctx.const(np.asarray([1.0, 1.0, scale_h, scale_w], dtype=np.float32))
+        H, W = ctx.in_spec(0).shape[2:]
+        if all(isinstance(v, int) for v in (H, W)) and \
+                (int(H * scale_h), int(W * scale_w)) == tuple(size):
+            ctx.add("Resize", [ins[0], None, scales], outs[0], **kw)
+            return
+    N, C = ctx.in_spec(0).shape[:2]
+    ctx.add("Resize", [ins[0], None, None, ctx.shape_tensor([N, C, *size])], outs[0], **kw)
