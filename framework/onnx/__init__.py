@@ -31,7 +31,7 @@ def load(path_or_bytes, backend: str = "auto"):
 def export(model_or_traced, args, path, *, input_names=None, output_names=None,
            dynamic_axes=None, opset_version: int = 17):
     """Writes an ONNX file for a model (traced on `args`), a traced module or a Graph."""
-    from .export import export as _export
+    from .exporter import export as _export
 
     return _export(model_or_traced, args, path, input_names=input_names,
                    output_names=output_names, dynamic_axes=dynamic_axes,

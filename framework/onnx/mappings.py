@@ -1,6 +1,6 @@
 """ONNX export mappings, one function per framework op, attached to the OpDefs by name.
 
-A mapping is `fn(ctx, ins, attrs, outs)`: `ctx` is export.ExportContext (ctx.add emits a
+A mapping is `fn(ctx, ins, attrs, outs)`: `ctx` is exporter.ExportContext (ctx.add emits a
 node, ctx.const an initializer, ctx.shape_tensor a possibly symbolic int64 shape,
 ctx.in_spec(i)/ctx.out_spec(i) give the IR specs), `ins` the ONNX names of the node's inputs
 (None for an absent optional input), `attrs` the node's attributes in kernel order and

@@ -10,7 +10,7 @@ import pytest
 import framework as fw
 from framework.jit.ir import Graph, TensorSpec
 from framework.onnx import mappings
-from framework.onnx.export import graph_to_model
+from framework.onnx.exporter import graph_to_model
 from framework.ops.registry import DISPATCH_HOOKS, REGISTRY
 from tests.onnx.helpers import assert_close, check_model, run_ort
 from tests.oracle import to_fw
