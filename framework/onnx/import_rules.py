@@ -326,6 +326,9 @@ def _gather(imp, node, ins, at):
             return [imp.call("slice", [data], (axis, norm[0], norm[0] + len(norm), 1))]
     from ..ops.registry import REGISTRY
 
+    if axis == 0 and len(shape) == 2 and "embedding" in REGISTRY and isinstance(idx, Value) \
+            and idx.spec.dtype in (D.int64, D.int32):
+        return [imp.call("embedding", [idx, data], (None, False))]
     if "index_select" in REGISTRY:
         v = imp.value(idx, "indices")
         flat = _reshape_value(imp, v, (_prod(imp.shape(v)),)) if len(imp.shape(v)) != 1 else v

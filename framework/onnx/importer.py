@@ -203,6 +203,17 @@ def is_known(x) -> bool:
     return isinstance(x, np.ndarray)
 
 
+def as_known(x) -> np.ndarray:
+    """A fold result as an array (numpy returns bare elements for 0-d object results)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, SymInt):
+        arr = np.empty((), dtype=object)
+        arr[()] = x
+        return arr
+    return np.asarray(x)
+
+
 def normalize_known(arr: np.ndarray) -> np.ndarray:
     """Object arrays holding only ints become int64; others are returned as they are."""
     if arr.dtype == object and not any(isinstance(v, SymInt) for v in arr.reshape(-1)):
@@ -365,6 +376,7 @@ class Importer:
             outs = None
             if r.fold is not None and all(x is None or is_known(x) for x in ins):
                 outs = r.fold(self, ins, at)
+                outs = None if outs is None else [None if o is None else as_known(o) for o in outs]
                 if outs is not None and any(o is not None and o.size > MAX_FOLD_ELEMENTS for o in outs):
                     outs = None
             if outs is None:

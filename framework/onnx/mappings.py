@@ -537,3 +537,145 @@ def _interpolate(ctx, ins, attrs, outs):
             return
     N, C = ctx.in_spec(0).shape[:2]
     ctx.add("Resize", [ins[0], None, None, ctx.shape_tensor([N, C, *size])], outs[0], **kw)
+
+
+# ---------------------------------------------------------------------------------------
+# nn: softmax, normalization, attention, embedding
+
+
+def _only_first_output(ctx, what: str) -> None:
+    for v in ctx.node.outputs[1:]:
+        if v.users:
+            raise OnnxError(f"{what}: only the first output can be exported (%{v.name} is used)")
+
+
+def _softmax_like(op_type):
+    def fn(ctx, ins, attrs, outs):
+        if ctx.in_spec(0).ndim == 0:  # ONNX wants rank >= 1
+            y = ctx.add(op_type, [ctx.unsqueeze(ins[0], [0])], axis=0)
+            ctx.squeeze(y, [0], outs[0])
+            return
+        ctx.add(op_type, [ins[0]], outs[0], axis=int(attrs[0]))
+
+    return fn
+
+
+maps("softmax")(_softmax_like("Softmax"))
+maps("log_softmax")(_softmax_like("LogSoftmax"))
+
+
+def _param_or(ctx, name, shape, fill, spec):
+    if name is not None:
+        return name
+    if not all(isinstance(d, int) for d in shape):
+        raise OnnxError("a missing affine parameter over dynamic dims cannot be exported")
+    return ctx.const(np.full(tuple(shape), fill, dtype=spec.dtype.np))
+
+
+@maps("layer_norm")
+def _layer_norm(ctx, ins, attrs, outs):
+    nd, eps = attrs
+    spec = ctx.in_spec(0)
+    shape = spec.shape[spec.ndim - nd:]
+    w = _param_or(ctx, ins[1], shape, 1.0, spec)
+    kw = dict(axis=-int(nd), epsilon=float(eps))
+    if not any(v.users for v in ctx.node.outputs[1:]):
+        ctx.add("LayerNormalization", [ins[0], w, ins[2]], outs[0], **kw)
+        return
+    # saved statistics: ONNX keeps the normalized dims as 1s, framework drops them
+    y, mean, rstd = ctx.add("LayerNormalization", [ins[0], w, ins[2]], 3, **kw)
+    ctx.add("Identity", [y], outs[0])
+    stat_shape = ctx.shape_tensor(ctx.out_spec(1).shape)
+    for stat, out in ((mean, outs[1]), (rstd, outs[2])):
+        if spec.dtype is not D.float32:  # ONNX keeps the statistics in float32 (stash_type)
+            stat = ctx.add("Cast", [stat], to=onnx_dtype(spec.dtype))
+        ctx.add("Reshape", [stat, stat_shape], out)
+
+
+@maps("batch_norm")
+def _batch_norm(ctx, ins, attrs, outs):
+    training, momentum, eps = attrs
+    if training:
+        raise OnnxError("batch_norm in training mode has no ONNX mapping (export the model in "
+                        "eval mode)")
+    spec = ctx.in_spec(0)
+    c = (spec.shape[1],)
+    if ins[3] is None or ins[4] is None:
+        raise OnnxError("batch_norm without running statistics has no ONNX mapping")
+    w = _param_or(ctx, ins[1], c, 1.0, spec)
+    b = _param_or(ctx, ins[2], c, 0.0, spec)
+    ctx.add("BatchNormalization", [ins[0], w, b, ins[3], ins[4]], outs[0], epsilon=float(eps),
+            momentum=float(1.0 - momentum))
+    # eval-mode statistics outputs: the running mean and 1/sqrt(running_var + eps)
+    ctx.add("Identity", [ins[3]], outs[1])
+    ctx.add("Reciprocal", [ctx.add("Sqrt", [ctx.add("Add", [ins[4], ctx.scalar(eps, spec)])])], outs[2])
+
+
+@maps("group_norm")
+def _group_norm(ctx, ins, attrs, outs):
+    groups, eps = attrs
+    spec = ctx.in_spec(0)
+    N, C = spec.shape[:2]
+    g = ctx.add("Reshape", [ins[0], ctx.shape_tensor([N, groups, -1])])
+    mean = ctx.reduce("ReduceMean", g, [2], True)
+    d = ctx.add("Sub", [g, mean])
+    var = ctx.reduce("ReduceMean", ctx.add("Mul", [d, d]), [2], True)
+    rstd = ctx.add("Reciprocal", [ctx.add("Sqrt", [ctx.add("Add", [var, ctx.scalar(eps, spec)])])])
+    y = ctx.add("Reshape", [ctx.add("Mul", [d, rstd]), ctx.shape_tensor(spec.shape)])
+    stat_shape = ctx.shape_tensor([N, groups])
+    ctx.add("Reshape", [mean, stat_shape], outs[1])
+    ctx.add("Reshape", [rstd, stat_shape], outs[2])
+    bshape = [C] + [1] * (spec.ndim - 2)
+    if ins[1] is not None:
+        y = ctx.add("Mul", [y, ctx.add("Reshape", [ins[1], ctx.ints(bshape)])])
+    if ins[2] is not None:
+        y = ctx.add("Add", [y, ctx.add("Reshape", [ins[2], ctx.ints(bshape)])])
+    ctx.add("Identity", [y], outs[0])
+
+
+@maps("scaled_dot_product_attention")
+def _sdpa(ctx, ins, attrs, outs):
+    is_causal, scale, dropout_p, _seed = attrs
+    if dropout_p:
+        raise OnnxError("attention dropout has no ONNX mapping (export in eval mode)")
+    q, k, v, mask = ins
+    spec = ctx.in_spec(0)
+    nd = spec.ndim
+    perm = list(range(nd - 2)) + [nd - 1, nd - 2]
+    scores = ctx.add("MatMul", [q, ctx.add("Transpose", [k], perm=perm)])
+    scores = ctx.add("Mul", [scores, ctx.scalar(scale, spec)])
+    neg_inf = ctx.scalar(-np.inf, spec)
+    if is_causal:
+        L, S = spec.shape[-2], ctx.in_spec(1).shape[-2]
+        ones = ctx.add("ConstantOfShape", [ctx.shape_tensor([L, S])],
+                       value=_tensor_attr(np.ones(1, dtype=np.bool_)))
+        keep = ctx.add("Trilu", [ones], upper=0)
+        scores = ctx.add("Where", [keep, scores, neg_inf])
+    if mask is not None:
+        if ctx.in_spec(3).dtype is D.bool_:
+            scores = ctx.add("Where", [mask, scores, neg_inf])
+        else:
+            scores = ctx.add("Add", [scores, mask])
+    if is_causal or mask is not None:
+        # a fully masked row is all -inf: framework gives zero weights there, Softmax NaN
+        w = ctx.add("Softmax", [scores], axis=-1)
+        w = ctx.add("Where", [ctx.add("IsNaN", [w]), ctx.scalar(0, spec), w], outs[1])
+    else:
+        w = ctx.add("Softmax", [scores], outs[1], axis=-1)
+    ctx.add("MatMul", [w, v], outs[0])
+
+
+@maps("embedding")
+def _embedding(ctx, ins, attrs, outs):
+    ctx.add("Gather", [ins[1], ins[0]], outs[0], axis=0)
+
+
+@maps("one_hot")
+def _one_hot(ctx, ins, attrs, outs):
+    depth = ctx.const(np.asarray(int(attrs[0]), dtype=np.int64))
+    values = ctx.const(np.asarray([0, 1], dtype=np.int64))
+    if ctx.in_spec(0).ndim == 0:  # ONNX wants rank >= 1
+        y = ctx.add("OneHot", [ctx.unsqueeze(ins[0], [0]), depth, values], axis=-1)
+        ctx.squeeze(y, [0], outs[0])
+        return
+    ctx.add("OneHot", [ins[0], depth, values], outs[0], axis=-1)
