@@ -19,9 +19,12 @@ from .eliminate_dead_code import eliminate_dead_code
 from .fold_affine_into_conv import fold_affine_into_conv
 from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
+from .fuse_attention import fuse_attention
 from .fuse_elementwise import fuse_elementwise
 from .fuse_linear_activation import fuse_linear_activation
 from .fuse_matmul_bias import fuse_matmul_bias
+from .recognize_layer_norm import recognize_layer_norm
+from .recognize_softmax import recognize_softmax
 from .remove_dropout import remove_dropout
 from .remove_noops import remove_noops
 
@@ -32,6 +35,9 @@ DEFAULT_PASSES: list = [
     eliminate_common_subexpressions,
     fold_batch_norm,
     fold_affine_into_conv,
+    recognize_softmax,
+    recognize_layer_norm,
+    fuse_attention,
     fuse_matmul_bias,
     fuse_linear_activation,
     fuse_elementwise,
