@@ -200,12 +200,19 @@ def trace(model, example_inputs, *, check_trace: bool = True, check_inputs=None,
             except TracingCheckError:
                 raise
             except Exception:  # noqa: BLE001
-                if check_inputs is not None or [t.shape for t in ins] == [t.shape for t in inputs]:
+                if check_inputs is not None:
                     raise
                 # The model refused the other sizes (an implicit constraint between input
                 # dims): check with new values at the traced sizes instead.
                 same = _perturb(inputs, graph, tracer.guards, keep_shapes=True)
-                _check_one(traced, model, same, dynamic, keep_params_as_inputs, check_tolerance)
+                try:
+                    _check_one(traced, model, same, dynamic, keep_params_as_inputs, check_tolerance)
+                except TracingCheckError:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    warnings.warn(f"check_trace skipped: the model raised on perturbed inputs "
+                                  f"({type(e).__name__}: {e}); pass check_inputs to check the "
+                                  "trace", TracerWarning, stacklevel=2)
     return traced
 
 
@@ -241,8 +248,12 @@ def _perturb(inputs, graph: Graph, guards, keep_shapes: bool = False) -> list:
             lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 1)
             b = rng.integers(lo, hi + 1, size=shape)
         else:
-            scale = float(a.std()) if a.size > 1 and float(a.std()) > 0 else 1.0
-            b = rng.standard_normal(shape) * scale + (float(a.mean()) if a.size else 0.0)
+            # within the traced values' range: ops may have domains (log, probabilities)
+            finite = a[np.isfinite(a)] if a.size else a
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+            if lo == hi:
+                lo, hi = (lo - 1.0, hi + 1.0) if lo not in (0.0, 1.0) else (lo, hi)
+            b = rng.uniform(lo, hi, size=shape)
         out.append(Tensor._wrap(np.array(b, dtype=a.dtype).reshape(shape)))
     return out
 
