@@ -2,7 +2,7 @@
 reshapes or permutes collapse into one.
 
   reshape/expand to the same shape, permute by the identity, slice of the whole dim, `to`
-  the same dtype, clone (graph values are immutable), add/sub of a zero constant, mul/div
+  the same dtype, clone of a non-view result, add/sub of a zero constant, mul/div
   by a constant one (when the result has the input's spec) -> the input;
   reshape(reshape(x)) -> reshape(x); permute(permute(x, p), q) -> permute(x, p o q).
 """
@@ -27,7 +27,11 @@ def _is_identity(node) -> bool:
     if x is None or len(node.outputs) != 1:
         return False
     same_spec = x.spec == out.spec
-    if t in ("reshape", "expand", "clone", "to") and same_spec:
+    if t in ("reshape", "expand", "to") and same_spec:
+        return True
+    if t == "clone" and x.node.op == "call" and "view" not in x.node.opdef.tags:
+        # NOTE: clone also makes strided views contiguous for kernels that need it (in the
+        # interpreter a view op's output is a strided view); only a non-view result is safe.
         return True
     if t == "permute" and tuple(node.attrs[0]) == tuple(range(len(node.attrs[0]))):
         return True
