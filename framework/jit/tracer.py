@@ -168,6 +168,13 @@ class Tracer:
             self.concrete -= 1
         return attrs, specs
 
+    def scalar_inputs(self, inputs):
+        """Op operands that are SymInts (x / x.shape[0]) become their traced ints, guarded."""
+        if not any(isinstance(x, SymInt) for x in inputs):
+            return inputs
+        return [x._concrete("used as an op operand") if isinstance(x, SymInt) else x
+                for x in inputs]
+
     def note_concrete(self, t: Tensor, what: str) -> None:
         """Tensor calls this when a traced value is read into Python (item(), bool(), ...)."""
         e = self.values.get(id(t))
@@ -269,7 +276,10 @@ class Tracer:
                             "used and running-statistics updates are not captured; call "
                             "model.eval() before tracing")
         elif "seed" in op.attrs:
-            self._warn_once(op.name, f"random op {op.name} traced: its seed is baked into the graph")
+            p = attrs[op.attrs.index("dropout_p")] if "dropout_p" in op.attrs else None
+            if p is None or p > 0:
+                self._warn_once(op.name, f"random op {op.name} traced: its seed is baked into "
+                                "the graph")
 
     def _warn_once(self, key, msg) -> None:
         if key not in self._warned:

@@ -90,6 +90,8 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     if target is not None and target[0] is op:
         INPLACE.target = None
         return run_inplace(op, target[1], list(inputs[1:]), attrs)
+    if TRACE.tracer is not None:  # symbolic dims used as operands become (guarded) numbers
+        inputs = TRACE.tracer.scalar_inputs(inputs)
     dt = common_dtype(op, inputs)
     if dt is not None:
         idx = range(len(inputs)) if op.promote == "all" else op.promote
