@@ -454,3 +454,11 @@ adaptive_avg_pool2d = _forward("adaptive_avg_pool2d")
 pad = _forward("pad")
 interpolate = _forward("interpolate")
 
+
+
+def __getattr__(name: str):
+    """Any other torch.nn.functional name that an op family registers (PEP 562)."""
+    fn = _op(name) if not name.startswith("__") else None
+    if fn is None:
+        raise AttributeError(f"module 'framework.nn.functional' has no attribute '{name}'")
+    return fn

@@ -203,3 +203,24 @@ def test_clip_grad_norm_matches_torch():
         np.testing.assert_allclose(n_f.item(), n_t.item(), rtol=1e-6)
         for fp, tp in zip(fps, tps):
             np.testing.assert_allclose(fp.grad.numpy(), tp.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_hooks_with_kwargs_prepend_and_device_objects():
+    m = fw.nn.Linear(3, 2)
+    order = []
+    m.register_forward_hook(lambda mod, a, o: order.append("second"))
+    m.register_forward_hook(lambda mod, a, o: order.append("first"), prepend=True)
+    m.register_forward_pre_hook(lambda mod, a, kw: (a, kw), with_kwargs=True)
+    m.register_forward_hook(lambda mod, a, kw, o: o * 0, with_kwargs=True)
+    out = m(fw.randn(1, 3))
+    assert order == ["first", "second"] and not out.detach().numpy().any()
+    assert m.to(fw.device("cpu")) is m and m.to("cpu:0") is m
+    with pytest.raises(RuntimeError, match="not available"):
+        m.to("cuda")
+
+
+def test_functional_exposes_registered_ops_by_name():
+    F = fw.nn.functional
+    assert F.conv2d is not None and F.linear is fw.linear
+    with pytest.raises(AttributeError, match="no attribute 'definitely_not_an_op'"):
+        F.definitely_not_an_op

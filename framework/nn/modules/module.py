@@ -92,28 +92,43 @@ class Module:
 
     # ---- calling -------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        for hook in list(self._forward_pre_hooks.values()):
+        if not self._forward_pre_hooks and not self._forward_hooks:
+            return self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    args, kwargs = res
+                continue
             res = hook(self, args)
             if res is not None:
                 args = res if isinstance(res, tuple) else (res,)
         out = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            res = hook(self, args, out)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
             if res is not None:
                 out = res
         return out
 
-    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """hook(module, args) runs before forward; a non-None result replaces args."""
-        h = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[h.id] = hook
+    @staticmethod
+    def _add_hook(store: dict, hook, prepend: bool, with_kwargs: bool) -> RemovableHandle:
+        h = RemovableHandle(store)
+        store[h.id] = (hook, with_kwargs)
+        if prepend:
+            store.move_to_end(h.id, last=False)
         return h
 
-    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """hook(module, args, output) runs after forward; a non-None result replaces output."""
-        h = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[h.id] = hook
-        return h
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """hook(module, args) runs before forward; a non-None result replaces args
+        (with_kwargs: hook(module, args, kwargs) returning (args, kwargs) or None)."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """hook(module, args, output) runs after forward; a non-None result replaces output
+        (with_kwargs: hook(module, args, kwargs, output))."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
     # ---- registration --------------------------------------------------------------
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
@@ -350,10 +365,10 @@ class Module:
                 dt = a
             elif isinstance(a, Tensor):
                 dt = a.dtype
-            elif a not in ("cpu", None):
+            elif a is not None and not _is_cpu(a):
                 raise RuntimeError(f"device {a!r} is not available (framework runs on the CPU)")
-        if kwargs.get("device") not in (None, "cpu"):
-            raise RuntimeError(f"device {kwargs['device']!r} is not available")
+        if kwargs.get("device") is not None and not _is_cpu(kwargs["device"]):
+            raise RuntimeError(f"device {kwargs['device']!r} is not available (framework runs on the CPU)")
         if dt is None:
             return self
         if not dt.is_floating_point:
@@ -499,6 +514,11 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def _is_cpu(dev) -> bool:
+    """True for "cpu", "cpu:0" and framework/torch cpu device objects."""
+    return str(dev).split(":")[0] == "cpu"
 
 
 def _check_name(name: str, kind: str, allow_dot: bool = False) -> None:
