@@ -89,25 +89,9 @@ def _silu(ctx, ins, attrs, outs):
     ctx.add("Mul", [ins[0], ctx.add("Sigmoid", [ins[0]])], outs[0])
 
 
-def gelu_onnx(ctx, x: str, approximate: str, out) -> str:
-    """GELU from standard ops (Gelu itself is opset 20)."""
-    spec = ctx.in_spec(0)
-    half = ctx.scalar(0.5, spec)
-    one = ctx.scalar(1.0, spec)
-    if approximate == "tanh":
-        x3 = ctx.add("Mul", [ctx.add("Mul", [x, x]), x])
-        inner = ctx.add("Add", [x, ctx.add("Mul", [x3, ctx.scalar(0.044715, spec)])])
-        t = ctx.add("Tanh", [ctx.add("Mul", [inner, ctx.scalar(math.sqrt(2 / math.pi), spec)])])
-        cdf = ctx.add("Mul", [ctx.add("Add", [t, one]), half])
-    else:
-        e = ctx.add("Erf", [ctx.add("Mul", [x, ctx.scalar(1 / math.sqrt(2), spec)])])
-        cdf = ctx.add("Mul", [ctx.add("Add", [e, one]), half])
-    return ctx.add("Mul", [x, cdf], out)
-
-
 @maps("gelu")
 def _gelu(ctx, ins, attrs, outs):
-    gelu_onnx(ctx, ins[0], attrs[0], outs[0])
+    _gelu_expr(ctx, ins[0], attrs[0], outs[0], ctx.in_spec(0))
 
 
 @maps("leaky_relu")
@@ -390,6 +374,39 @@ def _slice(ctx, ins, attrs, outs):
 def _select(ctx, ins, attrs, outs):
     dim, index = attrs
     ctx.add("Gather", [ins[0], ctx.scalar_sym(index)], outs[0], axis=int(dim))
+
+
+def _scatter_along(ctx, x, updates_front, positions, dim, ndim, out):
+    """x with its slices `positions` along dim replaced by updates (dim first): ScatterND."""
+    if any(isinstance(p, SymInt) for p in positions):
+        raise OnnxError("scatter into symbolic positions has no ONNX mapping")
+    perm = [dim] + [d for d in range(ndim) if d != dim]
+    inv = [perm.index(d) for d in range(ndim)]
+    xt = x if dim == 0 else ctx.add("Transpose", [x], perm=perm)
+    idx = ctx.const(np.asarray(positions, dtype=np.int64).reshape(-1, 1))
+    y = ctx.add("ScatterND", [xt, idx, updates_front], None if dim else out)
+    if dim:
+        ctx.add("Transpose", [y], out, perm=inv)
+
+
+@maps("slice_scatter")
+def _slice_scatter(ctx, ins, attrs, outs):
+    dim, start, end, step = attrs
+    nd = ctx.in_spec(0).ndim
+    perm = [dim] + [d for d in range(nd) if d != dim]
+    upd = ins[1] if dim == 0 else ctx.add("Transpose", [ins[1]], perm=perm)
+    positions = list(range(start, end, step)) if not any(isinstance(v, SymInt) for v in (start, end)) \
+        else [start]
+    if len(positions) != ctx.in_spec(1).shape[dim]:
+        raise OnnxError("slice_scatter with a symbolic range has no ONNX mapping")
+    _scatter_along(ctx, ins[0], upd, positions, dim, nd, outs[0])
+
+
+@maps("select_scatter")
+def _select_scatter(ctx, ins, attrs, outs):
+    dim, index = attrs
+    nd = ctx.in_spec(0).ndim
+    _scatter_along(ctx, ins[0], ctx.unsqueeze(ins[1], [0]), [index], dim, nd, outs[0])
 
 
 @maps("full")
@@ -679,3 +696,109 @@ def _one_hot(ctx, ins, attrs, outs):
         ctx.squeeze(y, [0], outs[0])
         return
     ctx.add("OneHot", [ins[0], depth, values], outs[0], axis=-1)
+
+
+# ---------------------------------------------------------------------------------------
+# fused ops created by the graph passes (framework/ops/fused.py): standard ONNX subgraphs
+
+
+def _activation(ctx, x: str, act: str, out, spec) -> str:
+    if act == "none":
+        return ctx.add("Identity", [x], out)
+    if act in ("relu", "sigmoid", "tanh"):
+        return ctx.add(act.capitalize(), [x], out)
+    if act == "silu":
+        return ctx.add("Mul", [x, ctx.add("Sigmoid", [x])], out)
+    if act in ("gelu", "gelu_tanh"):
+        return _gelu_expr(ctx, x, "tanh" if act == "gelu_tanh" else "none", out, spec)
+    raise OnnxError(f"unknown activation {act!r}")
+
+
+def _gelu_expr(ctx, x, approximate, out, spec):
+    """GELU from standard ops (ONNX Gelu itself is opset 20)."""
+    half, one = ctx.scalar(0.5, spec), ctx.scalar(1.0, spec)
+    if approximate == "tanh":
+        x3 = ctx.add("Mul", [ctx.add("Mul", [x, x]), x])
+        inner = ctx.add("Add", [x, ctx.add("Mul", [x3, ctx.scalar(0.044715, spec)])])
+        t = ctx.add("Tanh", [ctx.add("Mul", [inner, ctx.scalar(math.sqrt(2 / math.pi), spec)])])
+        cdf = ctx.add("Mul", [ctx.add("Add", [t, one]), half])
+    else:
+        e = ctx.add("Erf", [ctx.add("Mul", [x, ctx.scalar(1 / math.sqrt(2), spec)])])
+        cdf = ctx.add("Mul", [ctx.add("Add", [e, one]), half])
+    return ctx.add("Mul", [x, cdf], out)
+
+
+@maps("linear_act")
+def _linear_act(ctx, ins, attrs, outs):
+    spec = ctx.out_spec(0)
+    if attrs[0] == "none":
+        linear_onnx(ctx, ins[0], ins[1], ins[2], outs[0], ctx.in_spec(0).ndim)
+        return
+    y = linear_onnx(ctx, ins[0], ins[1], ins[2], None, ctx.in_spec(0).ndim)
+    _activation(ctx, y, attrs[0], outs[0], spec)
+
+
+@maps("fused_elementwise")
+def _fused_elementwise(ctx, ins, attrs, outs):
+    from ..ops import fused as F
+
+    program, consts = attrs
+    spec = ctx.out_spec(0)
+    names = {v: k for k, v in {**F.UNARY_OPCODES, **F.PARAM_OPCODES, **F.BINARY_OPCODES}.items()}
+    onnx_binary = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
+                   "maximum": "Max", "minimum": "Min"}
+    stack = []
+    n = len(program) // 2
+    for pc in range(n):
+        op, a = program[2 * pc], program[2 * pc + 1]
+        last = outs[0] if pc == n - 1 else None
+        if op == F.LOAD:
+            x = ins[a]
+            # Max/Min need equal dtypes only; broadcasting inputs are handled by each node
+            stack.append(x if last is None else ctx.add("Identity", [x], last))
+            continue
+        if op == F.CONST:
+            c = ctx.scalar(consts[a], spec)
+            stack.append(c if last is None else ctx.add("Identity", [c], last))
+            continue
+        name = names[op]
+        if op in F.BINARY_OPCODES.values():
+            b = stack.pop()
+            stack.append(ctx.add(onnx_binary[name], [stack.pop(), b], last))
+        elif op in F.PARAM_OPCODES.values():
+            stack.append(_param_unary(ctx, name, stack.pop(), consts, a, last, spec))
+        else:
+            stack.append(_fused_unary(ctx, name, stack.pop(), last, spec))
+
+
+def _fused_unary(ctx, name, x, out, spec):
+    simple = {"neg": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin",
+              "cos": "Cos", "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "erf": "Erf",
+              "reciprocal": "Reciprocal", "floor": "Floor", "ceil": "Ceil", "round": "Round",
+              "sign": "Sign"}
+    if name in simple:
+        return ctx.add(simple[name], [x], out)
+    if name == "log1p":
+        return ctx.add("Log", [ctx.add("Add", [x, ctx.scalar(1.0, spec)])], out)
+    if name == "rsqrt":
+        return ctx.add("Reciprocal", [ctx.add("Sqrt", [x])], out)
+    if name == "silu":
+        return ctx.add("Mul", [x, ctx.add("Sigmoid", [x])], out)
+    return _gelu_expr(ctx, x, "tanh" if name == "gelu_tanh" else "none", out, spec)
+
+
+def _param_unary(ctx, name, x, consts, a, out, spec):
+    if name == "leaky_relu":
+        return ctx.add("LeakyRelu", [x], out, alpha=float(consts[a]))
+    if name == "elu":
+        return ctx.add("Elu", [x], out, alpha=float(consts[a]))
+    if name == "clamp_min":
+        return ctx.add("Max", [x, ctx.scalar(consts[a], spec)], out)
+    if name == "clamp_max":
+        return ctx.add("Min", [x, ctx.scalar(consts[a], spec)], out)
+    beta, threshold = float(consts[a]), float(consts[a + 1])  # softplus
+    bx = x if beta == 1.0 else ctx.add("Mul", [x, ctx.scalar(beta, spec)])
+    sp = ctx.add("Softplus", [bx])
+    if beta != 1.0:
+        sp = ctx.add("Div", [sp, ctx.scalar(beta, spec)])
+    return ctx.add("Where", [ctx.add("Greater", [bx, ctx.scalar(threshold, spec)]), x, sp], out)

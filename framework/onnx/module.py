@@ -1,17 +1,19 @@
 """A runnable module for an imported ONNX graph: `fw.onnx.load(path)` returns one.
 
 It runs the graph on the C++ runtime (framework.jit.runtime) when that is built, else on
-the Python reference interpreter (framework.jit.interpreter), and as a last resort with the
-small eager loop below (same kernels, op by op). Inputs are checked against the graph's
+the Python reference interpreter (framework.jit.interpreter): the same kernels either way.
+Inputs are checked against the graph's
 input specs (rank, dtype, static dims, consistent dynamic dims) before anything runs.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..jit.ir import Graph
-from ..jit.symbolic import SymInt, evaluate
+from ..jit.symbolic import SymInt
 
 
 def _as_array(x) -> np.ndarray:
@@ -41,46 +43,30 @@ def check_inputs(graph: Graph, arrays: list) -> list:
     return shapes
 
 
-def run_eager(graph: Graph, arrays: list) -> list:
-    """Runs the graph node by node through eager dispatch (the C++ kernels)."""
-    from ..ops.dispatch import dispatch
-    from ..ops.registry import get
-    from ..tensor import Tensor
-
-    shapes = check_inputs(graph, arrays)
-    env = {}
-    for n in graph.nodes:
-        if n.op == "input":
-            env[n.outputs[0]] = Tensor._wrap(arrays[graph.inputs.index(n.outputs[0])])
-        elif n.op == "const":
-            env[n.outputs[0]] = Tensor._wrap(n.const)
-        elif n.op == "call":
-            ins = [None if v is None else env[v] for v in n.inputs]
-            out = dispatch(get(n.target), ins, evaluate(n.attrs, shapes))
-            outs = out if isinstance(out, tuple) else (out,)
-            for v, t in zip(n.outputs, outs):
-                env[v] = t
-    return [env[v] for v in graph.outputs]
-
-
 class OnnxModule:
     """Runs an imported graph: `module(*inputs)` returns a Tensor (or a tuple of them)."""
 
     def __init__(self, graph: Graph, backend: str = "auto"):
-        self.graph = graph
-        self.backend = None
-        self._compiled = None
-        if backend in ("auto", "runtime"):
-            try:
-                from ..jit import runtime
+        from ..jit.interpreter import Interpreter
+        from ..jit.module import _runtime_compile
 
-                self._compiled = runtime.compile(graph)
-                self.backend = "runtime"
-            except (ImportError, AttributeError):
+        if backend not in ("auto", "runtime", "interpreter"):
+            raise ValueError(f"backend must be auto, runtime or interpreter, got {backend!r}")
+        self.graph = graph
+        self._run = None
+        compile_ = _runtime_compile() if backend != "interpreter" else None
+        if compile_ is None and backend == "runtime":
+            raise RuntimeError("backend='runtime' but framework.jit.runtime is not available")
+        if compile_ is not None:
+            try:
+                self._run, self.backend = compile_(graph).run, "runtime"
+            except Exception as e:  # noqa: BLE001
                 if backend == "runtime":
                     raise
-        if self.backend is None:
-            self.backend = "eager"
+                warnings.warn(f"the C++ runtime could not compile this model ({e}); running it "
+                              "with the interpreter", RuntimeWarning, stacklevel=3)
+        if self._run is None:
+            self._run, self.backend = Interpreter(graph).run, "interpreter"
 
     @property
     def input_names(self) -> list:
@@ -88,13 +74,11 @@ class OnnxModule:
 
     def __call__(self, *inputs):
         """Runs the model on numpy arrays or Tensors."""
+        from ..tensor import Tensor
+
         arrays = [np.require(_as_array(x), requirements="C") for x in inputs]
-        if self._compiled is not None:
-            check_inputs(self.graph, arrays)
-            outs = self._compiled.run(arrays)
-        else:
-            outs = run_eager(self.graph, arrays)
-        outs = list(outs)
+        check_inputs(self.graph, arrays)
+        outs = list(self._run([Tensor._wrap(a) for a in arrays]))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     forward = __call__
