@@ -544,12 +544,15 @@ def _interpolate(ctx, ins, attrs, outs):
     else:
         kw = dict(mode="linear", coordinate_transformation_mode="align_corners" if align_corners
                   else "pytorch_half_pixel")
-    if scale_h is not None and scale_w is not None:
-        # torch maps coordinates with the given scale factor (not out/in): so does Resize(scales)
-        scales = ctx.const(np.asarray([1.0, 1.0, scale_h, scale_w], dtype=np.float32))
-        H, W = ctx.in_spec(0).shape[2:]
-        if all(isinstance(v, int) for v in (H, W)) and \
-                (int(H * scale_h), int(W * scale_w)) == tuple(size):
+    if scale_h is not None or scale_w is not None:
+        # torch maps coordinates with the given scale factor (not out/in): so does Resize(scales).
+        # An axis without a scale keeps its size here (1-d inputs run as height-1 images).
+        spatial = ctx.in_spec(0).shape[2:]
+        sc = [s if s is not None else (1.0 if n == o else None)
+              for s, n, o in zip((scale_h, scale_w), spatial, size)]
+        if None not in sc and all(isinstance(n, int) for n in spatial) and \
+                all(math.floor(n * s) == o for n, s, o in zip(spatial, sc, size)):
+            scales = ctx.const(np.asarray([1.0, 1.0, *sc], dtype=np.float32))
             ctx.add("Resize", [ins[0], None, scales], outs[0], **kw)
             return
     N, C = ctx.in_spec(0).shape[:2]
