@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-import framework as fw  # noqa: E402
-from benchmarks.common import environment, interleaved, print_table, set_threads, write_json  # noqa: E402
-from benchmarks.models import mlp, small_cnn  # noqa: E402
+import framework as fw
+from benchmarks.common import environment, interleaved, print_table, set_threads, write_json
+from benchmarks.models import mlp, small_cnn
 
 CASES = {"mlp": (mlp, (64, 784)), "small_cnn": (small_cnn, (64, 1, 28, 28))}
 OPTIMIZERS = {
@@ -53,10 +53,20 @@ def bench(case: str, opt_name: str, repeat: int):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
     y = rng.integers(0, 10, shape[0]).astype(np.int64)
-    t_step = step_fn(torch, t_model, OPTIMIZERS[opt_name](torch, t_model.parameters()),
-                     torch.from_numpy(x), torch.from_numpy(y))
-    f_step = step_fn(fw, f_model, OPTIMIZERS[opt_name](fw, f_model.parameters()),
-                     fw.from_numpy(x.copy()), fw.from_numpy(y.copy()))
+    t_step = step_fn(
+        torch,
+        t_model,
+        OPTIMIZERS[opt_name](torch, t_model.parameters()),
+        torch.from_numpy(x),
+        torch.from_numpy(y),
+    )
+    f_step = step_fn(
+        fw,
+        f_model,
+        OPTIMIZERS[opt_name](fw, f_model.parameters()),
+        fw.from_numpy(x.copy()),
+        fw.from_numpy(y.copy()),
+    )
     # same first loss: the comparison is of the same computation
     lt, lf = t_step().item(), f_step().item()
     if abs(lt - lf) > 1e-4 * max(1.0, abs(lt)):
@@ -77,9 +87,17 @@ def main():
         for opt_name in OPTIMIZERS:
             f_ms, t_ms = bench(case, opt_name, repeat)
             rows.append((f"{case} b64 {opt_name}", f_ms, t_ms, f_ms / t_ms))
-            out[f"{case}_{opt_name}"] = {"framework_ms": f_ms, "torch_ms": t_ms, "ratio": f_ms / t_ms}
-    print_table(f"Training step, forward+backward+step (ms, median of {repeat}, {args.threads} threads; "
-                "ratio <= 1.0 is the target)", ["case", "framework", "torch", "fw/torch"], rows)
+            out[f"{case}_{opt_name}"] = {
+                "framework_ms": f_ms,
+                "torch_ms": t_ms,
+                "ratio": f_ms / t_ms,
+            }
+    print_table(
+        f"Training step, forward+backward+step (ms, median of {repeat}, {args.threads} threads; "
+        "ratio <= 1.0 is the target)",
+        ["case", "framework", "torch", "fw/torch"],
+        rows,
+    )
     path = write_json("bench_train", {"environment": environment(), "results": out})
     print(f"\nwrote {path}")
 

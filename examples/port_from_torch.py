@@ -63,8 +63,10 @@ def main():
         assert diff < 1e-4
     t_out.sum().backward()
     f_out.sum().backward()
-    worst = max(np.abs(fp.grad.numpy() - tp.grad.numpy()).max()
-                for (_, fp), (_, tp) in zip(f_model.named_parameters(), t_model.named_parameters()))
+    worst = max(
+        np.abs(fp.grad.numpy() - tp.grad.numpy()).max()
+        for (_, fp), (_, tp) in zip(f_model.named_parameters(), t_model.named_parameters())
+    )
     print(f"grads: max |framework - torch| over all parameters = {worst:.2e}")
     assert worst < 1e-3
     print("identical outputs: OK")

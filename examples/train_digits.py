@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
-import framework as torch  # noqa: E402  the whole script is torch code; only this import differs
+import framework as torch
 from framework import nn
 from framework.utils.data import DataLoader, TensorDataset
 
@@ -30,8 +30,12 @@ class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * 4 * 4, 10))
@@ -54,16 +58,24 @@ def main():
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8) in [0, 1]
     y = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=args.seed, stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=0.2, random_state=args.seed, stratify=y
+    )
     mean, std = x_tr.mean(), x_tr.std()
     train_ds = TensorDataset(torch.from_numpy((x_tr - mean) / std), torch.from_numpy(y_tr))
     x_test, y_test = torch.from_numpy((x_te - mean) / std), torch.from_numpy(y_te)
-    loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(args.seed))
+    loader = DataLoader(
+        train_ds,
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
 
     model = DigitsCNN()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * len(loader))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, total_steps=args.epochs * len(loader)
+    )
     loss_fn = nn.CrossEntropyLoss()
 
     start = time.perf_counter()

@@ -7,7 +7,6 @@ files (load_torch_checkpoint, which needs torch and uses torch.load(weights_only
 
 from __future__ import annotations
 
-
 import json
 import math
 import os
@@ -25,7 +24,7 @@ MAX_HEADER = 1 << 30
 MAX_DEPTH = 200
 _DTYPES = {d.name: d for d in D.ALL}
 
-__all__ = ["save", "load", "CheckpointError", "from_torch_state_dict", "load_torch_checkpoint"]
+__all__ = ["CheckpointError", "from_torch_state_dict", "load", "load_torch_checkpoint", "save"]
 
 
 class CheckpointError(RuntimeError):
@@ -51,9 +50,16 @@ class _Writer:
             self.size += pad
         from .nn.parameter import Parameter
 
-        rec = {"$tensor": {"dtype": t.dtype.name, "shape": list(arr.shape), "offset": self.size,
-                           "nbytes": len(data), "requires_grad": bool(t.requires_grad),
-                           "parameter": isinstance(t, Parameter)}}
+        rec = {
+            "$tensor": {
+                "dtype": t.dtype.name,
+                "shape": list(arr.shape),
+                "offset": self.size,
+                "nbytes": len(data),
+                "requires_grad": bool(t.requires_grad),
+                "parameter": isinstance(t, Parameter),
+            }
+        }
         self.blobs.append(data)
         self.size += len(data)
         self.memo[id(t)] = rec
@@ -61,7 +67,9 @@ class _Writer:
 
     def encode(self, obj, path: str, depth: int = 0):
         if depth > MAX_DEPTH:
-            raise ValueError(f"framework.save: object nested deeper than {MAX_DEPTH} levels at {path}")
+            raise ValueError(
+                f"framework.save: object nested deeper than {MAX_DEPTH} levels at {path}"
+            )
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, int):
@@ -76,15 +84,22 @@ class _Writer:
             items = [self.encode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]
             return {"$tuple": items} if isinstance(obj, tuple) else items
         if isinstance(obj, dict):
-            items = [[self.encode(k, f"{path} key", depth + 1), self.encode(v, f"{path}[{k!r}]", depth + 1)]
-                     for k, v in obj.items()]
+            items = [
+                [
+                    self.encode(k, f"{path} key", depth + 1),
+                    self.encode(v, f"{path}[{k!r}]", depth + 1),
+                ]
+                for k, v in obj.items()
+            ]
             return {"$odict" if isinstance(obj, OrderedDict) else "$dict": items}
         if isinstance(obj, np.ndarray):
             from .creation import from_numpy
 
             return self.add_tensor(from_numpy(np.ascontiguousarray(obj)))
-        raise TypeError(f"framework.save: cannot save an object of type {type(obj).__name__} at {path} "
-                        "(supported: tensors, dicts, lists, tuples, numbers, strings, None, dtypes)")
+        raise TypeError(
+            f"framework.save: cannot save an object of type {type(obj).__name__} at {path} "
+            "(supported: tensors, dicts, lists, tuples, numbers, strings, None, dtypes)"
+        )
 
 
 def save(obj, f) -> None:
@@ -92,8 +107,11 @@ def save(obj, f) -> None:
     strings and None) to a path or binary file object."""
     w = _Writer()
     tree = w.encode(obj, "obj")
-    header = json.dumps({"format": "framework-checkpoint", "version": 1, "root": tree},
-                        separators=(",", ":"), allow_nan=False).encode("utf-8")
+    header = json.dumps(
+        {"format": "framework-checkpoint", "version": 1, "root": tree},
+        separators=(",", ":"),
+        allow_nan=False,
+    ).encode("utf-8")
     head = MAGIC + struct.pack("<Q", len(header)) + header
     head += b"\x00" * ((-len(head)) % ALIGN)
     if isinstance(f, (str, os.PathLike)):
@@ -117,12 +135,14 @@ def _sniff(buf: bytes, name: str) -> None:
         raise CheckpointError(
             f"{name} is a zip archive (the torch.save format), not a framework checkpoint; "
             "framework.load never unpickles. Import it with framework.load_torch_checkpoint(path) "
-            "(needs torch; uses torch.load(weights_only=True)).")
+            "(needs torch; uses torch.load(weights_only=True))."
+        )
     if buf[:1] == b"\x80":
         raise CheckpointError(
             f"{name} looks like a Python pickle (first byte {buf[:1]!r}), not a framework checkpoint; "
             "framework.load refuses pickles because loading one can execute arbitrary code. "
-            "Convert torch files with framework.load_torch_checkpoint(path).")
+            "Convert torch files with framework.load_torch_checkpoint(path)."
+        )
     if buf[:6] == MAGIC[:6]:
         raise CheckpointError(f"{name}: unsupported framework checkpoint version {buf[6:8]!r}")
     raise CheckpointError(f"{name} is not a framework checkpoint (bad magic bytes {buf[:8]!r})")
@@ -146,25 +166,36 @@ class _Reader:
         if dt is None:
             self.fail(f"unknown tensor dtype {spec.get('dtype')!r}")
         shape, off, nbytes = spec.get("shape"), spec.get("offset"), spec.get("nbytes")
-        if not isinstance(shape, list) or len(shape) > 8 or not all(
-                type(s) is int and s >= 0 for s in shape):
+        if (
+            not isinstance(shape, list)
+            or len(shape) > 8
+            or not all(type(s) is int and s >= 0 for s in shape)
+        ):
             self.fail(f"bad tensor shape {shape!r}")
         for v, what in ((off, "offset"), (nbytes, "nbytes")):
             if type(v) is not int or v < 0:
                 self.fail(f"bad tensor {what} {v!r}")
         need = math.prod(shape) * dt.itemsize
         if need != nbytes:
-            self.fail(f"tensor of shape {shape} and dtype {dt.name} needs {need} bytes, header says {nbytes}")
+            self.fail(
+                f"tensor of shape {shape} and dtype {dt.name} needs {need} bytes, header says {nbytes}"
+            )
         if off + nbytes > len(self.data):
-            self.fail(f"tensor data [{off}, {off + nbytes}) lies outside the data section "
-                      f"({len(self.data)} bytes): file truncated or corrupt")
-        arr = np.frombuffer(self.data[off:off + nbytes], dtype=dt.np.newbyteorder("<")).astype(dt.np)
+            self.fail(
+                f"tensor data [{off}, {off + nbytes}) lies outside the data section "
+                f"({len(self.data)} bytes): file truncated or corrupt"
+            )
+        arr = np.frombuffer(self.data[off : off + nbytes], dtype=dt.np.newbyteorder("<")).astype(
+            dt.np
+        )
         arr = np.array(arr.reshape(shape), copy=True)
         t = from_numpy(arr) if arr.ndim else Tensor._wrap(arr)
         if spec.get("parameter") is True:
             from .nn.parameter import Parameter
 
-            t = Parameter(t, requires_grad=bool(spec.get("requires_grad", True)) and dt.is_floating_point)
+            t = Parameter(
+                t, requires_grad=bool(spec.get("requires_grad", True)) and dt.is_floating_point
+            )
         elif spec.get("requires_grad") is True and dt.is_floating_point:
             t.requires_grad_(True)
         return t
@@ -178,7 +209,7 @@ class _Reader:
             return [self.decode(v, depth + 1) for v in node]
         if not isinstance(node, dict) or len(node) != 1:
             self.fail(f"unexpected JSON value {str(node)[:80]!r}")
-        (tag, val), = node.items()
+        ((tag, val),) = node.items()
         if tag == "$int":
             if not isinstance(val, str) or len(val) > 4300:
                 self.fail("bad $int")
@@ -227,8 +258,14 @@ class _Reader:
 def load(f, map_location=None, weights_only: bool = True, mmap=None, **kwargs):
     """Reads an object written by framework.save (path or binary file object). Raises
     CheckpointError for anything that is not a well-formed framework checkpoint."""
-    if map_location not in (None, "cpu") and not callable(map_location) and not isinstance(map_location, dict):
-        raise RuntimeError(f"framework.load: map_location={map_location!r} is not available (CPU only)")
+    if (
+        map_location not in (None, "cpu")
+        and not callable(map_location)
+        and not isinstance(map_location, dict)
+    ):
+        raise RuntimeError(
+            f"framework.load: map_location={map_location!r} is not available (CPU only)"
+        )
     if isinstance(f, (str, os.PathLike)):
         name = os.fspath(f)
         with open(f, "rb") as fh:
@@ -245,18 +282,30 @@ def _loads(buf: bytes, name: str):
     if len(buf) < 16:
         if buf[:1] == b"\x80" or buf[:4] == b"PK\x03\x04":
             _sniff(buf, name)
-        raise CheckpointError(f"{name}: file too short ({len(buf)} bytes) to be a framework checkpoint")
+        raise CheckpointError(
+            f"{name}: file too short ({len(buf)} bytes) to be a framework checkpoint"
+        )
     _sniff(buf, name)
     (hlen,) = struct.unpack("<Q", buf[8:16])
     if hlen > MAX_HEADER or 16 + hlen > len(buf):
-        raise CheckpointError(f"{name}: header length {hlen} exceeds the file size ({len(buf)} bytes): "
-                              "file truncated or corrupt")
+        raise CheckpointError(
+            f"{name}: header length {hlen} exceeds the file size ({len(buf)} bytes): "
+            "file truncated or corrupt"
+        )
     try:
-        header = json.loads(buf[16:16 + hlen].decode("utf-8"),
-                            parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        header = json.loads(
+            buf[16 : 16 + hlen].decode("utf-8"),
+            parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)),
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{name}: header is not valid UTF-8 JSON ({type(e).__name__}: {str(e)[:100]})") from None
-    if not isinstance(header, dict) or header.get("format") != "framework-checkpoint" or "root" not in header:
+        raise CheckpointError(
+            f"{name}: header is not valid UTF-8 JSON ({type(e).__name__}: {str(e)[:100]})"
+        ) from None
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != "framework-checkpoint"
+        or "root" not in header
+    ):
         raise CheckpointError(f"{name}: header lacks the framework-checkpoint format marker")
     if header.get("version") != 1:
         raise CheckpointError(f"{name}: unsupported checkpoint version {header.get('version')!r}")
@@ -314,9 +363,9 @@ def load_torch_checkpoint(path, **kwargs):
     try:
         import torch
     except ImportError:
-        raise ImportError("load_torch_checkpoint needs torch installed; or export the state_dict to "
-                          "numpy arrays and use framework.utils.from_torch_state_dict") from None
+        raise ImportError(
+            "load_torch_checkpoint needs torch installed; or export the state_dict to "
+            "numpy arrays and use framework.utils.from_torch_state_dict"
+        ) from None
     obj = torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     return from_torch_state_dict(obj)
-
-

@@ -62,8 +62,10 @@ def test_roundtrip_every_type_bit_exact(tmp_path):
         "param": fw.nn.Parameter(fw.ones(2)),
         "grad": fw.ones(2).requires_grad_(),
         "strided": fw.arange(12, dtype=fw.float32).reshape(3, 4).t(),
-        "nested": [1, 2.5, "s", None, True, (3, [4.0, {"k": (None,)}]), 2 ** 70, -0.0, float("nan")],
-        7: "int key", (1, 2): "tuple key", None: "none key",
+        "nested": [1, 2.5, "s", None, True, (3, [4.0, {"k": (None,)}]), 2**70, -0.0, float("nan")],
+        7: "int key",
+        (1, 2): "tuple key",
+        None: "none key",
         "od": OrderedDict([("b", 1), ("a", 2)]),
         "dtype": fw.float64,
     }
@@ -134,27 +136,66 @@ def _with_header(header: bytes, data: bytes = b"") -> bytes:
     return head + b"\x00" * ((-len(head)) % 64) + data
 
 
-@pytest.mark.parametrize("blob,match", [
-    (b"", "too short"),
-    (b"FWCKPT\x00\x01" + struct.pack("<Q", 1 << 40), "exceeds the file size"),
-    (b"FWCKPT\x00\x09" + b"\x00" * 16, "unsupported framework checkpoint version"),
-    (b"hello world, not a checkpoint", "not a framework checkpoint"),
-    (_with_header(b"{not json"), "not valid UTF-8 JSON"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
-                  b'"shape":[1000000000,1000000000],"offset":0,"nbytes":4000000000000000000}}}'),
-     "outside the data section"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
-                  b'"shape":[2],"offset":0,"nbytes":4}}}', b"\x00" * 8), "needs 8 bytes"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
-                  b'"shape":[-1],"offset":0,"nbytes":0}}}'), "bad tensor shape"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"object",'
-                  b'"shape":[1],"offset":0,"nbytes":8}}}'), "unknown tensor dtype"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$eval":"__import__(\'os\')"}}'),
-     "unknown tag"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":' + b"[" * 100000 + b"]" * 100000 + b"}"),
-     "nested|JSON"),
-    (_with_header(b'{"format":"framework-checkpoint","version":1,"root":{"$dict":[[["x"],null]]}}'), "unhashable"),
-])
+@pytest.mark.parametrize(
+    "blob,match",
+    [
+        (b"", "too short"),
+        (b"FWCKPT\x00\x01" + struct.pack("<Q", 1 << 40), "exceeds the file size"),
+        (b"FWCKPT\x00\x09" + b"\x00" * 16, "unsupported framework checkpoint version"),
+        (b"hello world, not a checkpoint", "not a framework checkpoint"),
+        (_with_header(b"{not json"), "not valid UTF-8 JSON"),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
+                b'"shape":[1000000000,1000000000],"offset":0,"nbytes":4000000000000000000}}}'
+            ),
+            "outside the data section",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
+                b'"shape":[2],"offset":0,"nbytes":4}}}',
+                b"\x00" * 8,
+            ),
+            "needs 8 bytes",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"float32",'
+                b'"shape":[-1],"offset":0,"nbytes":0}}}'
+            ),
+            "bad tensor shape",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$tensor":{"dtype":"object",'
+                b'"shape":[1],"offset":0,"nbytes":8}}}'
+            ),
+            "unknown tensor dtype",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$eval":"__import__(\'os\')"}}'
+            ),
+            "unknown tag",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":'
+                + b"[" * 100000
+                + b"]" * 100000
+                + b"}"
+            ),
+            "nested|JSON",
+        ),
+        (
+            _with_header(
+                b'{"format":"framework-checkpoint","version":1,"root":{"$dict":[[["x"],null]]}}'
+            ),
+            "unhashable",
+        ),
+    ],
+)
 def test_malformed_files_get_clear_errors(blob, match):
     with pytest.raises(CheckpointError, match=match):
         fw.load(io.BytesIO(blob))
@@ -194,10 +235,14 @@ def test_hostile_files_never_crash_the_process(tmp_path):
         p = tmp_path / f"m{i}.fw"
         p.write_bytes(bytes(b))
         paths.append(str(p))
-    code = ("import sys, framework as fw\nfrom framework.serialization import CheckpointError\n"
-            "for p in sys.argv[1:]:\n    try:\n        fw.load(p)\n    except CheckpointError:\n        pass\n"
-            "print('ok')\n")
-    res = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, framework as fw\nfrom framework.serialization import CheckpointError\n"
+        "for p in sys.argv[1:]:\n    try:\n        fw.load(p)\n    except CheckpointError:\n        pass\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
 
 

@@ -20,7 +20,6 @@ from ..ops import linalg as L
 from ..ops import reduce as R
 from ..ops import shape as S
 
-
 _OWN = {"framework.ops.optim"}  # internal ops, never torch.nn.functional names
 _CACHE: dict = {}
 
@@ -44,8 +43,10 @@ def _op(name: str):
 def _need(name: str):
     fn = _op(name)
     if fn is None:
-        raise NotImplementedError(f"nn.functional.{name}: the {name!r} op is not registered yet "
-                                  "(its op family has not been merged)")
+        raise NotImplementedError(
+            f"nn.functional.{name}: the {name!r} op is not registered yet "
+            "(its op family has not been merged)"
+        )
     return fn
 
 
@@ -185,11 +186,14 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
 # ---- normalization -----------------------------------------------------------------------
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalizes over the trailing dims `normalized_shape`, then scales and shifts."""
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if tuple(input.shape[input.ndim - len(normalized_shape):]) != normalized_shape:
+    normalized_shape = (
+        (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    )
+    if tuple(input.shape[input.ndim - len(normalized_shape) :]) != normalized_shape:
         raise RuntimeError(
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
-            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}")
+            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
+        )
     fn = _op("layer_norm")
     if fn is not None:
         return fn(input, normalized_shape, weight, bias, eps)
@@ -208,8 +212,10 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     """Normalizes over groups of channels (dim 1), then scales and shifts per channel."""
     n, c = input.shape[0], input.shape[1]
     if c % num_groups != 0:
-        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
-                           f"but got input of shape {list(input.shape)} and num_groups={num_groups}")
+        raise RuntimeError(
+            f"Expected number of channels in input to be divisible by num_groups, "
+            f"but got input of shape {list(input.shape)} and num_groups={num_groups}"
+        )
     fn = _op("group_norm")
     if fn is not None:
         return fn(input, num_groups, weight, bias, eps)
@@ -225,8 +231,16 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     return y
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5):
+def batch_norm(
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
     """Batch normalization over dim 1; in training, updates running stats in place."""
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2D input (got {input.ndim}D input)")
@@ -239,7 +253,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training:
         n = input.numel() // c
         if n <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+            )
         mean = R.mean(input, dims)
         var = R.var(input, dims, correction=0)
         if running_mean is not None:
@@ -267,14 +283,25 @@ def one_hot(tensor, num_classes: int = -1):
     return E.eq(S.unsqueeze(tensor, -1), arange(num_classes)).to(D.int64)
 
 
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False):
+def embedding(
+    input,
+    weight,
+    padding_idx=None,
+    max_norm=None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+):
     """Rows of weight picked by the integer input (no gradient into row padding_idx)."""
     if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        raise NotImplementedError(
+            "embedding: max_norm, scale_grad_by_freq and sparse are not supported"
+        )
     if input.dtype.is_floating_point:
-        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar "
-                           f"types: Long, Int; but got {input.dtype.name} instead (while checking arguments for embedding)")
+        raise RuntimeError(
+            f"Expected tensor for argument #1 'indices' to have one of the following scalar "
+            f"types: Long, Int; but got {input.dtype.name} instead (while checking arguments for embedding)"
+        )
     num = weight.shape[0]
     if padding_idx is not None and padding_idx < 0:
         padding_idx += num
@@ -285,7 +312,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     if padding_idx is not None:
         # NOTE: torch gives row padding_idx no gradient; the row's value is still returned.
         hot_grad = E.logical_and(hot, S.unsqueeze(E.ne(input, padding_idx), -1))
-        pad_rows = E.where(S.unsqueeze(E.eq(input, padding_idx), -1), weight[padding_idx].detach(), 0.0)
+        pad_rows = E.where(
+            S.unsqueeze(E.eq(input, padding_idx), -1), weight[padding_idx].detach(), 0.0
+        )
         return L.matmul(hot_grad.to(weight.dtype), weight) + pad_rows
     return L.matmul(hot.to(weight.dtype), weight)
 
@@ -318,7 +347,9 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return _reduce(E.abs(input - target), reduction)
 
 
-def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+def smooth_l1_loss(
+    input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0
+):
     """Huber-like loss: 0.5 d^2 / beta below beta, |d| - 0.5 beta above."""
     fn = _op("smooth_l1_loss")
     if fn is not None:
@@ -329,11 +360,20 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _reduce(E.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction: str = "mean", pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    pos_weight=None,
+):
     """Sigmoid + binary cross entropy in one stable expression."""
     if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+        raise ValueError(
+            f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})"
+        )
     fn = _op("binary_cross_entropy_with_logits")
     if fn is not None:
         return fn(input, target, weight, reduction=reduction, pos_weight=pos_weight)
@@ -347,12 +387,17 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+):
     """-(t log x + (1 - t) log(1 - x)) with logs clamped at -100 like torch."""
     fn = _op("binary_cross_entropy")
     if fn is not None:
         return fn(input, target, weight, reduction=reduction)
-    loss = -(target * E.clamp(E.log(input), min=-100.0) + (1 - target) * E.clamp(E.log(1 - input), min=-100.0))
+    loss = -(
+        target * E.clamp(E.log(input), min=-100.0)
+        + (1 - target) * E.clamp(E.log(1 - input), min=-100.0)
+    )
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -364,11 +409,22 @@ def _class_mask(target, c, dtype):
     return hot.to(dtype)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-             reduction: str = "mean"):
+def nll_loss(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+):
     """Negative log likelihood of log-probabilities `input` (N, C, ...) at integer targets."""
-    if input.ndim < 1 or (input.ndim >= 2 and tuple(target.shape) != (input.shape[0],) + tuple(input.shape[2:])):
-        raise ValueError(f"Expected target size {[input.shape[0]] + list(input.shape[2:])}, got {list(target.shape)}")
+    if input.ndim < 1 or (
+        input.ndim >= 2 and tuple(target.shape) != (input.shape[0],) + tuple(input.shape[2:])
+    ):
+        raise ValueError(
+            f"Expected target size {[input.shape[0]] + list(input.shape[2:])}, got {list(target.shape)}"
+        )
     fn = _op("nll_loss")
     if fn is not None:
         return fn(input, target, weight, ignore_index=ignore_index, reduction=reduction)
@@ -377,33 +433,59 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     c = input.shape[1]
     mask = _class_mask(target, c, input.dtype)
     valid = E.ne(target, ignore_index).to(input.dtype)
-    w = valid if weight is None else R.sum(mask * S.reshape(weight, (1, c) + (1,) * (input.ndim - 2)), 1) * valid
+    w = (
+        valid
+        if weight is None
+        else R.sum(mask * S.reshape(weight, (1, c) + (1,) * (input.ndim - 2)), 1) * valid
+    )
     loss = -R.sum(input * mask, 1) * w
     if reduction == "mean":
         return R.sum(loss) / R.sum(w)
     return _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-                  reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
     """log_softmax over dim 1 followed by nll_loss (class-index or probability targets)."""
     fn = _op("cross_entropy")
     if fn is not None:
-        return fn(input, target, weight, ignore_index=ignore_index, reduction=reduction,
-                  label_smoothing=label_smoothing)
+        return fn(
+            input,
+            target,
+            weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+        )
     cdim = 0 if input.ndim == 1 else 1
     logp = log_softmax(input, cdim)
     if target.dtype.is_floating_point:  # class probabilities
         if weight is not None:
             logp = logp * S.reshape(weight, (-1,) + (1,) * (input.ndim - cdim - 1))
-        t = target if label_smoothing == 0 else target * (1 - label_smoothing) + label_smoothing / input.shape[cdim]
+        t = (
+            target
+            if label_smoothing == 0
+            else target * (1 - label_smoothing) + label_smoothing / input.shape[cdim]
+        )
         loss = -R.sum(logp * t, cdim)
-        return _reduce(loss, reduction) if reduction != "mean" else R.sum(loss) / (loss.numel() or 1)
+        return (
+            _reduce(loss, reduction) if reduction != "mean" else R.sum(loss) / (loss.numel() or 1)
+        )
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
         return nll
     if weight is not None:
-        raise NotImplementedError("cross_entropy: label_smoothing with class weights is not supported")
+        raise NotImplementedError(
+            "cross_entropy: label_smoothing with class weights is not supported"
+        )
     c = input.shape[cdim]
     valid = E.ne(target, ignore_index).to(input.dtype)
     smooth = -R.sum(logp, cdim) * valid
@@ -412,12 +494,28 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 
 
 # ---- attention ---------------------------------------------------------------------------
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale=None, enable_gqa: bool = False):
+def scaled_dot_product_attention(
+    query,
+    key,
+    value,
+    attn_mask=None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale=None,
+    enable_gqa: bool = False,
+):
     """softmax(q k^T * scale + mask) v; boolean masks mark positions that may attend."""
     fn = _op("scaled_dot_product_attention")
     if fn is not None:
-        return fn(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+        return fn(
+            query,
+            key,
+            value,
+            attn_mask=attn_mask,
+            dropout_p=dropout_p,
+            is_causal=is_causal,
+            scale=scale,
+        )
     L_, S_ = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = L.matmul(query, S.transpose(key, -2, -1)) * scale
@@ -453,7 +551,6 @@ avg_pool2d = _forward("avg_pool2d")
 adaptive_avg_pool2d = _forward("adaptive_avg_pool2d")
 pad = _forward("pad")
 interpolate = _forward("interpolate")
-
 
 
 def __getattr__(name: str):

@@ -10,15 +10,35 @@ from .. import autograd as AG
 from ..creation import _normal_op, _uniform_op, default_generator
 from ..tensor import Tensor
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "ones_", "zeros_", "eye_",
-           "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
-           "trunc_normal_", "orthogonal_"]
+__all__ = [
+    "calculate_gain",
+    "constant_",
+    "dirac_",
+    "eye_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "trunc_normal_",
+    "uniform_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
     """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain)."""
-    linear_fns = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                  "conv_transpose3d"]
+    linear_fns = [
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+    ]
     if nonlinearity in linear_fns or nonlinearity == "sigmoid":
         return 1
     if nonlinearity == "tanh":
@@ -32,7 +52,7 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
             slope = param
         else:
             raise ValueError(f"negative_slope {param} not a valid number")
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
@@ -49,19 +69,29 @@ def _fill_from(tensor: Tensor, src: Tensor) -> Tensor:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fills tensor with U(a, b) samples."""
     g = generator or default_generator
-    return _fill_from(tensor, _uniform_op(tuple(tensor.shape), g.next_seed(), float(a), float(b),
-                                          tensor.dtype.code))
+    return _fill_from(
+        tensor,
+        _uniform_op(tuple(tensor.shape), g.next_seed(), float(a), float(b), tensor.dtype.code),
+    )
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fills tensor with N(mean, std^2) samples."""
     g = generator or default_generator
-    return _fill_from(tensor, _normal_op(tuple(tensor.shape), g.next_seed(), float(mean), float(std),
-                                         tensor.dtype.code))
+    return _fill_from(
+        tensor,
+        _normal_op(tuple(tensor.shape), g.next_seed(), float(mean), float(std), tensor.dtype.code),
+    )
 
 
-def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
-                  generator=None) -> Tensor:
+def trunc_normal_(
+    tensor: Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator=None,
+) -> Tensor:
     """Fills tensor with N(mean, std^2) samples redrawn until they lie in [a, b]."""
     from ..ops.elementwise import logical_or, where
 
@@ -75,7 +105,9 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                 break
             out = where(bad, _normal_op(shape, g.next_seed(), float(mean), float(std), code), out)
         else:
-            raise ValueError(f"trunc_normal_: [{a}, {b}] holds too little mass of N({mean}, {std}^2)")
+            raise ValueError(
+                f"trunc_normal_: [{a}, {b}] holds too little mass of N({mean}, {std}^2)"
+            )
     return _fill_from(tensor, out)
 
 
@@ -126,7 +158,9 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 def _calculate_fan_in_and_fan_out(tensor: Tensor):
     dimensions = tensor.ndim
     if dimensions < 2:
-        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        )
     num_input_fmaps = tensor.shape[1]
     num_output_fmaps = tensor.shape[0]
     receptive_field_size = 1
@@ -158,8 +192,13 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return normal_(tensor, 0.0, std, generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator=None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+) -> Tensor:
     """U(-bound, bound) with bound = gain * sqrt(3 / fan)."""
     if 0 in tuple(tensor.shape):
         return tensor
@@ -169,8 +208,13 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonline
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator=None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator=None,
+) -> Tensor:
     """N(0, std^2) with std = gain / sqrt(fan)."""
     if 0 in tuple(tensor.shape):
         return tensor

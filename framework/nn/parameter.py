@@ -42,8 +42,10 @@ class Parameter(Tensor):
 def _tensor_deepcopy(self, memo):
     """Tensor deepcopy: a fresh leaf with copied data (used by copy.deepcopy(module))."""
     if not self.is_leaf:
-        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
-                           "the deepcopy protocol at the moment.")
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support "
+            "the deepcopy protocol at the moment."
+        )
     if id(self) in memo:
         return memo[id(self)]
     out = Tensor._wrap(self._data.copy())

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import autograd as AG
 from .. import dtypes as D
@@ -36,8 +37,10 @@ class Optimizer:
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors "
-                            f"or dicts, but got {type(params).__name__}")
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors "
+                f"or dicts, but got {type(params).__name__}"
+            )
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -63,18 +66,24 @@ class Optimizer:
         if isinstance(params, Tensor):
             param_group["params"] = [params]
         elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
-                            "ordering of tensors in sets will change between runs. Please use a list instead.")
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs. Please use a list instead."
+            )
         else:
             param_group["params"] = list(params)
         for p in param_group["params"]:
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}"
+                )
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor")
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
-                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+                raise ValueError(
+                    f"parameter group didn't specify a value of required optimization parameter {name}"
+                )
             param_group.setdefault(name, default)
         seen = set()
         for group in self.param_groups:
@@ -95,7 +104,7 @@ class Optimizer:
                     p.grad = p.grad.detach()
                     p.grad.zero_()
 
-    def step(self, closure: Optional[Callable] = None):
+    def step(self, closure: Callable | None = None):
         raise NotImplementedError
 
     def _closure_loss(self, closure):
@@ -130,8 +139,10 @@ class Optimizer:
             raise ValueError("loaded state dict has a different number of parameter groups")
         for g, sg in zip(groups, saved_groups):
             if len(g["params"]) != len(sg["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't match the size "
-                                 "of optimizer's group")
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size "
+                    "of optimizer's group"
+                )
         id_map = {}
         for g, sg in zip(groups, saved_groups):
             for old, p in zip(sg["params"], g["params"]):
@@ -170,7 +181,9 @@ class Optimizer:
             if p.grad is None:
                 continue
             if p.grad.dtype is not p.dtype:
-                raise RuntimeError(f"gradient dtype {p.grad.dtype.name} differs from parameter dtype {p.dtype.name}")
+                raise RuntimeError(
+                    f"gradient dtype {p.grad.dtype.name} differs from parameter dtype {p.dtype.name}"
+                )
             yield p
 
 

@@ -10,9 +10,20 @@ from .optimizer import Optimizer, required
 class SGD(Optimizer):
     """Stochastic gradient descent; one fused sgd_update kernel per parameter."""
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach=None, differentiable: bool = False, fused=None):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach=None,
+        differentiable: bool = False,
+        fused=None,
+    ):
         if lr is not required and lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -21,9 +32,17 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach,
-                        differentiable=differentiable, fused=fused)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
+        )
         super().__init__(params, defaults)
 
     def step(self, closure=None):
@@ -39,9 +58,18 @@ class SGD(Optimizer):
                     if momentum != 0 and first:
                         buf = p.grad.detach().clone()
                         state["momentum_buffer"] = buf
-                    sgd_update(p, p.grad, buf if momentum != 0 else None, group["lr"], momentum,
-                               group["dampening"], group["weight_decay"], group["nesterov"],
-                               group["maximize"], first)
+                    sgd_update(
+                        p,
+                        p.grad,
+                        buf if momentum != 0 else None,
+                        group["lr"],
+                        momentum,
+                        group["dampening"],
+                        group["weight_decay"],
+                        group["nesterov"],
+                        group["maximize"],
+                        first,
+                    )
                     if momentum == 0:
                         state["momentum_buffer"] = None
         return loss

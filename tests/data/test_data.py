@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 import framework as fw
-from framework.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset,
-                                  TensorDataset, default_collate, random_split)
+from framework.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
 
 
 def make_ds(n=10):
@@ -37,7 +46,11 @@ def test_shuffle_is_a_permutation_and_seeded():
 
     def order(seed):
         g = fw.Generator().manual_seed(seed)
-        return [int(v) for b in DataLoader(ds, batch_size=6, shuffle=True, generator=g) for v in b[1].tolist()]
+        return [
+            int(v)
+            for b in DataLoader(ds, batch_size=6, shuffle=True, generator=g)
+            for v in b[1].tolist()
+        ]
 
     a, b, c = order(1), order(1), order(2)
     assert sorted(a) == list(range(20))
@@ -61,14 +74,22 @@ def test_collate_fn_sampler_and_batch_sampler():
         DataLoader(ds, sampler=sampler, shuffle=True)
     with pytest.raises(NotImplementedError, match="num_workers"):
         DataLoader(ds, num_workers=2)
-    rs = list(RandomSampler(range(5), replacement=True, num_samples=8, generator=fw.Generator().manual_seed(0)))
+    rs = list(
+        RandomSampler(
+            range(5), replacement=True, num_samples=8, generator=fw.Generator().manual_seed(0)
+        )
+    )
     assert len(rs) == 8 and all(0 <= i < 5 for i in rs)
 
 
 def test_default_collate_structures():
     Point = namedtuple("Point", "x y")
-    out = default_collate([{"a": 1, "b": np.ones(2, np.float32), "c": "s", "p": Point(1.0, True)},
-                           {"a": 2, "b": np.zeros(2, np.float32), "c": "t", "p": Point(2.0, False)}])
+    out = default_collate(
+        [
+            {"a": 1, "b": np.ones(2, np.float32), "c": "s", "p": Point(1.0, True)},
+            {"a": 2, "b": np.zeros(2, np.float32), "c": "t", "p": Point(2.0, False)},
+        ]
+    )
     assert out["a"].tolist() == [1, 2] and out["a"].dtype is fw.int64
     assert out["b"].shape == fw.Size([2, 2])
     assert out["c"] == ["s", "t"]

@@ -33,10 +33,28 @@ def test_identity():
     check_parity(*both("Identity", 3, foo=1), rand(2, 3))
 
 
-ACTIVATIONS = [("ReLU", ()), ("GELU", ()), ("GELU", ("tanh",)), ("SiLU", ()), ("Tanh", ()), ("Sigmoid", ()),
-               ("LeakyReLU", (0.2,)), ("ELU", ()), ("Softplus", ()), ("Softmax", (1,)), ("LogSoftmax", (1,)),
-               ("Softmax", (-1,)), ("LogSoftmax", (0,)), ("ReLU6", ()), ("Hardtanh", ()), ("Mish", ()),
-               ("Hardswish", ()), ("Hardsigmoid", ()), ("LogSigmoid", ()), ("Softsign", ())]
+ACTIVATIONS = [
+    ("ReLU", ()),
+    ("GELU", ()),
+    ("GELU", ("tanh",)),
+    ("SiLU", ()),
+    ("Tanh", ()),
+    ("Sigmoid", ()),
+    ("LeakyReLU", (0.2,)),
+    ("ELU", ()),
+    ("Softplus", ()),
+    ("Softmax", (1,)),
+    ("LogSoftmax", (1,)),
+    ("Softmax", (-1,)),
+    ("LogSoftmax", (0,)),
+    ("ReLU6", ()),
+    ("Hardtanh", ()),
+    ("Mish", ()),
+    ("Hardswish", ()),
+    ("Hardsigmoid", ()),
+    ("LogSigmoid", ()),
+    ("Softsign", ()),
+]
 
 
 @pytest.mark.parametrize("name,args", ACTIVATIONS, ids=[f"{n}{a}" for n, a in ACTIVATIONS])
@@ -80,7 +98,9 @@ def test_batchnorm_running_stats_over_steps():
         t(torch.from_numpy(x))
         f(fw.from_numpy(x))
     for k in ("running_mean", "running_var"):
-        np.testing.assert_allclose(getattr(f, k).numpy(), getattr(t, k).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            getattr(f, k).numpy(), getattr(t, k).numpy(), rtol=1e-5, atol=1e-6
+        )
     assert f.num_batches_tracked.item() == 3
 
 
@@ -142,8 +162,12 @@ def test_multihead_attention_masks():
     bool_mask = np.triu(np.ones((3, 3), dtype=bool), 1)
     float_mask = np.where(bool_mask, -1e4, 0.0).astype(np.float32)
     kpm = np.array([[False, False, True], [False, False, False]])
-    for kw in (dict(attn_mask=bool_mask), dict(attn_mask=float_mask), dict(key_padding_mask=kpm),
-               dict(attn_mask=bool_mask, key_padding_mask=kpm, average_attn_weights=False)):
+    for kw in (
+        dict(attn_mask=bool_mask),
+        dict(attn_mask=float_mask),
+        dict(key_padding_mask=kpm),
+        dict(attn_mask=bool_mask, key_padding_mask=kpm, average_attn_weights=False),
+    ):
         tk = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
         fk = {k: fw.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
         f.load_state_dict(t.state_dict())
@@ -187,10 +211,13 @@ def test_transformer_decoder_layer():
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-@pytest.mark.parametrize("num_layers,batch_first,bidirectional", [(1, False, False), (2, True, False),
-                                                                    (2, False, True)])
+@pytest.mark.parametrize(
+    "num_layers,batch_first,bidirectional", [(1, False, False), (2, True, False), (2, False, True)]
+)
 def test_rnn(cls, num_layers, batch_first, bidirectional):
-    f, t = both(cls, 4, 5, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
+    f, t = both(
+        cls, 4, 5, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional
+    )
     x = rand(2, 3, 4)
     check_parity(f, t, x, what=cls)
     check_parity(f, t, rand(3, 4), what=cls + " unbatched")
@@ -206,8 +233,13 @@ def test_lstm_initial_state():
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-LOSSES = [("MSELoss", {}), ("L1Loss", {}), ("MSELoss", {"reduction": "sum"}), ("L1Loss", {"reduction": "none"}),
-          ("SmoothL1Loss", {})]
+LOSSES = [
+    ("MSELoss", {}),
+    ("L1Loss", {}),
+    ("MSELoss", {"reduction": "sum"}),
+    ("L1Loss", {"reduction": "none"}),
+    ("SmoothL1Loss", {}),
+]
 
 
 @pytest.mark.parametrize("name,kw", LOSSES, ids=[f"{n}-{k}" for n, k in LOSSES])
@@ -215,15 +247,30 @@ def test_regression_losses(name, kw):
     check_parity(*both(name, **kw), rand(4, 3), rand(4, 3, seed=5))
 
 
-@pytest.mark.parametrize("kw", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"ignore_index": 1},
-                                {"label_smoothing": 0.1}, {"weight": np.array([1.0, 2.0, 0.5], np.float32)}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"reduction": "sum"},
+        {"reduction": "none"},
+        {"ignore_index": 1},
+        {"label_smoothing": 0.1},
+        {"weight": np.array([1.0, 2.0, 0.5], np.float32)},
+    ],
+)
 def test_cross_entropy_and_nll(kw):
     tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
     fkw = {k: fw.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
     target = np.array([0, 2, 1, 1], dtype=np.int64)
-    check_parity(fnn.CrossEntropyLoss(**fkw), tnn.CrossEntropyLoss(**tkw), rand(4, 3, low=-3, high=3), target)
-    check_parity(fnn.CrossEntropyLoss(**fkw), tnn.CrossEntropyLoss(**tkw), rand(2, 3, 4, low=-3, high=3),
-                 np.array([[0, 2, 1, 1], [1, 1, 0, 2]]))
+    check_parity(
+        fnn.CrossEntropyLoss(**fkw), tnn.CrossEntropyLoss(**tkw), rand(4, 3, low=-3, high=3), target
+    )
+    check_parity(
+        fnn.CrossEntropyLoss(**fkw),
+        tnn.CrossEntropyLoss(**tkw),
+        rand(2, 3, 4, low=-3, high=3),
+        np.array([[0, 2, 1, 1], [1, 1, 0, 2]]),
+    )
     if "label_smoothing" not in kw:
         logp = torch.log_softmax(torch.from_numpy(rand(4, 3)), 1).numpy()
         check_parity(fnn.NLLLoss(**fkw), tnn.NLLLoss(**tkw), logp, target)
@@ -239,13 +286,25 @@ def test_bce_with_logits(pos_weight):
     kw_t = {} if pos_weight is None else {"pos_weight": torch.from_numpy(pos_weight)}
     kw_f = {} if pos_weight is None else {"pos_weight": fw.from_numpy(pos_weight)}
     target = (rand(4, 3, seed=9) > 0).astype(np.float32)
-    check_parity(fnn.BCEWithLogitsLoss(**kw_f), tnn.BCEWithLogitsLoss(**kw_t), rand(4, 3, low=-20, high=20), target)
+    check_parity(
+        fnn.BCEWithLogitsLoss(**kw_f),
+        tnn.BCEWithLogitsLoss(**kw_t),
+        rand(4, 3, low=-20, high=20),
+        target,
+    )
 
 
 # ---- layers whose ops come from the conv / pooling op families ---------------------------
 @needs_op("conv2d")
-@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding="same", bias=False),
-                                dict(groups=2, dilation=2)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(padding="same", bias=False),
+        dict(groups=2, dilation=2),
+    ],
+)
 def test_conv2d(kw):
     check_parity(*both("Conv2d", 4, 6, 3, **kw), rand(2, 4, 7, 7))
 

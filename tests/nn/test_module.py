@@ -52,17 +52,29 @@ def test_names_match_torch():
     assert list(f.state_dict()) == list(t.state_dict())
     assert "blocks.0.scratch" not in f.state_dict()
     assert len(list(f.parameters())) == len(list(t.parameters()))
-    assert [n for n, _ in f.named_parameters(remove_duplicate=False)] == \
-        [n for n, _ in t.named_parameters(remove_duplicate=False)]
+    assert [n for n, _ in f.named_parameters(remove_duplicate=False)] == [
+        n for n, _ in t.named_parameters(remove_duplicate=False)
+    ]
 
 
 def test_repr_matches_torch():
     assert repr(build(fw)) == repr(build(torch))
-    for name, args in [("Conv2d", (3, 8, 3)), ("Conv2d", (3, 8, (3, 5), 2, 1, 1, 1, False)),
-                       ("LSTM", (3, 4, 2)), ("GRU", (3, 4)), ("LayerNorm", (5,)), ("GroupNorm", (2, 4)),
-                       ("MultiheadAttention", (8, 2)), ("MaxPool2d", (2,)), ("Embedding", (4, 3, 1)),
-                       ("LeakyReLU", (0.2,)), ("GELU", ()), ("Softmax", (1,)), ("Flatten", ()),
-                       ("TransformerEncoderLayer", (8, 2, 16))]:
+    for name, args in [
+        ("Conv2d", (3, 8, 3)),
+        ("Conv2d", (3, 8, (3, 5), 2, 1, 1, 1, False)),
+        ("LSTM", (3, 4, 2)),
+        ("GRU", (3, 4)),
+        ("LayerNorm", (5,)),
+        ("GroupNorm", (2, 4)),
+        ("MultiheadAttention", (8, 2)),
+        ("MaxPool2d", (2,)),
+        ("Embedding", (4, 3, 1)),
+        ("LeakyReLU", (0.2,)),
+        ("GELU", ()),
+        ("Softmax", (1,)),
+        ("Flatten", ()),
+        ("TransformerEncoderLayer", (8, 2, 16)),
+    ]:
         assert repr(getattr(fw.nn, name)(*args)) == repr(getattr(torch.nn, name)(*args)), name
 
 
@@ -70,7 +82,9 @@ def test_load_state_dict_from_torch_and_errors():
     f, t = build(fw), build(torch)
     res = f.load_state_dict(t.state_dict())
     assert repr(res) == "<All keys matched successfully>"
-    np.testing.assert_array_equal(f.blocks[1].fc.weight.detach().numpy(), t.blocks[1].fc.weight.detach().numpy())
+    np.testing.assert_array_equal(
+        f.blocks[1].fc.weight.detach().numpy(), t.blocks[1].fc.weight.detach().numpy()
+    )
     sd = dict(t.state_dict())
     del sd["head.1.weight"]
     sd["extra.weight"] = torch.zeros(1)
@@ -84,8 +98,12 @@ def test_load_state_dict_from_torch_and_errors():
     for line_f, line_t in zip(ours.split("\n")[1:], theirs.split("\n")[1:]):
         assert line_f.replace("framework.Size", "torch.Size") == line_t
     res = f.load_state_dict({k: v for k, v in sd.items() if k != "blocks.0.fc.bias"}, strict=False)
-    assert res.missing_keys == t.load_state_dict({k: v for k, v in sd.items() if k != "blocks.0.fc.bias"},
-                                                 strict=False).missing_keys
+    assert (
+        res.missing_keys
+        == t.load_state_dict(
+            {k: v for k, v in sd.items() if k != "blocks.0.fc.bias"}, strict=False
+        ).missing_keys
+    )
 
 
 def test_train_eval_zero_grad_requires_grad_apply():
@@ -115,7 +133,9 @@ def test_to_dtype_and_deepcopy():
     assert isinstance(f.blocks[0].fc.weight, fw.nn.Parameter)
     g = copy.deepcopy(f)
     assert g.blocks[0].fc.weight is not f.blocks[0].fc.weight
-    np.testing.assert_array_equal(g.blocks[0].fc.weight.detach().numpy(), f.blocks[0].fc.weight.detach().numpy())
+    np.testing.assert_array_equal(
+        g.blocks[0].fc.weight.detach().numpy(), f.blocks[0].fc.weight.detach().numpy()
+    )
     assert g.tied is g.head[1]
     with pytest.raises(TypeError):
         f.to(fw.int64)
@@ -127,12 +147,16 @@ def test_forward_hooks():
     h1 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0,))
     h2 = m.register_forward_hook(lambda mod, args, out: calls.append(out.shape) or out + 1)
     y = m(fw.randn(4, 3))
-    np.testing.assert_allclose(y.detach().numpy(), (m.bias.detach().numpy() + 1)[None].repeat(4, 0), rtol=1e-6)
+    np.testing.assert_allclose(
+        y.detach().numpy(), (m.bias.detach().numpy() + 1)[None].repeat(4, 0), rtol=1e-6
+    )
     assert calls == [fw.Size([4, 2])]
     h1.remove()
     h2.remove()
     x = fw.randn(4, 3)
-    np.testing.assert_allclose(m(x).detach().numpy(), fw.nn.functional.linear(x, m.weight, m.bias).detach().numpy())
+    np.testing.assert_allclose(
+        m(x).detach().numpy(), fw.nn.functional.linear(x, m.weight, m.bias).detach().numpy()
+    )
 
 
 def test_registration_errors():
@@ -167,10 +191,12 @@ def test_sequential_and_containers():
 
 def test_init_functions_bounds_and_fan():
     w = fw.empty(64, 32, 3, 3)
-    fw.nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+    fw.nn.init.kaiming_uniform_(w, a=5**0.5)
     tw = torch.empty(64, 32, 3, 3)
     fan_in = torch.nn.init._calculate_fan_in_and_fan_out(tw)[0]
-    assert fw.nn.init._calculate_fan_in_and_fan_out(w) == torch.nn.init._calculate_fan_in_and_fan_out(tw)
+    assert fw.nn.init._calculate_fan_in_and_fan_out(
+        w
+    ) == torch.nn.init._calculate_fan_in_and_fan_out(tw)
     bound = (6 / ((1 + 5) * fan_in)) ** 0.5
     assert w.abs().max().item() <= bound + 1e-7
     assert w.abs().max().item() > 0.9 * bound

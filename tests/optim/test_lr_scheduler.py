@@ -20,8 +20,9 @@ SCHEDULERS = {
     "LambdaLR": lambda m, o: m.LambdaLR(o, lambda e: 1.0 / (1 + e) ** 0.5),
     "MultiplicativeLR": lambda m, o: m.MultiplicativeLR(o, lambda e: 0.97),
     "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=[0.5, 1.0], total_steps=31),
-    "OneCycleLR_linear_3phase": lambda m, o: m.OneCycleLR(o, max_lr=0.4, total_steps=31, anneal_strategy="linear",
-                                                          three_phase=True),
+    "OneCycleLR_linear_3phase": lambda m, o: m.OneCycleLR(
+        o, max_lr=0.4, total_steps=31, anneal_strategy="linear", three_phase=True
+    ),
 }
 
 

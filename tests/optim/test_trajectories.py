@@ -16,14 +16,25 @@ STEPS = 20
 
 def mlp(lib):
     nn = lib.nn
-    return nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
+    return nn.Sequential(
+        nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)
+    )
 
 
 def cnn(lib):
     nn = lib.nn
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
 
 
 def transformer(lib):
@@ -68,10 +79,12 @@ OPTIMIZERS = {
     "adamw": lambda lib, p: lib.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
     "adamw_amsgrad": lambda lib, p: lib.optim.AdamW(p, lr=1e-2, amsgrad=True, betas=(0.8, 0.99)),
     "rmsprop": lambda lib, p: lib.optim.RMSprop(p, lr=1e-2),
-    "rmsprop_centered_momentum": lambda lib, p: lib.optim.RMSprop(p, lr=1e-3, momentum=0.9, centered=True,
-                                                                  weight_decay=1e-3),
-    "adagrad": lambda lib, p: lib.optim.Adagrad(p, lr=0.1, lr_decay=1e-3, weight_decay=1e-3,
-                                                initial_accumulator_value=0.1),
+    "rmsprop_centered_momentum": lambda lib, p: lib.optim.RMSprop(
+        p, lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-3
+    ),
+    "adagrad": lambda lib, p: lib.optim.Adagrad(
+        p, lr=0.1, lr_decay=1e-3, weight_decay=1e-3, initial_accumulator_value=0.1
+    ),
     "sgd_maximize": lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9, maximize=True),
     "adam_maximize": lambda lib, p: lib.optim.Adam(p, lr=1e-3, maximize=True),
 }
@@ -127,8 +140,10 @@ def test_cnn_batchnorm_trajectory(opt_name):
 
 def test_param_groups_and_state_dict_match_torch_layout():
     f, t = pair(mlp)
-    groups = lambda m: [{"params": list(m[0].parameters()), "lr": 0.05},  # noqa: E731
-                        {"params": list(m[2].parameters()) + list(m[4].parameters())}]
+    groups = lambda m: [
+        {"params": list(m[0].parameters()), "lr": 0.05},
+        {"params": list(m[2].parameters()) + list(m[4].parameters())},
+    ]
     ot = torch.optim.Adam(groups(t), lr=1e-2, amsgrad=True)
     of = fw.optim.Adam(groups(f), lr=1e-2, amsgrad=True)
     data = batches("mlp")
@@ -139,10 +154,14 @@ def test_param_groups_and_state_dict_match_torch_layout():
     for k in st["state"]:
         assert list(sf["state"][k]) == list(st["state"][k])
         for name, v in st["state"][k].items():
-            np.testing.assert_allclose(sf["state"][k][name].numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(
+                sf["state"][k][name].numpy(), v.numpy(), rtol=1e-4, atol=1e-6
+            )
 
 
-@pytest.mark.parametrize("opt_name", ["sgd_momentum_wd", "adam_amsgrad_wd", "rmsprop_centered_momentum", "adagrad"])
+@pytest.mark.parametrize(
+    "opt_name", ["sgd_momentum_wd", "adam_amsgrad_wd", "rmsprop_centered_momentum", "adagrad"]
+)
 def test_resume_from_saved_state_equals_uninterrupted(tmp_path, opt_name):
     data = batches("mlp")
     f, t = pair(mlp)
@@ -198,6 +217,8 @@ def test_update_kernels_write_in_place_and_bump_versions():
     from framework.ops.optim import sgd_update
 
     with pytest.raises(RuntimeError, match="sgd_update"):
-        dispatch_into(sgd_update.opdef, [p, fw.ones(4), None], [p, None], (0.1, 0.0, 0.0, 0.0, 0, 0, 0))
+        dispatch_into(
+            sgd_update.opdef, [p, fw.ones(4), None], [p, None], (0.1, 0.0, 0.0, 0.0, 0, 0, 0)
+        )
     with pytest.raises(RuntimeError, match="like the parameter"):
         sgd_update(p, fw.ones(4), None, 0.1)

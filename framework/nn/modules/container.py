@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..parameter import Parameter
 from .module import Module, _addindent
@@ -40,7 +40,7 @@ class Sequential(Module):
 
     def __delitem__(self, idx) -> None:
         keys = list(self._modules.keys())
-        for key in (keys[idx] if isinstance(idx, slice) else [self._get_item_by_idx(keys, idx)]):
+        for key in keys[idx] if isinstance(idx, slice) else [self._get_item_by_idx(keys, idx)]:
             delattr(self, key)
         items = list(self._modules.items())
         self._modules.clear()
@@ -53,11 +53,11 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
 
-    def insert(self, index: int, module: Module) -> "Sequential":
+    def insert(self, index: int, module: Module) -> Sequential:
         items = list(self._modules.values())
         n = len(items)
         if not -n <= index <= n:
@@ -68,7 +68,7 @@ class Sequential(Module):
             self._modules[str(i)] = m
         return self
 
-    def extend(self, sequential) -> "Sequential":
+    def extend(self, sequential) -> Sequential:
         for layer in sequential:
             self.append(layer)
         return self
@@ -103,7 +103,7 @@ class ModuleList(Module):
 
     def __delitem__(self, idx) -> None:
         keys = list(self._modules.keys())
-        for k in (keys[idx] if isinstance(idx, slice) else [self._idx(idx)]):
+        for k in keys[idx] if isinstance(idx, slice) else [self._idx(idx)]:
             delattr(self, k)
         mods = list(self._modules.values())
         self._modules.clear()
@@ -116,17 +116,17 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __iadd__(self, modules) -> "ModuleList":
+    def __iadd__(self, modules) -> ModuleList:
         return self.extend(modules)
 
-    def __add__(self, other) -> "ModuleList":
+    def __add__(self, other) -> ModuleList:
         return ModuleList(list(self) + list(other))
 
-    def append(self, module: Module) -> "ModuleList":
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "ModuleList":
+    def extend(self, modules) -> ModuleList:
         for m in modules:
             self.append(m)
         return self
@@ -229,15 +229,17 @@ class ParameterList(Module):
     def __iter__(self):
         return iter(self._parameters.values())
 
-    def append(self, value) -> "ParameterList":
+    def append(self, value) -> ParameterList:
         if not isinstance(value, Parameter):
             value = Parameter(value)
         self.register_parameter(str(len(self)), value)
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
-                         for k, p in self._parameters.items())
+        return "\n".join(
+            f"({k}): Parameter containing: [{p.dtype.name} of size {'x'.join(map(str, p.shape))}]"
+            for k, p in self._parameters.items()
+        )
 
 
 class ParameterDict(Module):
@@ -246,7 +248,7 @@ class ParameterDict(Module):
     def __init__(self, parameters=None):
         super().__init__()
         if parameters is not None:
-            for k, v in (parameters.items() if hasattr(parameters, "items") else parameters):
+            for k, v in parameters.items() if hasattr(parameters, "items") else parameters:
                 self[k] = v
 
     def __getitem__(self, key: str):

@@ -24,8 +24,21 @@ class _ConvNd(Module):
     _n = 2
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", output_padding=0, device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        output_padding=0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         n = self._n
         if groups <= 0:
@@ -35,10 +48,14 @@ class _ConvNd(Module):
         if out_channels % groups != 0:
             raise ValueError("out_channels must be divisible by groups")
         if padding_mode != "zeros":
-            raise NotImplementedError(f"padding_mode={padding_mode!r} is not supported (only 'zeros')")
+            raise NotImplementedError(
+                f"padding_mode={padding_mode!r} is not supported (only 'zeros')"
+            )
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+                raise ValueError(
+                    f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+                )
             if padding == "same" and any(s != 1 for s in _ntuple(stride, n)):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         self.in_channels = in_channels
@@ -76,7 +93,9 @@ class _ConvNd(Module):
         if self.padding == "same":
             total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
             if any(t % 2 for t in total):
-                raise NotImplementedError("padding='same' with an even total padding is not supported")
+                raise NotImplementedError(
+                    "padding='same' with an even total padding is not supported"
+                )
             return tuple(t // 2 for t in total)
         return self.padding
 
@@ -101,7 +120,9 @@ class Conv1d(_ConvNd):
     _n = 1
 
     def forward(self, input):
-        return F.conv1d(input, self.weight, self.bias, self.stride, self._padding(), self.dilation, self.groups)
+        return F.conv1d(
+            input, self.weight, self.bias, self.stride, self._padding(), self.dilation, self.groups
+        )
 
 
 class Conv2d(_ConvNd):
@@ -110,7 +131,9 @@ class Conv2d(_ConvNd):
     _n = 2
 
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self._padding(), self.dilation, self.groups)
+        return F.conv2d(
+            input, self.weight, self.bias, self.stride, self._padding(), self.dilation, self.groups
+        )
 
 
 class ConvTranspose2d(_ConvNd):
@@ -119,12 +142,37 @@ class ConvTranspose2d(_ConvNd):
     _n = 2
     _transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
         if isinstance(padding, str):
             raise ValueError("ConvTranspose2d does not support string padding")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, output_padding, device, dtype)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            output_padding,
+            device,
+            dtype,
+        )
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding
@@ -132,13 +180,27 @@ class ConvTranspose2d(_ConvNd):
             output_size = tuple(output_size)[-2:]
             output_padding = []
             for d in range(2):
-                base = ((input.shape[d + 2] - 1) * self.stride[d] - 2 * self.padding[d]
-                        + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+                base = (
+                    (input.shape[d + 2] - 1) * self.stride[d]
+                    - 2 * self.padding[d]
+                    + self.dilation[d] * (self.kernel_size[d] - 1)
+                    + 1
+                )
                 extra = output_size[d] - base
                 if not 0 <= extra < max(self.stride[d], self.dilation[d]):
-                    raise ValueError(f"requested an output size of {output_size}, but valid sizes are "
-                                     f"{base}..{base + max(self.stride[d], self.dilation[d]) - 1} in dim {d}")
+                    raise ValueError(
+                        f"requested an output size of {output_size}, but valid sizes are "
+                        f"{base}..{base + max(self.stride[d], self.dilation[d]) - 1} in dim {d}"
+                    )
                 output_padding.append(extra)
             output_padding = tuple(output_padding)
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose2d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            output_padding,
+            self.groups,
+            self.dilation,
+        )

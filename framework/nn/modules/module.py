@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ... import autograd as AG
 from ... import dtypes as D
@@ -62,7 +63,9 @@ def as_framework_tensor(value, what: str = "value") -> Tensor:
         return from_numpy(np.ascontiguousarray(value))
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         return from_numpy(np.array(value.detach().cpu().numpy(), copy=True))
-    raise TypeError(f"{what}: expected a Tensor, numpy array or torch tensor, got {type(value).__name__}")
+    raise TypeError(
+        f"{what}: expected a Tensor, numpy array or torch tensor, got {type(value).__name__}"
+    )
 
 
 class Module:
@@ -87,8 +90,10 @@ class Module:
 
     forward: Callable[..., Any]
 
-    def forward(self, *args, **kwargs):  # noqa: F811
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
 
     # ---- calling -------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -118,20 +123,27 @@ class Module:
             store.move_to_end(h.id, last=False)
         return h
 
-    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
-                                  with_kwargs: bool = False) -> RemovableHandle:
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
         """hook(module, args) runs before forward; a non-None result replaces args
         (with_kwargs: hook(module, args, kwargs) returning (args, kwargs) or None)."""
         return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
 
-    def register_forward_hook(self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False,
-                              always_call: bool = False) -> RemovableHandle:
+    def register_forward_hook(
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:
         """hook(module, args, output) runs after forward; a non-None result replaces output
         (with_kwargs: hook(module, args, kwargs, output))."""
         return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
     # ---- registration --------------------------------------------------------------
-    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Adds a parameter (or None) under `name`."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
@@ -139,11 +151,13 @@ class Module:
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
-                            "(torch.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                "(torch.nn.Parameter or None required)"
+            )
         self._parameters[name] = param
 
-    def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Adds a buffer (state that is not a parameter, e.g. running_mean) under `name`."""
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
@@ -151,8 +165,10 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
-                            "(torch Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                "(torch Tensor or None required)"
+            )
         if isinstance(tensor, Buffer):
             tensor = Tensor._make_view(tensor._data, tensor)
         self._buffers[name] = tensor
@@ -161,7 +177,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: Optional["Module"]) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Adds a child module under `name`."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
@@ -172,7 +188,7 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         """The submodule at dotted path `target`."""
         mod = self
         if target == "":
@@ -209,8 +225,10 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
-                                "(torch.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                    "(torch.nn.Parameter or None expected)"
+                )
             self.register_parameter(name, value)
         elif isinstance(value, Module):
             if "_modules" not in d:
@@ -219,15 +237,19 @@ class Module:
             d["_modules"][name] = value
         elif "_modules" in d and name in d["_modules"]:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
-                                "(torch.nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                    "(torch.nn.Module or None expected)"
+                )
             d["_modules"][name] = value
         elif isinstance(value, Buffer):
             self.register_buffer(name, value, value.persistent)
         elif "_buffers" in d and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(torch.Tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                    "(torch.Tensor or None expected)"
+                )
             d["_buffers"][name] = value
         else:
             object.__setattr__(self, name, value)
@@ -241,14 +263,22 @@ class Module:
         object.__delattr__(self, name)
 
     def __dir__(self):
-        keys = list(super().__dir__()) + list(self._parameters) + list(self._buffers) + list(self._modules)
+        keys = (
+            list(super().__dir__())
+            + list(self._parameters)
+            + list(self._buffers)
+            + list(self._modules)
+        )
         return sorted(set(k for k in keys if not k[0].isdigit()))
 
     # ---- traversal -----------------------------------------------------------------
     def _named_members(self, get_members, prefix="", recurse=True, remove_duplicate=True):
         memo = set()
-        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse \
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
             else [(prefix, self)]
+        )
         for module_prefix, module in modules:
             for k, v in get_members(module):
                 if v is None or (remove_duplicate and id(v) in memo):
@@ -262,9 +292,13 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
         """(dotted name, parameter) pairs."""
-        yield from self._named_members(lambda m: m._parameters.items(), prefix, recurse, remove_duplicate)
+        yield from self._named_members(
+            lambda m: m._parameters.items(), prefix, recurse, remove_duplicate
+        )
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
@@ -272,9 +306,11 @@ class Module:
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """(dotted name, buffer) pairs."""
-        yield from self._named_members(lambda m: m._buffers.items(), prefix, recurse, remove_duplicate)
+        yield from self._named_members(
+            lambda m: m._buffers.items(), prefix, recurse, remove_duplicate
+        )
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -285,11 +321,13 @@ class Module:
                 memo.add(id(m))
                 yield name, m
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_modules(self, memo: Optional[set] = None, prefix: str = "", remove_duplicate: bool = True):
+    def named_modules(
+        self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
+    ):
         """(dotted name, module) pairs for self and every descendant, pre-order (iterative)."""
         memo = set() if memo is None else memo
         stack = [(prefix, self)]
@@ -300,11 +338,15 @@ class Module:
                     continue
                 memo.add(id(mod))
             yield name, mod
-            kids = [(name + ("." if name else "") + k, m) for k, m in mod._modules.items() if m is not None]
+            kids = [
+                (name + ("." if name else "") + k, m)
+                for k, m in mod._modules.items()
+                if m is not None
+            ]
             stack.extend(reversed(kids))
 
     # ---- modes and gradients -------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Sets training mode on self and every descendant."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
@@ -312,11 +354,11 @@ class Module:
             m.__dict__["training"] = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Sets evaluation mode (dropout off, batch norm uses running stats)."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -332,7 +374,7 @@ class Module:
                 p.grad = p.grad.detach()
                 p.grad.zero_()
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         """Calls fn on every submodule (children first) and on self."""
         for m in self.children():
             m.apply(fn)
@@ -340,7 +382,7 @@ class Module:
         return self
 
     # ---- dtype conversion ----------------------------------------------------------
-    def _apply(self, fn: Callable[[Tensor], Tensor]) -> "Module":
+    def _apply(self, fn: Callable[[Tensor], Tensor]) -> Module:
         for m in self.modules():
             for k, p in m._parameters.items():
                 if p is None:
@@ -357,7 +399,7 @@ class Module:
                     m._buffers[k] = fn(b)
         return self
 
-    def to(self, *args, **kwargs) -> "Module":
+    def to(self, *args, **kwargs) -> Module:
         """Casts floating-point parameters and buffers to a dtype (devices other than cpu are refused)."""
         dt = kwargs.get("dtype")
         for a in args:
@@ -368,23 +410,27 @@ class Module:
             elif a is not None and not _is_cpu(a):
                 raise RuntimeError(f"device {a!r} is not available (framework runs on the CPU)")
         if kwargs.get("device") is not None and not _is_cpu(kwargs["device"]):
-            raise RuntimeError(f"device {kwargs['device']!r} is not available (framework runs on the CPU)")
+            raise RuntimeError(
+                f"device {kwargs['device']!r} is not available (framework runs on the CPU)"
+            )
         if dt is None:
             return self
         if not dt.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dt}")
+            raise TypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dt}"
+            )
         return self._apply(lambda t: t.to(dt) if t.is_floating_point() else t)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(D.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(D.float64)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self
 
-    def type(self, dst_type) -> "Module":
+    def type(self, dst_type) -> Module:
         return self._apply(lambda t: t.to(dst_type))
 
     # ---- state dict ----------------------------------------------------------------
@@ -407,19 +453,36 @@ class Module:
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
-                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+                m.state_dict(
+                    destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars
+                )
         for hook in self._state_dict_hooks.values():
             res = hook(self, destination, prefix, {})
             if res is not None:
                 destination = res
         return destination
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         for hook in self._load_state_dict_pre_hooks.values():
-            hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
-        persistent = {k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set}
-        local = {k: v for k, v in itertools.chain(self._parameters.items(), persistent.items()) if v is not None}
+            hook(
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
+            )
+        persistent = {
+            k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set
+        }
+        local = {
+            k: v
+            for k, v in itertools.chain(self._parameters.items(), persistent.items())
+            if v is not None
+        }
         for name, param in local.items():
             key = prefix + name
             if key not in state_dict:
@@ -429,28 +492,36 @@ class Module:
             try:
                 value = as_framework_tensor(state_dict[key], key)
             except TypeError as e:
-                error_msgs.append(f'While copying the parameter named "{key}", expected torch.Tensor or '
-                                  f"Tensor-like object from checkpoint but received {type(state_dict[key])} ({e})")
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected torch.Tensor or '
+                    f"Tensor-like object from checkpoint but received {type(state_dict[key])} ({e})"
+                )
                 continue
             if tuple(value.shape) != tuple(param.shape):
                 error_msgs.append(
                     f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
-                    f"the shape in current model is {param.shape}.")
+                    f"the shape in current model is {param.shape}."
+                )
                 continue
             try:
                 with AG.no_grad():
                     param.copy_(value)
             except Exception as ex:  # noqa: BLE001 - reported like torch does
-                error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in the '
-                                  f"model are {param.shape} and whose dimensions in the checkpoint are "
-                                  f"{value.shape}, an exception occurred : {ex.args}.")
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", whose dimensions in the '
+                    f"model are {param.shape} and whose dimensions in the checkpoint are "
+                    f"{value.shape}, an exception occurred : {ex.args}."
+                )
         if strict:
             for key in state_dict:
                 if key.startswith(prefix):
-                    input_name = key[len(prefix):].split(".", 1)
-                    if input_name[0] not in self._modules and input_name[0] not in local:
-                        unexpected_keys.append(key)
-                    elif len(input_name) > 1 and input_name[0] in local:
+                    input_name = key[len(prefix) :].split(".", 1)
+                    if (
+                        input_name[0] not in self._modules
+                        and input_name[0] not in local
+                        or len(input_name) > 1
+                        and input_name[0] in local
+                    ):
                         unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -470,14 +541,25 @@ class Module:
         load(self)
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in unexpected)))
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in unexpected)
+                    ),
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in missing)))
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in missing)
+                    ),
+                )
         if errors:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
-                type(self).__name__, "\n\t".join(errors)))
+            raise RuntimeError(
+                "Error(s) in loading state_dict for {}:\n\t{}".format(
+                    type(self).__name__, "\n\t".join(errors)
+                )
+            )
         return _IncompatibleKeys(missing, unexpected)
 
     def _register_load_state_dict_pre_hook(self, hook, with_module=False):

@@ -21,9 +21,19 @@ class RNNBase(Module):
     _gates = 1
     _mode = "RNN"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if proj_size:
             raise NotImplementedError("proj_size is not supported")
@@ -99,13 +109,17 @@ class RNNBase(Module):
     def forward(self, input, hx=None):
         batched = input.ndim == 3
         if input.ndim not in (2, 3):
-            raise ValueError(f"{self._mode}: Expected input to be 2D or 3D, got {input.ndim}D instead")
+            raise ValueError(
+                f"{self._mode}: Expected input to be 2D or 3D, got {input.ndim}D instead"
+            )
         x = input if batched else S.unsqueeze(input, 1)
         if self.batch_first and batched:
             x = S.transpose(x, 0, 1)
         if x.shape[-1] != self.input_size:
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {x.shape[-1]}")
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                f"got {x.shape[-1]}"
+            )
         n = x.shape[1]
         dirs = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, n, dirs, batched, x.dtype)

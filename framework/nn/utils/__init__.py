@@ -17,8 +17,13 @@ def _grads(parameters):
     return [p.grad for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                    foreach=None) -> Tensor:
+def clip_grad_norm_(
+    parameters,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach=None,
+) -> Tensor:
     """Scales all gradients in place so their joint norm is at most max_norm; returns the norm."""
     from ...creation import tensor
     from ..modules._util import stack
@@ -34,9 +39,11 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         else:
             total = R.norm(stack(norms), norm_type)
         if error_if_nonfinite and not math.isfinite(total.item()):
-            raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
-                               "non-finite, so it cannot be clipped. To disable this error and scale the "
-                               "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
+            raise RuntimeError(
+                f"The total norm of order {norm_type} for gradients from `parameters` is "
+                "non-finite, so it cannot be clipped. To disable this error and scale the "
+                "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
+            )
         coef = float(max_norm) / (total.item() + 1e-6)
         if coef < 1.0:
             for g in grads:
@@ -68,5 +75,5 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     with AG.no_grad():
         for p in parameters:
             n = p.numel()
-            p.copy_(vec[off:off + n].reshape(tuple(p.shape)))
+            p.copy_(vec[off : off + n].reshape(tuple(p.shape)))
             off += n

@@ -15,7 +15,7 @@ class Dataset:
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
 
-    def __add__(self, other: "Dataset") -> "ConcatDataset":
+    def __add__(self, other: Dataset) -> ConcatDataset:
         return ConcatDataset([self, other])
 
 
@@ -95,6 +95,6 @@ def random_split(dataset, lengths, generator=None):
     perm = permutation(n, generator or default_generator)
     out, off = [], 0
     for length in lengths:
-        out.append(Subset(dataset, perm[off:off + length]))
+        out.append(Subset(dataset, perm[off : off + length]))
         off += length
     return out
