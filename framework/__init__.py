@@ -25,6 +25,8 @@ from .ops.shape import *  # noqa: E402,F401,F403
 from .ops.conv import *  # noqa: E402,F401,F403
 from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.fused import *  # noqa: E402,F401,F403
+from .ops.softmax import *  # noqa: E402,F401,F403
+from .ops.norm import *  # noqa: E402,F401,F403
 from .creation import (Generator, arange, as_tensor, default_generator, empty,  # noqa: E402,F401
                        empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
                        manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,

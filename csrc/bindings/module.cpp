@@ -170,6 +170,8 @@ PYBIND11_MODULE(_C, m) {
   using namespace fw;
   m.doc() = "framework C++ core: kernel table, thread pool, allocator, runtime";
   py::register_exception<fw::Error>(m, "KernelError", PyExc_RuntimeError);
+  // Registered after Error so it is tried first (pybind11 tries translators newest first).
+  py::register_exception<fw::IndexError>(m, "KernelIndexError", PyExc_IndexError);
 
   m.def("kernel_handle", [](const std::string& name, int dtype_code) -> py::object {
     if (!dtype_valid(dtype_code)) throw py::value_error("bad dtype code");

@@ -13,6 +13,12 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
+// An index out of range (embedding rows, class targets): Python IndexError, like torch.
+class IndexError : public Error {
+ public:
+  explicit IndexError(const std::string& msg) : Error(msg) {}
+};
+
 namespace detail {
 inline void build_msg(std::ostringstream&) {}
 template <class T, class... Rest>
@@ -29,7 +35,22 @@ template <class... Args>
   throw Error(os.str());
 }
 
+template <class... Args>
+[[noreturn]] void fail_index(const Args&... args) {
+  std::ostringstream os;
+  detail::build_msg(os, args...);
+  throw IndexError(os.str());
+}
+
 }  // namespace fw
+
+// Like FW_CHECK, but raises fw::IndexError (Python IndexError).
+#define FW_CHECK_INDEX(cond, ...)    \
+  do {                               \
+    if (!(cond)) {                   \
+      ::fw::fail_index(__VA_ARGS__); \
+    }                                \
+  } while (0)
 
 #define FW_CHECK(cond, ...)      \
   do {                           \
