@@ -27,6 +27,7 @@ from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.fused import *  # noqa: E402,F401,F403
 from .ops.softmax import *  # noqa: E402,F401,F403
 from .ops.norm import *  # noqa: E402,F401,F403
+from .ops.attention import *  # noqa: E402,F401,F403
 from .creation import (Generator, arange, as_tensor, default_generator, empty,  # noqa: E402,F401
                        empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
                        manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
