@@ -165,7 +165,7 @@ def test_embedding_padding_row_and_freq_scaling_match_torch():
     for kwargs in ({"padding_idx": 2}, {"scale_grad_by_freq": True}, {"padding_idx": 3, "scale_grad_by_freq": True}):
         fwt, twt = _pair(wt, True)
         fw.embedding(fw.from_numpy(idx), fwt, **kwargs).backward(fw.from_numpy(g))
-        Tfw.embedding(torch.from_numpy(idx), twt, **kwargs).backward(torch.from_numpy(g))
+        TF.embedding(torch.from_numpy(idx), twt, **kwargs).backward(torch.from_numpy(g))
         assert_close(fwt.grad, twt.grad, what=str(kwargs))
     fwt = fw.from_numpy(wt).requires_grad_()
     fw.embedding(fw.from_numpy(idx), fwt, padding_idx=2).sum().backward()
