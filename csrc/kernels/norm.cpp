@@ -46,6 +46,18 @@ FW_TARGET_CLONES void norm_row(T* __restrict y, const T* __restrict x, T m, T r,
   }
 }
 
+template <class T>
+FW_TARGET_CLONES void mul_row(T* __restrict o, const T* __restrict a, const T* __restrict b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = a[i] * b[i];
+}
+
+// o[i] = rs * (dx[i] - a - (x[i] - m) * rs * b): the normalization's input gradient.
+template <class T>
+FW_TARGET_CLONES void norm_grad_row(T* __restrict o, const T* __restrict dx, const T* __restrict x, T m, T rs, T a,
+                                    T b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = rs * (dx[i] - a - (x[i] - m) * rs * b);
+}
+
 // Mean and biased variance of a contiguous row (two passes over an L1-resident row).
 template <class T>
 void row_stats(const T* x, int64_t n, T& mean, T& var) {
@@ -56,6 +68,15 @@ void row_stats(const T* x, int64_t n, T& mean, T& var) {
 template <class T>
 const T* opt_ptr(const KernelArgs& k, int i) {
   return k.has_input(i) ? k.in[i].ptr<T>() : nullptr;
+}
+
+template <class T>
+FW_TARGET_CLONES void wgrad_accumulate(T* __restrict aw, T* __restrict ab, const T* __restrict g,
+                                       const T* __restrict x, T m, T rs, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    aw[c] += g[c] * (x[c] - m) * rs;
+    ab[c] += g[c];
+  }
 }
 
 // ---- layer_norm --------------------------------------------------------------------------
@@ -115,16 +136,15 @@ void layer_norm_backward_k(const KernelArgs& k) {
       const T* g = gy + r * n;
       const T* xr = xp + r * n;
       const T m = mean[r], rs = rstd[r];
+      const T* dx = g;
       if (w) {
-        for (int64_t i = 0; i < n; ++i) dxh[i] = g[i] * w[i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) dxh[i] = g[i];
+        mul_row(dxh.data(), g, w, n);
+        dx = dxh.data();
       }
       // a = mean(dxhat), b = mean(dxhat * xhat)
-      T a = nn::row_sum(dxh.data(), n) / T(n);
-      T b = (nn::row_dot(dxh.data(), xr, n) - m * a * T(n)) * rs / T(n);
-      T* o = gx + r * n;
-      for (int64_t i = 0; i < n; ++i) o[i] = rs * (dxh[i] - a - (xr[i] - m) * rs * b);
+      T a = nn::row_sum(dx, n) / T(n);
+      T b = (nn::row_dot(dx, xr, n) - m * a * T(n)) * rs / T(n);
+      norm_grad_row(gx + r * n, dx, xr, m, rs, a, b, n);
     }
   });
   if (!wgrads) {
@@ -141,10 +161,7 @@ void layer_norm_backward_k(const KernelArgs& k) {
         const T* g = gy + r * n;
         const T* xr = xp + r * n;
         const T m = mean[r], rs = rstd[r];
-        for (int64_t c = c0; c < c1; ++c) {
-          aw[c - c0] += g[c] * (xr[c] - m) * rs;
-          ab[c - c0] += g[c];
-        }
+        wgrad_accumulate(aw, ab, g + c0, xr + c0, m, rs, c1 - c0);
       }
       for (int64_t c = c0; c < c1; ++c) {
         gw[c] = aw[c - c0];

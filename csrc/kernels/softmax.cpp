@@ -100,14 +100,23 @@ void softmax_k(const KernelArgs& k) {
 }
 
 // softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g).
+template <class T>
+FW_TARGET_CLONES void softmax_grad_row(T* __restrict gx, const T* __restrict g, const T* __restrict y, T s,
+                                       int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = y[i] * (g[i] - s);
+}
+template <class T>
+FW_TARGET_CLONES void log_softmax_grad_row(T* __restrict gx, const T* __restrict g, const T* __restrict y, T s,
+                                           int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] - nn::exp_poly(y[i]) * s;
+}
+
 template <class T, bool Log>
 void backward_row(T* gx, const T* g, const T* y, int64_t n) {
   if (Log) {
-    T s = nn::row_sum(g, n);
-    for (int64_t i = 0; i < n; ++i) gx[i] = g[i] - nn::exp_poly(y[i]) * s;
+    log_softmax_grad_row(gx, g, y, nn::row_sum(g, n), n);
   } else {
-    T s = nn::row_dot(g, y, n);
-    for (int64_t i = 0; i < n; ++i) gx[i] = y[i] * (g[i] - s);
+    softmax_grad_row(gx, g, y, nn::row_dot(g, y, n), n);
   }
 }
 
