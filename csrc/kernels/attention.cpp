@@ -220,10 +220,12 @@ void sdpa_backward_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(attention) {
-  register_kernel("scaled_dot_product_attention", DType::f32, &sdpa_k<float>);
-  register_kernel("scaled_dot_product_attention", DType::f64, &sdpa_k<double>);
-  register_kernel("scaled_dot_product_attention_backward", DType::f32, &sdpa_backward_k<float>);
-  register_kernel("scaled_dot_product_attention_backward", DType::f64, &sdpa_backward_k<double>);
+  using nn::contiguous_inputs;
+  // the mask (input #3) is read through its own (broadcast) strides
+  register_kernel("scaled_dot_product_attention", DType::f32, &contiguous_inputs<&sdpa_k<float>, 0b1000>);
+  register_kernel("scaled_dot_product_attention", DType::f64, &contiguous_inputs<&sdpa_k<double>, 0b1000>);
+  register_kernel("scaled_dot_product_attention_backward", DType::f32, &contiguous_inputs<&sdpa_backward_k<float>>);
+  register_kernel("scaled_dot_product_attention_backward", DType::f64, &contiguous_inputs<&sdpa_backward_k<double>>);
 }
 
 }  // namespace fw

@@ -34,8 +34,8 @@ void dropout_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(dropout) {
-  register_kernel("dropout", DType::f32, &dropout_k<float>);
-  register_kernel("dropout", DType::f64, &dropout_k<double>);
+  register_kernel("dropout", DType::f32, &nn::contiguous_inputs<&dropout_k<float>>);
+  register_kernel("dropout", DType::f64, &nn::contiguous_inputs<&dropout_k<double>>);
 }
 
 }  // namespace fw

@@ -101,11 +101,12 @@ void one_hot_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(embedding) {
-  register_kernel("embedding", DType::f32, &embedding_k<float>);
-  register_kernel("embedding", DType::f64, &embedding_k<double>);
-  register_kernel("embedding_backward", DType::f32, &embedding_backward_k<float>);
-  register_kernel("embedding_backward", DType::f64, &embedding_backward_k<double>);
-  register_kernel("one_hot", DType::i64, &one_hot_k);
+  using nn::contiguous_inputs;
+  register_kernel("embedding", DType::f32, &contiguous_inputs<&embedding_k<float>>);
+  register_kernel("embedding", DType::f64, &contiguous_inputs<&embedding_k<double>>);
+  register_kernel("embedding_backward", DType::f32, &contiguous_inputs<&embedding_backward_k<float>>);
+  register_kernel("embedding_backward", DType::f64, &contiguous_inputs<&embedding_backward_k<double>>);
+  register_kernel("one_hot", DType::i64, &contiguous_inputs<&one_hot_k>);
 }
 
 }  // namespace fw

@@ -274,15 +274,18 @@ void pointwise_loss_backward_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(loss) {
-  register_kernel("nll_loss", DType::f32, &nll_loss_k<float>);
-  register_kernel("nll_loss", DType::f64, &nll_loss_k<double>);
-  register_kernel("nll_loss_backward", DType::f32, &nll_loss_backward_k<float>);
-  register_kernel("nll_loss_backward", DType::f64, &nll_loss_backward_k<double>);
+  using nn::contiguous_inputs;
+  register_kernel("nll_loss", DType::f32, &contiguous_inputs<&nll_loss_k<float>>);
+  register_kernel("nll_loss", DType::f64, &contiguous_inputs<&nll_loss_k<double>>);
+  register_kernel("nll_loss_backward", DType::f32, &contiguous_inputs<&nll_loss_backward_k<float>>);
+  register_kernel("nll_loss_backward", DType::f64, &contiguous_inputs<&nll_loss_backward_k<double>>);
 #define REG_LOSS(L)                                                                             \
-  register_kernel(L::name, DType::f32, &pointwise_loss_k<float, L>);                            \
-  register_kernel(L::name, DType::f64, &pointwise_loss_k<double, L>);                           \
-  register_kernel(std::string(L::name) + "_backward", DType::f32, &pointwise_loss_backward_k<float, L>); \
-  register_kernel(std::string(L::name) + "_backward", DType::f64, &pointwise_loss_backward_k<double, L>);
+  register_kernel(L::name, DType::f32, &contiguous_inputs<&pointwise_loss_k<float, L>>);                  \
+  register_kernel(L::name, DType::f64, &contiguous_inputs<&pointwise_loss_k<double, L>>);                 \
+  register_kernel(std::string(L::name) + "_backward", DType::f32,                                        \
+                  &contiguous_inputs<&pointwise_loss_backward_k<float, L>>);                             \
+  register_kernel(std::string(L::name) + "_backward", DType::f64,                                        \
+                  &contiguous_inputs<&pointwise_loss_backward_k<double, L>>);
   REG_LOSS(Mse)
   REG_LOSS(L1)
   REG_LOSS(SmoothL1)

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/registry.h"
@@ -170,6 +171,49 @@ inline void check_contig(const KernelArgs& k, const char* op) {
              " must be contiguous");
   for (int i = 0; i < k.n_out; ++i)
     FW_CHECK(k.out[i].numel() == 0 || k.out[i].is_contiguous(), op, ": outputs must be contiguous");
+}
+
+// Copies a strided view into `buf` (row-major) and returns a contiguous view over it.
+inline TensorView pack_contiguous(const TensorView& v, std::vector<char>& buf) {
+  const size_t es = dtype_size(v.dtype);
+  buf.resize(size_t(v.numel()) * es);
+  TensorView c = make_view(buf.data(), v.dtype, v.ndim, v.shape);
+  const char* src = static_cast<const char*>(v.data);
+  int64_t idx[kMaxDims] = {};
+  const int64_t n = v.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int d = 0; d < v.ndim; ++d) off += idx[d] * v.strides[d];
+    std::memcpy(buf.data() + size_t(i) * es, src + off * int64_t(es), es);
+    for (int d = v.ndim - 1; d >= 0; --d) {
+      if (++idx[d] < v.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return c;
+}
+
+// Kernel wrapper: runs Fn with every non-contiguous input packed into a contiguous copy, so
+// the kernels below may assume contiguous inputs even when a graph hands them views (an
+// expand whose clone a pass removed). Inputs whose bit is set in `Keep` are passed as they
+// are (the kernel handles their strides, or writes into them).
+template <void (*Fn)(const KernelArgs&), unsigned Keep = 0>
+void contiguous_inputs(const KernelArgs& k) {
+  bool all = true;
+  for (int i = 0; i < k.n_in; ++i)
+    if (k.has_input(i) && !((Keep >> i) & 1u) && k.in[i].numel() > 0 && !k.in[i].is_contiguous()) all = false;
+  if (all) {
+    Fn(k);
+    return;
+  }
+  std::vector<TensorView> views(k.in, k.in + k.n_in);
+  std::vector<std::vector<char>> bufs(size_t(k.n_in));
+  for (int i = 0; i < k.n_in; ++i)
+    if (k.has_input(i) && !((Keep >> i) & 1u) && k.in[i].numel() > 0 && !k.in[i].is_contiguous())
+      views[size_t(i)] = pack_contiguous(k.in[i], bufs[size_t(i)]);
+  KernelArgs k2 = k;
+  k2.in = views.data();
+  Fn(k2);
 }
 
 // Reduction codes shared with the Python side (torch's enum: none, mean, sum).

@@ -186,7 +186,10 @@ NCS ncs_of(const TensorView& x, const char* op) {
 
 template <class T>
 void batch_norm_k(const KernelArgs& k) {
-  nn::check_contig(k, "batch_norm");
+  // running stats (#3, #4) are not packed: written in place in training, read strided in eval
+  for (int i = 0; i < 3; ++i)
+    FW_CHECK(!k.has_input(i) || k.in[i].numel() == 0 || k.in[i].is_contiguous(), "batch_norm: input #", i,
+             " must be contiguous");
   const TensorView& x = k.input(0);
   NCS g = ncs_of(x, "batch_norm");
   const bool training = k.attrs->i(0) != 0;
@@ -198,6 +201,10 @@ void batch_norm_k(const KernelArgs& k) {
   // checks they are contiguous, writable and of x's dtype, and bumps their versions.
   T* rm = k.has_input(3) ? k.in[3].ptr<T>() : nullptr;
   T* rv = k.has_input(4) ? k.in[4].ptr<T>() : nullptr;
+  const int64_t rms = rm && k.in[3].ndim == 1 ? k.in[3].strides[0] : 1;
+  const int64_t rvs = rv && k.in[4].ndim == 1 ? k.in[4].strides[0] : 1;
+  FW_CHECK(!training || ((!rm || rms == 1) && (!rv || rvs == 1)),
+           "batch_norm: running stats updated in training must be contiguous");
   for (int i = 1; i < 5; ++i)
     FW_CHECK(!k.has_input(i) || k.in[i].numel() == g.C, "batch_norm: input #", i, " has ", k.in[i].numel(),
              " elements, expected ", g.C, " (one per channel)");
@@ -222,8 +229,8 @@ void batch_norm_k(const KernelArgs& k) {
         if (rm) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * double(m));
         if (rv) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * double(ss) / double(cnt - 1));
       } else {
-        m = rm[c];
-        var = rv[c];
+        m = rm[c * rms];
+        var = rv[c * rvs];
       }
       T rs = T(1) / std::sqrt(var + eps);
       mean[c] = m;
@@ -375,15 +382,15 @@ void group_norm_backward_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(norm) {
-#define REGF(NAME, FN)                               \
-  register_kernel(NAME, DType::f32, &FN<float>);   \
-  register_kernel(NAME, DType::f64, &FN<double>);
-  REGF("layer_norm", layer_norm_k)
-  REGF("layer_norm_backward", layer_norm_backward_k)
-  REGF("batch_norm", batch_norm_k)
-  REGF("batch_norm_backward", batch_norm_backward_k)
-  REGF("group_norm", group_norm_k)
-  REGF("group_norm_backward", group_norm_backward_k)
+#define REGF(NAME, FN, KEEP)                                                   \
+  register_kernel(NAME, DType::f32, &nn::contiguous_inputs<&FN<float>, KEEP>); \
+  register_kernel(NAME, DType::f64, &nn::contiguous_inputs<&FN<double>, KEEP>);
+  REGF("layer_norm", layer_norm_k, 0)
+  REGF("layer_norm_backward", layer_norm_backward_k, 0)
+  REGF("batch_norm", batch_norm_k, 0b11000)  // running stats are updated in place
+  REGF("batch_norm_backward", batch_norm_backward_k, 0)
+  REGF("group_norm", group_norm_k, 0)
+  REGF("group_norm_backward", group_norm_backward_k, 0)
 #undef REGF
 }
 

@@ -160,14 +160,15 @@ void softmax_backward_k(const KernelArgs& k) {
 }  // namespace
 
 FW_REGISTER_KERNELS(softmax) {
-  register_kernel("softmax", DType::f32, &softmax_k<float, false>);
-  register_kernel("softmax", DType::f64, &softmax_k<double, false>);
-  register_kernel("log_softmax", DType::f32, &softmax_k<float, true>);
-  register_kernel("log_softmax", DType::f64, &softmax_k<double, true>);
-  register_kernel("softmax_backward", DType::f32, &softmax_backward_k<float, false>);
-  register_kernel("softmax_backward", DType::f64, &softmax_backward_k<double, false>);
-  register_kernel("log_softmax_backward", DType::f32, &softmax_backward_k<float, true>);
-  register_kernel("log_softmax_backward", DType::f64, &softmax_backward_k<double, true>);
+  using nn::contiguous_inputs;
+  register_kernel("softmax", DType::f32, &contiguous_inputs<&softmax_k<float, false>>);
+  register_kernel("softmax", DType::f64, &contiguous_inputs<&softmax_k<double, false>>);
+  register_kernel("log_softmax", DType::f32, &contiguous_inputs<&softmax_k<float, true>>);
+  register_kernel("log_softmax", DType::f64, &contiguous_inputs<&softmax_k<double, true>>);
+  register_kernel("softmax_backward", DType::f32, &contiguous_inputs<&softmax_backward_k<float, false>>);
+  register_kernel("softmax_backward", DType::f64, &contiguous_inputs<&softmax_backward_k<double, false>>);
+  register_kernel("log_softmax_backward", DType::f32, &contiguous_inputs<&softmax_backward_k<float, true>>);
+  register_kernel("log_softmax_backward", DType::f64, &contiguous_inputs<&softmax_backward_k<double, true>>);
 }
 
 }  // namespace fw

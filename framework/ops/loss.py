@@ -95,12 +95,15 @@ def _check_class_weight(input, weight, op):
 
 def _nll_samples(dt):
     t = np.array([1, 0, 4, 2], dtype=np.int64)
-    t_ign = np.array([1, -100, 4, 2], dtype=np.int64)
+    # ignore_index -1 keeps the targets' range valid for graph checks that draw new ints in
+    # [min, max]; the default -100 is covered in test_nn_ops
+    t_ign = np.array([1, -1, 4, 2], dtype=np.int64)
     return [
         Sample((arg((4, 5), dt), t)),
-        Sample((arg((4, 5), dt), t_ign), {"reduction": "sum"}, note="ignore_index present, sum"),
+        Sample((arg((4, 5), dt), t_ign), {"reduction": "sum", "ignore_index": -1}, note="ignore_index present, sum"),
         # torch: nll_loss is not differentiable w.r.t. weight (see test_nn_ops for input grads)
-        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), grad=False, note="weight, ignore_index"),
+        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), {"ignore_index": -1}, grad=False,
+               note="weight, ignore_index"),
         Sample((arg((4, 5), dt), t), {"ignore_index": 2, "reduction": "none"}, note="none"),
         Sample((arg((2, 3, 4), dt), np.array([[0, 2, 1, 1], [2, 2, 0, 1]])), note="spatial"),
         Sample((arg((5,), dt), np.array(3)), note="unbatched"),
@@ -144,8 +147,8 @@ def _cross_entropy_composite(input, target, weight, red, ignore_index, label_smo
         if weight is not None:
             prod = prod * _class_weight_view(weight, input, class_dim)
         loss = -prod.sum(class_dim)
-        if red == 1:
-            return loss.sum() / (input.numel() // n_classes) if input.numel() else loss.sum() * float("nan")
+        if red == 1:  # the mean over the non-class elements (nan when empty, like torch)
+            return loss.mean()
         return loss.sum() if red == 2 else loss
     nll, total = _nll_with_total(logp, target, weight, red, ignore_index)
     if label_smoothing == 0:
@@ -161,15 +164,17 @@ def _cross_entropy_composite(input, target, weight, red, ignore_index, label_smo
 
 def _ce_samples(dt):
     t = np.array([1, 0, 4, 2], dtype=np.int64)
-    t_ign = np.array([1, -100, 4, 2], dtype=np.int64)
+    t_ign = np.array([1, -1, 4, 2], dtype=np.int64)  # with ignore_index=-1 (see _nll_samples)
+    ig = {"ignore_index": -1}
     probs = np.random.default_rng(5).dirichlet(np.ones(5), size=4).astype(dt.np)
     return [
         Sample((arg((4, 5), dt), t)),
-        Sample((arg((4, 5), dt), t_ign), note="ignore_index present"),
-        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), {"label_smoothing": 0.2}, grad=False,
+        Sample((arg((4, 5), dt), t_ign), ig, note="ignore_index present"),
+        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), {"label_smoothing": 0.2, **ig}, grad=False,
                note="weight, ignore_index, label_smoothing"),
-        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.1, "reduction": "sum"}, note="smoothing, sum"),
-        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.3, "reduction": "none"}, note="smoothing, none"),
+        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.1, "reduction": "sum", **ig}, note="smoothing, sum"),
+        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.3, "reduction": "none", **ig},
+               note="smoothing, none"),
         Sample((arg((2, 3, 4), dt), np.array([[0, 2, 1, 1], [2, 2, 0, 1]])), {"reduction": "none"}, note="spatial"),
         Sample((arg((4, 5), dt), probs), note="probability targets"),
         Sample((arg((4, 5), dt), probs, arg((5,), dt, 0.5, 2.0)), {"label_smoothing": 0.1, "reduction": "sum"},
@@ -200,7 +205,7 @@ def _pointwise_backward_infer(g, x, t, w, pw, reduction, beta):
     return [(tuple(x.shape), x.dtype), (tuple(x.shape), x.dtype)]
 
 
-def _pointwise_loss(name, samples, doc):
+def _pointwise_loss(name, samples, doc, tags=()):
     """Registers <name> and <name>_backward; returns (forward fn taking broadcast operands)."""
 
     def backward(grad_output, input, target, weight, pos_weight, reduction, beta):
@@ -227,7 +232,7 @@ def _pointwise_loss(name, samples, doc):
     op.__name__ = name
     op.__doc__ = doc
     return defop(name=name, inputs=("input", "target", "weight?", "pos_weight?"), attrs=("reduction", "beta"),
-                 infer=_pointwise_infer, grad=grad, float_compute=True, samples=samples,
+                 infer=_pointwise_infer, grad=grad, float_compute=True, samples=samples, tags=tags,
                  torch_ref=f"torch.nn.functional.{name}")(op)
 
 
@@ -322,8 +327,11 @@ def _bce_samples(dt):
     ]
 
 
+# "restricted_domain": inputs outside [0, 1] raise (like torch), so tests that draw fresh
+# random inputs for an op must not use them for this one
 _bce = _pointwise_loss("binary_cross_entropy", _bce_samples,
-                       "-w (t log x + (1 - t) log(1 - x)), with log clamped at -100 like torch.")
+                       "-w (t log x + (1 - t) log(1 - x)), with log clamped at -100 like torch.",
+                       tags=("restricted_domain",))
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

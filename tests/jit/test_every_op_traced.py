@@ -76,7 +76,9 @@ def test_op_traced_alone_matches_eager(op, sample):
         fw.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TracerWarning)
-        traced = fw.jit.trace(f, fresh(), check_trace=not random)
+        # check_trace draws fresh random inputs: not for random ops, nor for ops that raise
+        # outside their input domain (binary_cross_entropy)
+        traced = fw.jit.trace(f, fresh(), check_trace=not random and "restricted_domain" not in op.tags)
     traced.graph.lint()
     for mod in (traced, traced.optimize()):
         got = _np(mod(*fresh()))

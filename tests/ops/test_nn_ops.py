@@ -291,3 +291,19 @@ def test_bad_indices_raise_in_a_subprocess_instead_of_crashing():
     lines = r.stdout.split("\n")
     assert "no error" not in r.stdout, r.stdout
     assert sum(1 for ln in lines if ln.strip()) == 6, r.stdout
+
+
+def test_kernels_accept_strided_views_a_graph_may_pass():
+    """Graph passes drop the contiguous() copies, so kernels get views (expand, slices)."""
+    from framework.ops.dispatch import dispatch
+    from framework.ops.registry import REGISTRY
+
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(4, 10)).astype(np.float32)
+    x = fw.from_numpy(base)[:, ::2]  # a strided view, not copied
+    t = fw.from_numpy(base[:1, :5].copy()).expand(4, 5)  # a broadcast view
+    tx, tt = torch.from_numpy(base[:, ::2].copy()), torch.from_numpy(base[:1, :5].copy()).expand(4, 5)
+    assert not x._data.flags.c_contiguous and not t._data.flags.c_contiguous
+    assert_close(dispatch(REGISTRY["softmax"], [x], (1,)), torch.softmax(tx, 1))
+    assert_close(dispatch(REGISTRY["layer_norm"], [x, None, None], (1, 1e-5))[0], TF.layer_norm(tx, (5,)))
+    assert_close(dispatch(REGISTRY["mse_loss"], [x, t, None, None], (0, 0.0)), TF.mse_loss(tx, tt, reduction="none"))
