@@ -213,3 +213,21 @@ def normal_(self, mean=0.0, std=1.0, generator=None):
     with AG.no_grad():
         _copy_into(self, _normal_op(tuple(self.shape), g.next_seed(), float(mean), float(std), self.dtype.code))
     return self
+
+
+@_method("__deepcopy__")
+def _deepcopy(self, memo):
+    """copy.deepcopy of a leaf: a fresh tensor with copied data, requires_grad and grad."""
+    import copy
+
+    if not self.is_leaf:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                           "the deepcopy protocol at the moment.")
+    if id(self) in memo:
+        return memo[id(self)]
+    out = Tensor._wrap(self._data.copy())
+    out.requires_grad = self.requires_grad
+    if self.grad is not None:
+        out.grad = copy.deepcopy(self.grad, memo)
+    memo[id(self)] = out
+    return out

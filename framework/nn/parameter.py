@@ -3,8 +3,6 @@ It shares storage with the tensor it is made from and requires grad by default."
 
 from __future__ import annotations
 
-import copy
-
 from ..tensor import Tensor
 
 
@@ -37,27 +35,6 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, proto):
         raise TypeError("framework tensors are not pickled; use framework.save")
-
-
-def _tensor_deepcopy(self, memo):
-    """Tensor deepcopy: a fresh leaf with copied data (used by copy.deepcopy(module))."""
-    if not self.is_leaf:
-        raise RuntimeError(
-            "Only Tensors created explicitly by the user (graph leaves) support "
-            "the deepcopy protocol at the moment."
-        )
-    if id(self) in memo:
-        return memo[id(self)]
-    out = Tensor._wrap(self._data.copy())
-    out.requires_grad = self.requires_grad
-    if self.grad is not None:
-        out.grad = copy.deepcopy(self.grad, memo)
-    memo[id(self)] = out
-    return out
-
-
-if not hasattr(Tensor, "__deepcopy__"):
-    Tensor.__deepcopy__ = _tensor_deepcopy
 
 
 class Buffer(Tensor):
