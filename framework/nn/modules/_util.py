@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ... import autograd as AG
 from ...creation import zeros
 from ...ops import shape as S
 from .. import functional as F
@@ -16,6 +17,16 @@ def stack(tensors, dim: int = 0):
     d = dim % (t0.ndim + 1)
     shape = tuple(t0.shape[:d]) + (len(tensors),) + tuple(t0.shape[d:])
     out = zeros(shape, dtype=t0.dtype)
+    if not (AG.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        # no autograd history needed: copy each piece into its slot (linear time)
+        from ...ops.dispatch import _copy_into
+
+        for i, t in enumerate(tensors):
+            if tuple(t.shape) != tuple(t0.shape):
+                raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                                   f"{list(t0.shape)} at entry 0 and {list(t.shape)} at entry {i}")
+            _copy_into(S.select(out, d, i), t)
+        return out
     for i, t in enumerate(tensors):
         out = S.select_scatter(out, t, d, i)
     return out
