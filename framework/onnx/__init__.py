@@ -21,11 +21,17 @@ def to_graph(path_or_bytes):
     return _to_graph(path_or_bytes)
 
 
-def load(path_or_bytes, backend: str = "auto"):
-    """A runnable module for an ONNX file (C++ runtime when available, else eager kernels)."""
+def load(path_or_bytes, backend: str = "auto", optimize: bool = False):
+    """A runnable module for an ONNX file (C++ runtime when available, else the interpreter);
+    optimize=True first runs the graph passes (fusions, folding) on the imported graph."""
     from .module import OnnxModule
 
-    return OnnxModule(to_graph(path_or_bytes), backend=backend)
+    graph = to_graph(path_or_bytes)
+    if optimize:
+        from ..jit.passes import optimize as _optimize
+
+        graph = _optimize(graph)
+    return OnnxModule(graph, backend=backend)
 
 
 def export(model_or_traced, args, path, *, input_names=None, output_names=None,

@@ -930,7 +930,7 @@ def _resize(imp, node, ins, at):
             raise OnnxError(f"{imp.where()}: nearest Resize is supported with coordinate_transformation"
                             f"_mode='asymmetric' and nearest_mode='floor' (got {ctm!r}, "
                             f"{at.get('nearest_mode', 'round_prefer_floor')!r})")
-        align = None
+        align = False
     elif mode == "linear":
         if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
             raise OnnxError(f"{imp.where()}: linear Resize with coordinate_transformation_mode "

@@ -113,6 +113,7 @@ def test_torch_model_imports_and_matches_onnxruntime(name, tmp_path):
     path = tmp_path / f"{name}.onnx"
     _export_torch(make(), torch.randn(2, *shape), path)
     module = fw.onnx.load(path)
+    optimized = fw.onnx.load(path, optimize=True)
     graph = fw.onnx.to_graph(path)
     assert str(graph.inputs[0].spec.shape[0]) == "N", "the batch must stay symbolic"
     rng = np.random.default_rng(0)
@@ -120,6 +121,7 @@ def test_torch_model_imports_and_matches_onnxruntime(name, tmp_path):
         x = rng.standard_normal((batch, *shape)).astype(np.float32)
         (expected,) = run_ort(path, {"x": x})
         assert_close(module(x), expected, what=f"{name} batch {batch}", tol=(1e-4, 1e-5))
+        assert_close(optimized(x), expected, what=f"{name} optimized, batch {batch}", tol=(1e-4, 1e-5))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
