@@ -965,3 +965,37 @@ def _scaled_dim(imp, n, scale):
     if float(scale).is_integer():
         return n * int(scale)
     raise OnnxError(f"{imp.where()}: a non-integer Resize scale {scale} on a dynamic dim")
+
+
+# ---------------------------------------------------------------------------------------
+# gather/scatter, tiling, top-k
+
+
+@rule("GatherElements", attrs=("axis",), needs=("gather",))
+def _gather_elements(imp, node, ins, at):
+    return [imp.call("gather", [ins[0], ins[1]], (_wrap(at.get("axis", 0), _ndim(imp, ins[0]), imp),))]
+
+
+@rule("ScatterElements", attrs=("axis", "reduction"), needs=("scatter",))
+def _scatter_elements(imp, node, ins, at):
+    red = {"none": "none", "add": "add", "mul": "multiply"}.get(at.get("reduction", "none"))
+    if red is None:
+        raise OnnxError(f"{imp.where()}: ScatterElements reduction {at.get('reduction')!r} is not supported")
+    axis = _wrap(at.get("axis", 0), _ndim(imp, ins[0]), imp)
+    return [imp.call("scatter", [ins[0], ins[1], ins[2]], (axis, None, red))]
+
+
+@rule("Tile", needs=("repeat",))
+def _tile(imp, node, ins, at):
+    reps = imp.ints(ins[1], "repeats")
+    if all(isinstance(r, int) and r == 1 for r in reps):
+        return [ins[0]]
+    return [imp.call("repeat", [ins[0]], (tuple(reps),))]
+
+
+@rule("TopK", attrs=("axis", "largest", "sorted"), needs=("topk",))
+def _topk(imp, node, ins, at):
+    k = imp.ints(ins[1], "K")[0]
+    axis = _wrap(at.get("axis", -1), _ndim(imp, ins[0]), imp)
+    out = imp.call("topk", [ins[0]], (k, axis, bool(at.get("largest", 1)), bool(at.get("sorted", 1))))
+    return list(out)

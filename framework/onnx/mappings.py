@@ -805,3 +805,104 @@ def _param_unary(ctx, name, x, consts, a, out, spec):
     if beta != 1.0:
         sp = ctx.add("Div", [sp, ctx.scalar(beta, spec)])
     return ctx.add("Where", [ctx.add("Greater", [bx, ctx.scalar(threshold, spec)]), x, sp], out)
+
+
+# ---------------------------------------------------------------------------------------
+# movement, gather/scatter, sorting
+
+
+@maps("cat")
+def _cat(ctx, ins, attrs, outs):
+    ctx.add("Concat", list(ins), outs[0], axis=int(attrs[0]))
+
+
+@maps("index_select")
+def _index_select(ctx, ins, attrs, outs):
+    ctx.add("Gather", [ins[0], ins[1]], outs[0], axis=int(attrs[0]))
+
+
+@maps("gather")
+def _gather(ctx, ins, attrs, outs):
+    ctx.add("GatherElements", [ins[0], ins[1]], outs[0], axis=int(attrs[0]))
+
+
+def _fit_to(ctx, src: str, src_spec, index_spec) -> str:
+    """src cut to the index's shape (torch reads only that corner; ONNX wants equal shapes)."""
+    if tuple(src_spec.shape) == tuple(index_spec.shape):
+        return src
+    n = index_spec.ndim
+    return ctx.add("Slice", [src, ctx.ints([0] * n), ctx.shape_tensor(index_spec.shape),
+                             ctx.ints(list(range(n)))])
+
+
+@maps("scatter")
+def _scatter(ctx, ins, attrs, outs):
+    dim, value, reduce = attrs
+    spec, ispec = ctx.in_spec(0), ctx.in_spec(1)
+    if ins[2] is None:
+        src = ctx.add("Expand", [ctx.scalar(value, spec), ctx.shape_tensor(ispec.shape)])
+    else:
+        src = _fit_to(ctx, ins[2], ctx.in_spec(2), ispec)
+    red = {"none": None, "add": "add", "multiply": "mul"}[reduce]
+    ctx.add("ScatterElements", [ins[0], ins[1], src], outs[0], axis=int(dim), reduction=red)
+
+
+@maps("scatter_add")
+def _scatter_add(ctx, ins, attrs, outs):
+    src = _fit_to(ctx, ins[2], ctx.in_spec(2), ctx.in_spec(1))
+    ctx.add("ScatterElements", [ins[0], ins[1], src], outs[0], axis=int(attrs[0]), reduction="add")
+
+
+@maps("flip")
+def _flip(ctx, ins, attrs, outs):
+    dims = [int(d) for d in attrs[0]]
+    if not dims:
+        ctx.add("Identity", [ins[0]], outs[0])
+        return
+    n = len(dims)
+    ctx.add("Slice", [ins[0], ctx.ints([-1] * n), ctx.ints([-(2 ** 63)] * n), ctx.ints(dims),
+                      ctx.ints([-1] * n)], outs[0])
+
+
+@maps("roll")
+def _roll(ctx, ins, attrs, outs):
+    shifts, dims = attrs
+    x = ins[0]
+    shape = ctx.in_spec(0).shape
+    for i, (s, d) in enumerate(zip(shifts, dims)):
+        n = shape[d]
+        if isinstance(n, SymInt):
+            raise OnnxError("roll along a dynamic dim has no ONNX mapping")
+        k = s % n if n else 0
+        last = outs[0] if i == len(dims) - 1 else None
+        if k == 0:
+            x = ctx.add("Identity", [x], last) if last else x
+            continue
+        tail = ctx.add("Slice", [x, ctx.ints([n - k]), ctx.ints([n]), ctx.ints([d])])
+        head = ctx.add("Slice", [x, ctx.ints([0]), ctx.ints([n - k]), ctx.ints([d])])
+        x = ctx.add("Concat", [tail, head], last, axis=int(d))
+
+
+@maps("repeat")
+def _repeat(ctx, ins, attrs, outs):
+    reps = list(attrs[0])
+    x = ins[0]
+    nd = ctx.in_spec(0).ndim
+    if len(reps) > nd:
+        x = ctx.add("Reshape", [x, ctx.shape_tensor([1] * (len(reps) - nd) + list(ctx.in_spec(0).shape))])
+    ctx.add("Tile", [x, ctx.ints(reps)], outs[0])
+
+
+@maps("topk")
+def _topk(ctx, ins, attrs, outs):
+    k, dim, largest, sorted_ = attrs
+    ctx.add("TopK", [ins[0], ctx.shape_tensor([k])], list(outs), axis=int(dim),
+            largest=int(largest), sorted=int(sorted_))
+
+
+@maps("sort")
+def _sort(ctx, ins, attrs, outs):
+    dim, descending, _stable = attrs
+    n = ctx.in_spec(0).shape[dim]
+    ctx.add("TopK", [ins[0], ctx.shape_tensor([n])], list(outs), axis=int(dim),
+            largest=int(descending), sorted=1)
