@@ -823,6 +823,10 @@ def _index_select(ctx, ins, attrs, outs):
 
 @maps("gather")
 def _gather(ctx, ins, attrs, outs):
+    if ctx.in_spec(0).ndim == 0:  # ONNX wants rank >= 1
+        y = ctx.add("GatherElements", [ctx.unsqueeze(ins[0], [0]), ctx.unsqueeze(ins[1], [0])], axis=0)
+        ctx.squeeze(y, [0], outs[0])
+        return
     ctx.add("GatherElements", [ins[0], ins[1]], outs[0], axis=int(attrs[0]))
 
 
@@ -893,9 +897,20 @@ def _repeat(ctx, ins, attrs, outs):
     ctx.add("Tile", [x, ctx.ints(reps)], outs[0])
 
 
+def _topk_0d(ctx, ins, outs) -> bool:
+    """A 0-d input (ONNX TopK wants rank >= 1): the value itself and index 0."""
+    if ctx.in_spec(0).ndim:
+        return False
+    ctx.add("Identity", [ins[0]], outs[0])
+    ctx.add("Identity", [ctx.const(np.asarray(0, dtype=np.int64))], outs[1])
+    return True
+
+
 @maps("topk")
 def _topk(ctx, ins, attrs, outs):
     k, dim, largest, sorted_ = attrs
+    if _topk_0d(ctx, ins, outs):
+        return
     ctx.add("TopK", [ins[0], ctx.shape_tensor([k])], list(outs), axis=int(dim),
             largest=int(largest), sorted=int(sorted_))
 
@@ -903,6 +918,8 @@ def _topk(ctx, ins, attrs, outs):
 @maps("sort")
 def _sort(ctx, ins, attrs, outs):
     dim, descending, _stable = attrs
+    if _topk_0d(ctx, ins, outs):
+        return
     n = ctx.in_spec(0).shape[dim]
     ctx.add("TopK", [ins[0], ctx.shape_tensor([n])], list(outs), axis=int(dim),
             largest=int(descending), sorted=1)
