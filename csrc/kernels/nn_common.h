@@ -2,7 +2,7 @@
 // losses, dropout). Every helper works on one contiguous row and is written so the compiler
 // vectorizes it without -ffast-math: reductions keep kLanes independent partial results
 // (a fixed-width inner loop the SLP vectorizer turns into one vector), and exp for float is
-// a Cephes-style polynomial instead of a libm call. Double rows use std::exp so float64
+// vec_math.h's polynomial instead of a libm call. Double rows use std::exp so float64
 // results stay accurate to a few ulps (they are the finite-difference oracle in the tests).
 //
 // Also the counter-based RNG used by dropout and attention dropout: the mask bit of element
@@ -18,33 +18,16 @@
 
 #include "core/error.h"
 #include "kernels/registry.h"
+#include "kernels/vec_math.h"
 
 namespace fw {
 namespace nn {
 
 constexpr int kLanes = 16;
 
-// exp(x) for float in ~2 ulp, vectorizable; exp(-inf) = 0, exp(+large) = +inf-ish clamp.
-inline float exp_poly(float x) {
-  x = std::min(std::max(x, -88.3762626647949f), 88.3762626647949f);
-  float fx = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
-  float r2 = r * r;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r2 + r + 1.0f;
-  int32_t n = int32_t(fx) + 127;
-  n = n < 0 ? 0 : n;
-  n <<= 23;
-  float pow2;
-  std::memcpy(&pow2, &n, sizeof(pow2));
-  return y * pow2;
-}
-inline double exp_poly(double x) { return std::exp(x); }
+// exp(x): the vectorizable float polynomial of vec_math.h (std::exp for double).
+inline float exp_poly(float x) { return vm::exp(x); }
+inline double exp_poly(double x) { return vm::exp(x); }
 
 template <class T>
 FW_TARGET_CLONES T row_max(const T* __restrict x, int64_t n) {
@@ -174,18 +157,32 @@ inline void check_contig(const KernelArgs& k, const char* op) {
 }
 
 // Copies a strided view into `buf` (row-major) and returns a contiguous view over it.
+// Rows along the last dim are copied in one inner loop (memcpy when they are contiguous).
 inline TensorView pack_contiguous(const TensorView& v, std::vector<char>& buf) {
-  const size_t es = dtype_size(v.dtype);
-  buf.resize(size_t(v.numel()) * es);
+  const int64_t es = int64_t(dtype_size(v.dtype));
+  buf.resize(size_t(v.numel() * es));
   TensorView c = make_view(buf.data(), v.dtype, v.ndim, v.shape);
+  if (v.numel() == 0) return c;
   const char* src = static_cast<const char*>(v.data);
+  if (v.ndim == 0) {
+    std::memcpy(buf.data(), src, size_t(es));
+    return c;
+  }
+  const int last = v.ndim - 1;
+  const int64_t n = v.shape[last], st = v.strides[last] * es, rows = v.numel() / n;
   int64_t idx[kMaxDims] = {};
-  const int64_t n = v.numel();
-  for (int64_t i = 0; i < n; ++i) {
+  char* dst = buf.data();
+  for (int64_t r = 0; r < rows; ++r) {
     int64_t off = 0;
-    for (int d = 0; d < v.ndim; ++d) off += idx[d] * v.strides[d];
-    std::memcpy(buf.data() + size_t(i) * es, src + off * int64_t(es), es);
-    for (int d = v.ndim - 1; d >= 0; --d) {
+    for (int d = 0; d < last; ++d) off += idx[d] * v.strides[d];
+    const char* row = src + off * es;
+    if (st == es) {
+      std::memcpy(dst, row, size_t(n * es));
+    } else {
+      for (int64_t j = 0; j < n; ++j) std::memcpy(dst + j * es, row + j * st, size_t(es));
+    }
+    dst += n * es;
+    for (int d = last - 1; d >= 0; --d) {
       if (++idx[d] < v.shape[d]) break;
       idx[d] = 0;
     }
