@@ -307,3 +307,18 @@ def test_kernels_accept_strided_views_a_graph_may_pass():
     assert_close(dispatch(REGISTRY["softmax"], [x], (1,)), torch.softmax(tx, 1))
     assert_close(dispatch(REGISTRY["layer_norm"], [x, None, None], (1, 1e-5))[0], TF.layer_norm(tx, (5,)))
     assert_close(dispatch(REGISTRY["mse_loss"], [x, t, None, None], (0, 0.0)), TF.mse_loss(tx, tt, reduction="none"))
+
+
+def test_strided_packing_handles_broadcast_last_dim_and_permutes():
+    from framework.ops.dispatch import dispatch
+    from framework.ops.registry import REGISTRY
+
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=(3, 4, 5))
+    x = fw.from_numpy(a).permute(2, 0, 1)  # (5, 3, 4), no unit stride on the last dim
+    col = fw.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5)  # stride 0 on the last dim
+    assert_close(dispatch(REGISTRY["log_softmax"], [x], (2,)),
+                 torch.log_softmax(torch.from_numpy(a).permute(2, 0, 1), 2))
+    assert_close(dispatch(REGISTRY["l1_loss"], [fw.from_numpy(a), col, None, None], (2, 0.0)),
+                 TF.l1_loss(torch.from_numpy(a), torch.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5),
+                            reduction="sum"))
