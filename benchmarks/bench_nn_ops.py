@@ -4,6 +4,8 @@ Both frameworks use 2 threads; runs are interleaved (fw, torch, fw, torch, ...) 
 median of each is reported with the ratio fw / torch (lower is better, 1.0 = parity).
 
 Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_nn_ops.py [--reps N]
+     [--threads T]   (on a loaded machine torch's spinning OpenMP threads suffer more than
+                      the framework's sleeping pool: compare --threads 1 too)
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ def bench(name, fw_fn, torch_fn, reps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2, help="threads for both frameworks")
     args = ap.parse_args()
-    fw.set_num_threads(2)
-    torch.set_num_threads(2)
+    fw.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    print(f"threads: {args.threads}")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 512, 512), dtype=np.float32)
     fx, tx = fw.from_numpy(x), torch.from_numpy(x)

@@ -130,45 +130,41 @@ void layer_norm_backward_k(const KernelArgs& k) {
   T* gx = k.output(0).ptr<T>();
   T* gw = k.output(1).ptr<T>();
   T* gb = k.output(2).ptr<T>();
-  parallel_for(rows, grain_for(n), [&](int64_t s, int64_t e) {
+  // Rows go in fixed blocks (independent of the thread count, so sums are deterministic);
+  // each block adds its rows' gy * xhat and gy into its own partial gweight/gbias while the
+  // row is in cache, and the partials are summed at the end.
+  const int64_t rpb = std::max<int64_t>(1, std::min<int64_t>(256, 32768 / std::max<int64_t>(n, 1)));
+  const int64_t nblk = (rows + rpb - 1) / rpb;
+  std::vector<T> part(wgrads ? size_t(nblk * n * 2) : 0, T(0));
+  parallel_for(nblk, 1, [&](int64_t bs, int64_t be) {
     std::vector<T> dxh(static_cast<size_t>(n));
-    for (int64_t r = s; r < e; ++r) {
-      const T* g = gy + r * n;
-      const T* xr = xp + r * n;
-      const T m = mean[r], rs = rstd[r];
-      const T* dx = g;
-      if (w) {
-        mul_row(dxh.data(), g, w, n);
-        dx = dxh.data();
-      }
-      // a = mean(dxhat), b = mean(dxhat * xhat)
-      T a = nn::row_sum(dx, n) / T(n);
-      T b = (nn::row_dot(dx, xr, n) - m * a * T(n)) * rs / T(n);
-      norm_grad_row(gx + r * n, dx, xr, m, rs, a, b, n);
-    }
-  });
-  if (!wgrads) {
-    for (int64_t i = 0; i < n; ++i) gw[i] = gb[i] = T(0);
-    return;
-  }
-  // gweight = sum_rows gy * xhat, gbias = sum_rows gy: parallel over column blocks.
-  const int64_t block = 64;
-  parallel_for((n + block - 1) / block, 1, [&](int64_t s, int64_t e) {
-    for (int64_t blk = s; blk < e; ++blk) {
-      int64_t c0 = blk * block, c1 = std::min(n, c0 + block);
-      T aw[block] = {}, ab[block] = {};
-      for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t blk = bs; blk < be; ++blk) {
+      T* pw = wgrads ? part.data() + blk * n * 2 : nullptr;
+      for (int64_t r = blk * rpb; r < std::min(rows, (blk + 1) * rpb); ++r) {
         const T* g = gy + r * n;
         const T* xr = xp + r * n;
         const T m = mean[r], rs = rstd[r];
-        wgrad_accumulate(aw, ab, g + c0, xr + c0, m, rs, c1 - c0);
-      }
-      for (int64_t c = c0; c < c1; ++c) {
-        gw[c] = aw[c - c0];
-        gb[c] = ab[c - c0];
+        const T* dx = g;
+        if (w) {
+          mul_row(dxh.data(), g, w, n);
+          dx = dxh.data();
+        }
+        // a = mean(dxhat), b = mean(dxhat * xhat)
+        T a = nn::row_sum(dx, n) / T(n);
+        T b = (nn::row_dot(dx, xr, n) - m * a * T(n)) * rs / T(n);
+        norm_grad_row(gx + r * n, dx, xr, m, rs, a, b, n);
+        if (pw) wgrad_accumulate(pw, pw + n, g, xr, m, rs, n);
       }
     }
   });
+  for (int64_t i = 0; i < n; ++i) gw[i] = gb[i] = T(0);
+  for (int64_t blk = 0; blk < (wgrads ? nblk : 0); ++blk) {
+    const T* pw = part.data() + blk * n * 2;
+    for (int64_t i = 0; i < n; ++i) {
+      gw[i] += pw[i];
+      gb[i] += pw[n + i];
+    }
+  }
 }
 
 // ---- batch_norm --------------------------------------------------------------------------

@@ -322,3 +322,16 @@ def test_strided_packing_handles_broadcast_last_dim_and_permutes():
     assert_close(dispatch(REGISTRY["l1_loss"], [fw.from_numpy(a), col, None, None], (2, 0.0)),
                  TF.l1_loss(torch.from_numpy(a), torch.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5),
                             reduction="sum"))
+
+
+def test_layer_norm_grads_over_many_row_blocks_match_torch():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(3, 700, 64))  # several fixed row blocks for the weight/bias partials
+    fx, tx = _pair(x, True)
+    fwt, twt = _pair(rng.uniform(0.5, 1.5, 64), True)
+    fb, tb = _pair(rng.normal(size=64), True)
+    g = rng.normal(size=x.shape)
+    fw.layer_norm(fx, (64,), fwt, fb).backward(fw.from_numpy(g))
+    TF.layer_norm(tx, (64,), twt, tb).backward(torch.from_numpy(g))
+    for f, t in ((fx, tx), (fwt, twt), (fb, tb)):
+        assert_close(f.grad, t.grad, tol=GRAD_TOL[fw.float64])
