@@ -29,7 +29,7 @@ from .ops.softmax import *  # noqa: E402,F401,F403
 from .ops.norm import *  # noqa: E402,F401,F403
 # NN ops torch also has at top level (the rest live in framework.nn.functional)
 from .ops.dropout import dropout  # noqa: E402,F401
-from .ops.embedding import embedding  # noqa: E402,F401
+from .ops.embedding import embedding, embedding_renorm_  # noqa: E402,F401
 from .ops.loss import binary_cross_entropy_with_logits  # noqa: E402,F401
 from .creation import (Generator, arange, as_tensor, default_generator, empty,  # noqa: E402,F401
                        empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,

@@ -6,6 +6,10 @@
 //   embedding_backward(grad[..., D], indices; num_weights=#0, padding_idx=#1 (None: none),
 //       scale_grad_by_freq=#2) -> grad_weight[V, D]   (the padding row gets no gradient)
 //   one_hot(indices; num_classes=#0) -> int64[..., num_classes]
+//   embedding_renorm(weight[V, D], indices; max_norm=#0, norm_type=#1) -> weight'[V, D]
+//     rows named by indices whose p-norm exceeds max_norm are scaled to max_norm (torch's
+//     embedding_renorm_; run in place by the Python side, so out may alias weight)
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -82,6 +86,42 @@ void embedding_backward_k(const KernelArgs& k) {
   });
 }
 
+template <class T>
+void embedding_renorm_k(const KernelArgs& k) {
+  nn::check_contig(k, "embedding_renorm");
+  const TensorView& w = k.input(0);
+  const TensorView& idx = k.input(1);
+  check_index_dtype(idx, "embedding_renorm");
+  FW_CHECK(w.ndim == 2, "embedding_renorm: 'weight' must be 2-D, got ", w.ndim, "-D");
+  const int64_t V = w.shape[0], D = w.shape[1], n = idx.numel();
+  const double max_norm = k.attrs->f(0), p = k.attrs->f(1);
+  const int64_t* ip = idx.ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    FW_CHECK_INDEX(ip[i] >= 0 && ip[i] < V, "index out of range in self (embedding_renorm: index ", ip[i],
+                   " with num_embeddings ", V, ")");
+  const T* wp = w.ptr<T>();
+  T* o = k.output(0).ptr<T>();
+  if (o != wp) std::memcpy(static_cast<void*>(o), wp, size_t(V * D) * sizeof(T));
+  std::vector<char> done(size_t(V), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = ip[i];
+    if (done[size_t(r)]) continue;
+    done[size_t(r)] = 1;
+    T* row = o + r * D;
+    double norm = 0;
+    if (std::isinf(p)) {
+      for (int64_t j = 0; j < D; ++j) norm = std::max(norm, std::abs(double(row[j])));
+    } else {
+      for (int64_t j = 0; j < D; ++j) norm += std::pow(std::abs(double(row[j])), p);
+      norm = std::pow(norm, 1.0 / p);
+    }
+    if (norm > max_norm) {
+      const T scale = T(max_norm / (norm + 1e-7));
+      for (int64_t j = 0; j < D; ++j) row[j] *= scale;
+    }
+  }
+}
+
 void one_hot_k(const KernelArgs& k) {
   nn::check_contig(k, "one_hot");
   const TensorView& idx = k.input(0);
@@ -107,6 +147,8 @@ FW_REGISTER_KERNELS(embedding) {
   register_kernel("embedding_backward", DType::f32, &contiguous_inputs<&embedding_backward_k<float>>);
   register_kernel("embedding_backward", DType::f64, &contiguous_inputs<&embedding_backward_k<double>>);
   register_kernel("one_hot", DType::i64, &contiguous_inputs<&one_hot_k>);
+  register_kernel("embedding_renorm", DType::f32, &contiguous_inputs<&embedding_renorm_k<float>>);
+  register_kernel("embedding_renorm", DType::f64, &contiguous_inputs<&embedding_renorm_k<double>>);
 }
 
 }  // namespace fw

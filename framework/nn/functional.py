@@ -293,6 +293,9 @@ def embedding(
     sparse: bool = False,
 ):
     """Rows of weight picked by the integer input (no gradient into row padding_idx)."""
+    fn = _op("embedding")
+    if fn is not None:
+        return fn(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError(
             "embedding: max_norm, scale_grad_by_freq and sparse are not supported"

@@ -41,6 +41,26 @@ def _embedding_grad(c, g):
     return (None, embedding_backward(g, idx, w.shape[0], pad, freq))
 
 
+@defop(name="embedding_renorm", inputs=("weight", "indices"), attrs=("max_norm", "norm_type"),
+       infer=lambda w, idx, max_norm, p: [(tuple(w.shape), w.dtype)], promote=None, differentiable=False,
+       samples=lambda dt: [Sample((arg((5, 3), dt), np.array([0, 2, 2]), 1.0, 2.0), grad=False)])
+def embedding_renorm(weight, indices, max_norm, norm_type=2.0):
+    """weight with the rows named by indices scaled down to p-norm max_norm (a copy; the
+    in-place form is embedding_renorm_)."""
+    return dispatch(embedding_renorm.opdef, [weight.contiguous(), _as_index(indices, "embedding_renorm")],
+                    (float(max_norm), float(norm_type)))
+
+
+def embedding_renorm_(weight, indices, max_norm, norm_type=2.0):
+    """torch.embedding_renorm_: renormalizes the indexed rows of weight in place (no grad)."""
+    from .. import autograd as AG
+    from .dispatch import _copy_into
+
+    with AG.no_grad():
+        _copy_into(weight, embedding_renorm(weight, indices, max_norm, norm_type))
+    return weight
+
+
 def _embedding_samples(dt):
     idx = np.array([[0, 2, 4], [4, 3, 1]], dtype=np.int64)
     return [
@@ -62,8 +82,6 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     """Rows of `weight` picked by the integer `input`; the padding_idx row gets no gradient."""
     if weight.ndim != 2:
         raise RuntimeError(f"embedding: 'weight' must be 2-D, got shape {list(weight.shape)}")
-    if max_norm is not None:
-        raise NotImplementedError("embedding: max_norm (in-place renormalization) is not supported")
     if sparse:
         raise NotImplementedError("embedding: sparse gradients are not supported")
     if padding_idx is not None:
@@ -72,6 +90,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
             raise AssertionError("Padding_idx must be within num_embeddings")
         padding_idx = int(padding_idx) % n
     idx = _as_index(input, "embedding")
+    if max_norm is not None:  # like torch: renormalize the looked-up rows of weight in place first
+        embedding_renorm_(weight, idx, max_norm, norm_type)
     return dispatch(embedding.opdef, [idx, weight.contiguous()], (padding_idx, bool(scale_grad_by_freq)))
 
 
@@ -94,4 +114,4 @@ def one_hot(tensor, num_classes=-1):
     return dispatch(one_hot.opdef, [tensor.contiguous()], (int(num_classes),))
 
 
-__all__ = ["embedding", "one_hot"]
+__all__ = ["embedding", "one_hot", "embedding_renorm_"]

@@ -335,3 +335,19 @@ def test_layer_norm_grads_over_many_row_blocks_match_torch():
     TF.layer_norm(tx, (64,), twt, tb).backward(torch.from_numpy(g))
     for f, t in ((fx, tx), (fwt, twt), (fb, tb)):
         assert_close(f.grad, t.grad, tol=GRAD_TOL[fw.float64])
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_embedding_max_norm_renormalizes_rows_in_place_like_torch(norm_type):
+    rng = np.random.default_rng(12)
+    wt = rng.normal(size=(6, 4)) * 3
+    idx = np.array([[0, 2, 2], [5, 0, 1]])
+    fwt, twt = _pair(wt, True)
+    g = rng.normal(size=(2, 3, 4))
+    out = fw.embedding(fw.from_numpy(idx), fwt, max_norm=1.5, norm_type=norm_type)
+    exp = TF.embedding(torch.from_numpy(idx), twt, max_norm=1.5, norm_type=norm_type)
+    assert_close(out, exp, what="output")
+    assert_close(fwt.detach(), twt.detach(), what="weight renormalized in place")
+    out.backward(fw.from_numpy(g))
+    exp.backward(torch.from_numpy(g))
+    assert_close(fwt.grad, twt.grad, what="grad")
