@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "kernels/blas.h"
 #include "kernels/loops.h"
+#include "kernels/vec_math.h"
 
 namespace fw {
 namespace {
@@ -35,19 +36,20 @@ Act parse_act(const std::string& s) {
   return Act::none;
 }
 
-// The same formulas as the eager kernels in elementwise.cpp, so fused == unfused.
+// The same formulas as the eager kernels in elementwise.cpp (vec_math.h for float), so
+// fused == unfused and the loops vectorize.
 template <class T>
 inline T relu_f(T x) { return x > T(0) ? x : (x == x ? T(0) : x); }
 template <class T>
-inline T sigmoid_f(T x) { return T(1) / (T(1) + std::exp(-x)); }
+inline T sigmoid_f(T x) { return vm::sigmoid(x); }
 template <class T>
-inline T silu_f(T x) { return x / (T(1) + std::exp(-x)); }
+inline T silu_f(T x) { return x * vm::sigmoid(x); }
 template <class T>
-inline T gelu_f(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476))); }
+inline T gelu_f(T x) { return T(0.5) * x * (T(1) + vm::erf(x * T(0.7071067811865476))); }
 template <class T>
 inline T gelu_tanh_f(T x) {
   const T k = T(0.7978845608028654), c = T(0.044715);
-  return T(0.5) * x * (T(1) + std::tanh(k * (x + c * x * x * x)));
+  return T(0.5) * x * (T(1) + vm::tanh(k * (x + c * x * x * x)));
 }
 
 template <class T, Act A>
@@ -63,7 +65,7 @@ void bias_act_rows(T* o, const T* b, int64_t bst, int64_t M, int64_t N) {
         if constexpr (A == Act::gelu_tanh) v = gelu_tanh_f(v);
         if constexpr (A == Act::silu) v = silu_f(v);
         if constexpr (A == Act::sigmoid) v = sigmoid_f(v);
-        if constexpr (A == Act::tanh) v = std::tanh(v);
+        if constexpr (A == Act::tanh) v = vm::tanh(v);
         row[j] = v;
       }
     }
@@ -167,114 +169,165 @@ int validate(const std::vector<int64_t>& prog, size_t nconst, const KernelArgs& 
   return maxd;
 }
 
+// Stack entries are pointers: a contiguous input is read in place, and every op writes
+// into its level's scratch block (or, for the last op, straight into a contiguous output).
 template <class T, class F>
-inline void map1(T* x, int64_t m, F f) {
-  for (int64_t j = 0; j < m; ++j) x[j] = f(x[j]);
+FW_TARGET_CLONES void map1(T* __restrict d, const T* __restrict x, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) d[j] = f(x[j]);
 }
 template <class T, class F>
-inline void map2(T* x, const T* y, int64_t m, F f) {
-  for (int64_t j = 0; j < m; ++j) x[j] = f(x[j], y[j]);
+FW_TARGET_CLONES void map2(T* __restrict d, const T* __restrict x, const T* __restrict y, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) d[j] = f(x[j], y[j]);
+}
+
+template <class T, class F>
+FW_TARGET_CLONES void map1_inplace(T* __restrict d, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) d[j] = f(d[j]);
+}
+template <class T, class F>
+FW_TARGET_CLONES void map2_inplace(T* __restrict d, const T* __restrict y, int64_t m, F f) {
+  for (int64_t j = 0; j < m; ++j) d[j] = f(d[j], y[j]);
+}
+
+// NOTE: every loop goes through a FW_TARGET_CLONES function: the baseline target has no
+// SSE4.1 floor, which vm::exp needs to stay vectorized.
+template <class T, class F>
+inline void unary(T* d, const T* x, int64_t m, F f) {
+  if (d == x) {
+    map1_inplace(d, m, f);
+  } else {
+    map1(d, x, m, f);
+  }
+}
+template <class T, class F>
+inline void binary(T* d, const T* x, const T* y, int64_t m, F f) {
+  if (d == x && d != y) {
+    map2_inplace(d, y, m, f);
+  } else if (d == y && d != x) {
+    map2_inplace(d, x, m, [f](T yv, T xv) { return f(xv, yv); });
+  } else if (d == x) {  // x is y is d
+    map1_inplace(d, m, [f](T v) { return f(v, v); });
+  } else {
+    map2(d, x, y, m, f);
+  }
 }
 
 template <class T>
 void run_block(const std::vector<int64_t>& prog, const std::vector<double>& consts, char** p,
                const int64_t* s, int64_t m, T (*st)[kBlock]) {
+  const T* top[kMaxStack];
   int sp = 0;
+  const bool out_contig = s[0] == int64_t(sizeof(T));
+  T* out = reinterpret_cast<T*>(p[0]);
   for (size_t pc = 0; pc < prog.size(); pc += 2) {
     int64_t op = prog[pc], arg = prog[pc + 1];
-    T* x = sp > 0 ? st[sp - 1] : nullptr;
-    switch (op) {
-      case LOAD: {
-        T* d = st[sp++];
-        const char* src = p[1 + arg];
-        int64_t bs = s[1 + arg];
-        if (bs == int64_t(sizeof(T))) {
-          std::memcpy(d, src, size_t(m) * sizeof(T));
+    const bool last = pc + 2 == prog.size();
+    if (op == LOAD) {
+      const char* src = p[1 + arg];
+      int64_t bs = s[1 + arg];
+      if (bs == int64_t(sizeof(T))) {
+        top[sp] = reinterpret_cast<const T*>(src);
+      } else {
+        T* d = st[sp];
+        if (bs == 0) {
+          T v = *reinterpret_cast<const T*>(src);
+          for (int64_t j = 0; j < m; ++j) d[j] = v;
         } else {
           for (int64_t j = 0; j < m; ++j) d[j] = *reinterpret_cast<const T*>(src + j * bs);
         }
-        break;
+        top[sp] = d;
       }
-      case CONST: {
-        T* d = st[sp++];
-        T v = T(consts[size_t(arg)]);
-        for (int64_t j = 0; j < m; ++j) d[j] = v;
-        break;
-      }
-      case NEG: map1(x, m, [](T v) { return -v; }); break;
-      case ABS: map1(x, m, [](T v) { return std::abs(v); }); break;
-      case EXP: map1(x, m, [](T v) { return std::exp(v); }); break;
-      case LOG: map1(x, m, [](T v) { return std::log(v); }); break;
-      case LOG1P: map1(x, m, [](T v) { return std::log1p(v); }); break;
-      case SQRT: map1(x, m, [](T v) { return std::sqrt(v); }); break;
-      case RSQRT: map1(x, m, [](T v) { return T(1) / std::sqrt(v); }); break;
-      case SIN: map1(x, m, [](T v) { return std::sin(v); }); break;
-      case COS: map1(x, m, [](T v) { return std::cos(v); }); break;
-      case TANH: map1(x, m, [](T v) { return std::tanh(v); }); break;
-      case SIGMOID: map1(x, m, [](T v) { return sigmoid_f(v); }); break;
-      case RELU: map1(x, m, [](T v) { return relu_f(v); }); break;
-      case SILU: map1(x, m, [](T v) { return silu_f(v); }); break;
-      case ERF: map1(x, m, [](T v) { return std::erf(v); }); break;
-      case RECIPROCAL: map1(x, m, [](T v) { return T(1) / v; }); break;
-      case GELU: map1(x, m, [](T v) { return gelu_f(v); }); break;
-      case GELU_TANH: map1(x, m, [](T v) { return gelu_tanh_f(v); }); break;
-      case FLOOR: map1(x, m, [](T v) { return std::floor(v); }); break;
-      case CEIL: map1(x, m, [](T v) { return std::ceil(v); }); break;
-      case ROUND: map1(x, m, [](T v) { return std::nearbyint(v); }); break;
-      case SIGN: map1(x, m, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); }); break;
-      case LEAKY_RELU: {
-        T a = T(consts[size_t(arg)]);
-        map1(x, m, [=](T v) { return v > T(0) ? v : v * a; });
-        break;
-      }
-      case ELU: {
-        T a = T(consts[size_t(arg)]);
-        map1(x, m, [=](T v) { return v > T(0) ? v : a * (std::exp(v) - T(1)); });
-        break;
-      }
-      case CLAMP_MIN: {
-        T lo = T(consts[size_t(arg)]);
-        map1(x, m, [=](T v) { return (v != v) ? v : (v < lo ? lo : v); });
-        break;
-      }
-      case CLAMP_MAX: {
-        T hi = T(consts[size_t(arg)]);
-        map1(x, m, [=](T v) { return (v != v) ? v : (v > hi ? hi : v); });
-        break;
-      }
-      case SOFTPLUS: {
-        T beta = T(consts[size_t(arg)]), th = T(consts[size_t(arg) + 1]);
-        map1(x, m, [=](T v) {
-          T bx = beta * v;
-          return bx > th ? v : std::log1p(std::exp(bx)) / beta;
-        });
-        break;
-      }
-      default: {  // binary
-        T* a = st[sp - 2];
-        const T* b = st[sp - 1];
-        --sp;
-        switch (op) {
-          case ADD: map2(a, b, m, [](T u, T v) { return u + v; }); break;
-          case SUB: map2(a, b, m, [](T u, T v) { return u - v; }); break;
-          case MUL: map2(a, b, m, [](T u, T v) { return u * v; }); break;
-          case DIV: map2(a, b, m, [](T u, T v) { return u / v; }); break;
-          case POW: map2(a, b, m, [](T u, T v) { return std::pow(u, v); }); break;
-          case MAXIMUM:
-            map2(a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u > v ? u : v); });
-            break;
-          case MINIMUM:
-            map2(a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u < v ? u : v); });
-            break;
+      ++sp;
+      continue;
+    }
+    if (op == CONST) {
+      T* d = st[sp];
+      T v = T(consts[size_t(arg)]);
+      for (int64_t j = 0; j < m; ++j) d[j] = v;
+      top[sp++] = d;
+      continue;
+    }
+    if (arity(op) == 1) {
+      const T* x = top[sp - 1];
+      T* d = (last && out_contig) ? out : st[sp - 1];
+      switch (op) {
+        case NEG: unary(d, x, m, [](T v) { return -v; }); break;
+        case ABS: unary(d, x, m, [](T v) { return std::abs(v); }); break;
+        case EXP: unary(d, x, m, [](T v) { return vm::exp(v); }); break;
+        case LOG: unary(d, x, m, [](T v) { return std::log(v); }); break;
+        case LOG1P: unary(d, x, m, [](T v) { return std::log1p(v); }); break;
+        case SQRT: unary(d, x, m, [](T v) { return std::sqrt(v); }); break;
+        case RSQRT: unary(d, x, m, [](T v) { return T(1) / std::sqrt(v); }); break;
+        case SIN: unary(d, x, m, [](T v) { return std::sin(v); }); break;
+        case COS: unary(d, x, m, [](T v) { return std::cos(v); }); break;
+        case TANH: unary(d, x, m, [](T v) { return vm::tanh(v); }); break;
+        case SIGMOID: unary(d, x, m, [](T v) { return sigmoid_f(v); }); break;
+        case RELU: unary(d, x, m, [](T v) { return relu_f(v); }); break;
+        case SILU: unary(d, x, m, [](T v) { return silu_f(v); }); break;
+        case ERF: unary(d, x, m, [](T v) { return vm::erf(v); }); break;
+        case RECIPROCAL: unary(d, x, m, [](T v) { return T(1) / v; }); break;
+        case GELU: unary(d, x, m, [](T v) { return gelu_f(v); }); break;
+        case GELU_TANH: unary(d, x, m, [](T v) { return gelu_tanh_f(v); }); break;
+        case FLOOR: unary(d, x, m, [](T v) { return std::floor(v); }); break;
+        case CEIL: unary(d, x, m, [](T v) { return std::ceil(v); }); break;
+        case ROUND: unary(d, x, m, [](T v) { return std::nearbyint(v); }); break;
+        case SIGN: unary(d, x, m, [](T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); }); break;
+        case LEAKY_RELU: {
+          T a = T(consts[size_t(arg)]);
+          unary(d, x, m, [=](T v) { return v > T(0) ? v : v * a; });
+          break;
+        }
+        case ELU: {
+          T a = T(consts[size_t(arg)]);
+          unary(d, x, m, [=](T v) { return v > T(0) ? v : a * (std::exp(v) - T(1)); });
+          break;
+        }
+        case CLAMP_MIN: {
+          T lo = T(consts[size_t(arg)]);
+          unary(d, x, m, [=](T v) { return (v != v) ? v : (v < lo ? lo : v); });
+          break;
+        }
+        case CLAMP_MAX: {
+          T hi = T(consts[size_t(arg)]);
+          unary(d, x, m, [=](T v) { return (v != v) ? v : (v > hi ? hi : v); });
+          break;
+        }
+        case SOFTPLUS: {
+          T beta = T(consts[size_t(arg)]), th = T(consts[size_t(arg) + 1]);
+          unary(d, x, m, [=](T v) {
+            T bx = beta * v;
+            return bx > th ? v : std::log1p(std::exp(bx)) / beta;
+          });
+          break;
         }
       }
+      top[sp - 1] = d;
+      continue;
     }
+    const T* a = top[sp - 2];
+    const T* b = top[sp - 1];
+    T* d = (last && out_contig) ? out : st[sp - 2];
+    switch (op) {
+      case ADD: binary(d, a, b, m, [](T u, T v) { return u + v; }); break;
+      case SUB: binary(d, a, b, m, [](T u, T v) { return u - v; }); break;
+      case MUL: binary(d, a, b, m, [](T u, T v) { return u * v; }); break;
+      case DIV: binary(d, a, b, m, [](T u, T v) { return u / v; }); break;
+      case POW: binary(d, a, b, m, [](T u, T v) { return std::pow(u, v); }); break;
+      case MAXIMUM:
+        binary(d, a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u > v ? u : v); });
+        break;
+      case MINIMUM:
+        binary(d, a, b, m, [](T u, T v) { return (u != u || v != v) ? (u != u ? u : v) : (u < v ? u : v); });
+        break;
+    }
+    --sp;
+    top[sp - 1] = d;
   }
-  char* o = p[0];
-  if (s[0] == int64_t(sizeof(T))) {
-    std::memcpy(o, st[0], size_t(m) * sizeof(T));
+  if (top[0] == out) return;  // the last op wrote the output directly
+  if (out_contig) {
+    std::memcpy(out, top[0], size_t(m) * sizeof(T));
   } else {
-    for (int64_t j = 0; j < m; ++j) *reinterpret_cast<T*>(o + j * s[0]) = st[0][j];
+    for (int64_t j = 0; j < m; ++j) *reinterpret_cast<T*>(p[0] + j * s[0]) = top[0][j];
   }
 }
 
