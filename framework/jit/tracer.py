@@ -175,6 +175,15 @@ class Tracer:
         return [x._concrete("used as an op operand") if isinstance(x, SymInt) else x
                 for x in inputs]
 
+    def note_untraced_write(self, dst: Tensor) -> None:
+        """A copy into dst that bypasses dispatch (dispatch._copy_into): not in the graph."""
+        for t in (dst, dst._base):
+            e = self.values.get(id(t)) if t is not None else None
+            if e is not None and e[0] is t or (t is not None and t._trace is self):
+                _warn("an in-place copy into a traced tensor bypassed the recorded ops: the "
+                      "graph does not contain it and will compute different values")
+                return
+
     def note_concrete(self, t: Tensor, what: str) -> None:
         """Tensor calls this when a traced value is read into Python (item(), bool(), ...)."""
         e = self.values.get(id(t))

@@ -182,6 +182,8 @@ def _copy_into(dst, src):
     from .registry import REGISTRY
 
     op = REGISTRY["to"]
+    if TRACE.tracer is not None:
+        TRACE.tracer.note_untraced_write(dst)
     if not dst._data.flags.writeable:
         raise RuntimeError("cannot write into a read-only tensor")
     _C.run(op.handle(src.dtype), (src._data,), (dst._data,), (dst.dtype.code,))

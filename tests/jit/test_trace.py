@@ -201,3 +201,15 @@ def test_save_without_runtime_is_explicit(tmp_path):
     loaded = fw.jit.load(tmp_path / "m.fw")
     x = _x(3, 8)
     np.testing.assert_allclose(loaded(x).numpy(), traced(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_copies_that_bypass_dispatch_warn():
+    from framework.ops.dispatch import _copy_into
+
+    def f(x):
+        out = fw.zeros(x.shape[0], 3)
+        _copy_into(out, x)  # not a recorded op
+        return out + 1
+
+    with pytest.warns(TracerWarning, match="bypassed the recorded ops"):
+        fw.jit.trace(f, (_x(4, 3),), check_trace=False)

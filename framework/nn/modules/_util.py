@@ -17,7 +17,10 @@ def stack(tensors, dim: int = 0):
     d = dim % (t0.ndim + 1)
     shape = tuple(t0.shape[:d]) + (len(tensors),) + tuple(t0.shape[d:])
     out = zeros(shape, dtype=t0.dtype)
-    if not (AG.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+    from ...ops.registry import TRACE
+
+    # (not while tracing: the slot copies bypass dispatch, so a graph would not see them)
+    if TRACE.tracer is None and not (AG.is_grad_enabled() and any(t.requires_grad for t in tensors)):
         # no autograd history needed: copy each piece into its slot (linear time)
         from ...ops.dispatch import _copy_into
 
