@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from . import dtypes as D
 from .ops import elementwise as E
+from .ops import gather as G
 from .ops import indexing as I
 from .ops import linalg as L
+from .ops import movement as M
 from .ops import reduce as R
 from .ops import shape as S
+from .ops import sort as SO
 from .tensor import Tensor
 
 
@@ -96,6 +99,20 @@ Tensor.narrow = S.narrow
 Tensor.select = S.select
 Tensor.view_as = lambda self, other: S.view(self, tuple(other.shape))
 Tensor.reshape_as = lambda self, other: S.reshape(self, tuple(other.shape))
+
+# data movement composed from registered ops (ops with an OpDef bind their own methods)
+Tensor.split = M.split
+Tensor.chunk = M.chunk
+Tensor.tensor_split = M.tensor_split
+Tensor.unbind = M.unbind
+Tensor.tile = M.tile
+Tensor.fliplr = M.fliplr
+Tensor.flipud = M.flipud
+Tensor.argsort = SO.argsort
+Tensor.msort = SO.msort
+Tensor.masked_select = G.masked_select
+Tensor.take_along_dim = G.take_along_dim
+Tensor.argwhere = G.argwhere
 
 # reductions whose methods need the public wrappers
 Tensor.max = R.max

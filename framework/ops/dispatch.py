@@ -157,7 +157,11 @@ def run_inplace(op: OpDef, self, others: list, attrs: tuple):
                 f"{self.dtype.name} ({op.name}_)"
             )
         result_dt = self.dtype
-        inputs = [self] + [cast(o, result_dt) if o is not None else None for o in others]
+        # NOTE: only promoted inputs take self's dtype; index tensors (scatter_, index_put_)
+        # and masks keep theirs.
+        promoted = range(1 + len(others)) if op.promote == "all" else (op.promote or ())
+        inputs = [self] + [cast(o, result_dt) if o is not None and i + 1 in promoted else o
+                           for i, o in enumerate(others)]
         hook_attrs = attrs
         if TRACE.tracer is None:
             specs = op.infer(*inputs, *attrs)

@@ -290,7 +290,7 @@ def _maxmin_dim_grad(c, gv, gi):
     x = c.inputs[0]
     idx = c.outputs[1]
     dim, keepdim = c.attrs
-    from .shape import scatter
+    from .gather import scatter
     from ..creation import zeros
 
     if not keepdim and x.ndim:
@@ -384,7 +384,7 @@ argmin = _argmaxmin("argmin")
 
 def _cumsum_grad(c, g):
     dim = c.attrs[0]
-    from .shape import flip
+    from .movement import flip
 
     return (flip(cumsum(flip(g, [dim]), dim), [dim]),)
 

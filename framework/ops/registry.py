@@ -46,7 +46,9 @@ class OpDef:
     """Everything about one op. See docs/adding_an_op.md."""
 
     name: str
-    inputs: tuple  # names of tensor inputs; a name ending in "?" is optional (may be None)
+    # names of tensor inputs; a name ending in "?" is optional (may be None); a last name
+    # ending in "*" takes any number of tensors (cat's tensors, index's index tensors)
+    inputs: tuple
     attrs: tuple = ()  # attribute names, in the order the kernel reads them
     infer: Optional[Callable] = None  # (*inputs, *attrs) -> [(shape, dtype), ...]
     grad: Optional[Callable] = None  # (ctx, *grad_outputs) -> grads per input (None allowed)
