@@ -75,7 +75,13 @@ def cat(tensors, dim=0, *, out=None):
                 raise RuntimeError(
                     f"torch.cat(): Sizes of tensors must match except in dimension {d}. Expected size "
                     f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list.")
+    if len(keep) > _MAX_CAT:  # a kernel call takes at most 16 operands: concatenate in groups
+        keep = [dispatch(cat.opdef, keep[i:i + _MAX_CAT], (d,)) for i in range(0, len(keep), _MAX_CAT)]
+        return cat(keep, d)
     return dispatch(cat.opdef, keep, (d,))
+
+
+_MAX_CAT = 16
 
 
 concat = concatenate = cat

@@ -23,6 +23,14 @@ def test_stack_matches_torch(dim):
     assert_close(fw.stack([fw.tensor(x) for x in xs], dim), torch.stack([torch.tensor(x) for x in xs], dim))
 
 
+def test_cat_and_stack_of_many_tensors():
+    xs = [_rng.uniform(size=(2,)) for _ in range(300)]
+    assert_close(fw.stack([fw.tensor(x) for x in xs], 1), torch.stack([torch.tensor(x) for x in xs], 1))
+    a = fw.ones(2, requires_grad=True)
+    fw.cat([a] * 40).sum().backward()
+    assert a.grad.tolist() == [40.0, 40.0]
+
+
 def test_stack_grad_and_errors():
     a, b = fw.ones(2, requires_grad=True), fw.ones(2, requires_grad=True)
     (fw.stack([a, b], 1) * fw.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
