@@ -354,13 +354,15 @@ void nonzero_k(const KernelArgs& a) {
   int64_t found = 0, total = x.numel();
   for (int64_t p = 0; p < total; ++p) {
     if (xp[offset_of(x, c)] != T(0)) {
-      FW_CHECK(found < n, "nonzero(): input has more than the ", n, " nonzero elements counted");
+      FW_CHECK(found < n, "nonzero(): input has more than the ", n,
+               " nonzero elements counted (a traced graph bakes the count in)");
       for (int d = 0; d < x.ndim; ++d) op[found * out.strides[0] + d * out.strides[1]] = c[d];
       ++found;
     }
     next_coord(x.ndim, x.shape, c);
   }
-  FW_CHECK(found == n, "nonzero(): input has ", found, " nonzero elements, ", n, " were counted");
+  FW_CHECK(found == n, "nonzero(): input has ", found, " nonzero elements, ", n,
+           " were counted (a traced graph bakes the count in)");
 }
 
 template <class T>

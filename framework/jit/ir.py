@@ -426,9 +426,15 @@ class Graph:
         if op.kernel is None:
             raise ValueError(f"{where}: op {n.target!r} has no kernel (composites are traced "
                              "as their parts)")
-        if len(n.inputs) != len(op.inputs):
+        names = list(op.inputs)
+        if names and names[-1].endswith("*"):  # variadic last input (cat, index): any number
+            if len(n.inputs) < len(names) - 1:
+                raise ValueError(f"{where}: {n.target} takes at least {len(names) - 1} inputs, "
+                                 f"got {len(n.inputs)}")
+            names = names[:-1] + [names[-1]] * (len(n.inputs) - len(names) + 1)
+        elif len(n.inputs) != len(names):
             raise ValueError(f"{where}: {n.target} takes {len(op.inputs)} inputs, got {len(n.inputs)}")
-        for name, v in zip(op.inputs, n.inputs):
+        for name, v in zip(names, n.inputs):
             if v is None and not name.endswith("?"):
                 raise ValueError(f"{where}: required input {name!r} is None")
         if len(n.attrs) != len(op.attrs):

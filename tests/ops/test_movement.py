@@ -149,6 +149,14 @@ def test_masked_select_matches_torch_with_broadcast_and_grad():
         fw.masked_select(x, fw.ones(5))
 
 
+def test_nonzero_of_all_zeros_and_0d():
+    for arr in (np.zeros((3, 2)), np.array(0.0), np.array(2.0)):
+        x, xt = both(arr)
+        assert_close(fw.nonzero(x), torch.nonzero(xt))
+        for g, e in zip(fw.nonzero(x, as_tuple=True), torch.nonzero(xt, as_tuple=True)):
+            assert_close(g, e)
+
+
 def test_nonzero_as_tuple_and_where_single_argument():
     x, xt = both(np.array([[0, 1, 2], [3, 0, 0]]))
     for g, e in zip(fw.where(x != 0), torch.where(xt != 0)):
