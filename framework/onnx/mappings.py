@@ -923,3 +923,9 @@ def _sort(ctx, ins, attrs, outs):
     n = ctx.in_spec(0).shape[dim]
     ctx.add("TopK", [ins[0], ctx.shape_tensor([n])], list(outs), axis=int(dim),
             largest=int(descending), sorted=1)
+
+
+@maps("tril", "triu")
+def _trilu(ctx, ins, attrs, outs):
+    k = ctx.const(np.asarray(int(attrs[0]), dtype=np.int64))
+    ctx.add("Trilu", [ins[0], k], outs[0], upper=int(ctx.node.target == "triu"))
