@@ -85,6 +85,32 @@ class UpsampleNet(nn.Module):
         return torch.sigmoid(self.up2(self.dec(y)))
 
 
+class Conv1dNet(nn.Module):
+    """1-d convs and pooling, a view on the dynamic batch, log-softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(4, 6, 3, padding=1)
+        self.p = nn.MaxPool1d(2)
+        self.fc = nn.Linear(6 * 5, 3)
+
+    def forward(self, x):
+        y = self.p(torch.relu(self.c(x)))
+        return torch.log_softmax(self.fc(y.view(y.size(0), -1)), dim=-1)
+
+
+class DeconvNet(nn.Module):
+    """Transposed convolution, leaky ReLU, bilinear upsampling with align_corners, clamp."""
+
+    def __init__(self):
+        super().__init__()
+        self.d = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+        self.up = nn.Upsample(size=(20, 20), mode="bilinear", align_corners=True)
+
+    def forward(self, x):
+        return torch.clamp(self.up(nn.functional.leaky_relu(self.d(x), 0.2)), -1.0, 1.0)
+
+
 def _randomize_bn(model):
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -100,6 +126,8 @@ MODELS = {
                                   nn.Linear(16, 3)), (6,), ()),
     "resnet": (lambda: _randomize_bn(ResNetish()), (3, 12, 12), ("conv2d", "batch_norm", "max_pool2d")),
     "upsample": (UpsampleNet, (3, 8, 8), ("conv2d", "avg_pool2d", "interpolate", "pad")),
+    "conv1d": (Conv1dNet, (4, 10), ("conv2d", "max_pool2d", "log_softmax")),
+    "deconv": (DeconvNet, (3, 5, 5), ("conv_transpose2d", "interpolate", "leaky_relu", "clamp")),
     "transformer": (lambda: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 2,
         enable_nested_tensor=False), (5, 16), ("softmax", "layer_norm")),
@@ -153,3 +181,22 @@ def test_mlp_imports_at_other_opsets(opset, tmp_path):
     x = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
     (expected,) = run_ort(path, {"x": x})
     assert_close(fw.onnx.load(path)(x), expected, what=f"opset {opset}", tol=(1e-4, 1e-5))
+
+
+def test_shape_subgraphs_fold_into_symbolic_reshape(tmp_path):
+    """x.view(x.size(0), -1) exports as Shape->Gather->Unsqueeze->Concat->Reshape; the import
+    must fold it into one reshape with the symbolic target (N, 12)."""
+
+    class Flat(nn.Module):
+        def forward(self, x):
+            return torch.relu(x.view(x.size(0), -1))
+
+    path = tmp_path / "flat.onnx"
+    _export_torch(Flat(), torch.randn(2, 3, 4), path)
+    graph = fw.onnx.to_graph(path)
+    calls = [n.target for n in graph.nodes if n.op == "call"]
+    assert calls == ["reshape", "relu"], str(graph)
+    assert [str(d) for d in graph.calls("reshape")[0].attrs[0]] == ["N", "12"]
+    assert not [n for n in graph.nodes if n.op == "const"], str(graph)
+    x = np.random.default_rng(3).standard_normal((5, 3, 4)).astype(np.float32)
+    assert_close(fw.onnx.load(path)(x), np.maximum(x.reshape(5, 12), 0), what="flat")
