@@ -76,19 +76,12 @@ MODELS = {
     "lstm": (lambda: RNNHead(nn.LSTM), (4, 6)),
     "gru": (lambda: RNNHead(nn.GRU), (4, 6)),
 }
-# NOTE: nn's stack() fallback (framework/nn/modules/_util.py) writes with _copy_into, which the
-# tracer does not see, so a traced LSTM/GRU bakes its outputs: a tracing bug outside ONNX
-# (check_trace reports it). The export itself passed before that fallback (commit eb78667).
-_XFAIL = {k: "nn stack() fallback bypasses dispatch, so tracing an RNN bakes values"
-          for k in ("lstm", "gru")}
 
 
 @pytest.mark.parametrize("optimize", [False, True], ids=["traced", "optimized"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_model_export_matches_eager(name, optimize, tmp_path, request):
+def test_model_export_matches_eager(name, optimize, tmp_path):
     make, shape = MODELS[name]
-    if name in _XFAIL:
-        request.applymarker(pytest.mark.xfail(reason=_XFAIL[name], strict=False))
     fw.manual_seed(0)
     try:
         model = make().eval()
