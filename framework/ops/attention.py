@@ -20,31 +20,62 @@ _OP = "scaled_dot_product_attention"
 
 def _sdpa_infer(q, k, v, mask, is_causal, scale, dropout_p, seed):
     batch = tuple(q.shape[:-2])
-    return [(batch + (q.shape[-2], v.shape[-1]), q.dtype), (batch + (q.shape[-2], k.shape[-2]), q.dtype)]
+    return [
+        (batch + (q.shape[-2], v.shape[-1]), q.dtype),
+        (batch + (q.shape[-2], k.shape[-2]), q.dtype),
+    ]
 
 
 def _sdpa_backward_infer(go, q, k, v, p, scale, dropout_p, seed):
-    return [(tuple(q.shape), q.dtype), (tuple(k.shape), k.dtype), (tuple(v.shape), v.dtype),
-            (tuple(p.shape), p.dtype)]
+    return [
+        (tuple(q.shape), q.dtype),
+        (tuple(k.shape), k.dtype),
+        (tuple(v.shape), v.dtype),
+        (tuple(p.shape), p.dtype),
+    ]
 
 
-@defop(name=_OP + "_backward", inputs=("grad_output", "query", "key", "value", "attn_weights"),
-       attrs=("scale", "dropout_p", "seed"), infer=_sdpa_backward_infer, differentiable=False,
-       num_outputs=4, tags=("backward",),
-       samples=lambda dt: [Sample((arg((2, 3, 4), dt), arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 4), dt),
-                                   arg((2, 3, 5), dt, 0.0, 0.4), 0.5, 0.0, 0), grad=False)])
-def scaled_dot_product_attention_backward(grad_output, query, key, value, attn_weights, scale, dropout_p=0.0,
-                                          seed=0):
+@defop(
+    name=_OP + "_backward",
+    inputs=("grad_output", "query", "key", "value", "attn_weights"),
+    attrs=("scale", "dropout_p", "seed"),
+    infer=_sdpa_backward_infer,
+    differentiable=False,
+    num_outputs=4,
+    tags=("backward",),
+    samples=lambda dt: [
+        Sample(
+            (
+                arg((2, 3, 4), dt),
+                arg((2, 3, 4), dt),
+                arg((2, 5, 4), dt),
+                arg((2, 5, 4), dt),
+                arg((2, 3, 5), dt, 0.0, 0.4),
+                0.5,
+                0.0,
+                0,
+            ),
+            grad=False,
+        )
+    ],
+)
+def scaled_dot_product_attention_backward(
+    grad_output, query, key, value, attn_weights, scale, dropout_p=0.0, seed=0
+):
     """(grad_query, grad_key, grad_value, grad_scores) of attention from its saved weights."""
-    return dispatch(scaled_dot_product_attention_backward.opdef,
-                    [grad_output.contiguous(), query, key, value, attn_weights.contiguous()],
-                    (float(scale), float(dropout_p), int(seed)))
+    return dispatch(
+        scaled_dot_product_attention_backward.opdef,
+        [grad_output.contiguous(), query, key, value, attn_weights.contiguous()],
+        (float(scale), float(dropout_p), int(seed)),
+    )
 
 
 def _sdpa_grad(c, gout, _gp):
     q, k, v, mask = c.inputs[0], c.inputs[1], c.inputs[2], c.inputs[3]
     _causal, scale, dropout_p, seed = c.attrs
-    gq, gk, gv, gs = scaled_dot_product_attention_backward(gout, q, k, v, c.outputs[1], scale, dropout_p, seed)
+    gq, gk, gv, gs = scaled_dot_product_attention_backward(
+        gout, q, k, v, c.outputs[1], scale, dropout_p, seed
+    )
     need = c.needs_input_grad
     gmask = None
     if mask is not None and need[3] and mask.dtype.is_floating_point:
@@ -62,35 +93,68 @@ def _sdpa_samples(dt):
     full_masked[1] = False
     return [
         Sample((arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 6), dt))),
-        Sample((arg((2, 2, 3, 4), dt), arg((2, 2, 5, 4), dt), arg((2, 2, 5, 4), dt), bool_mask), note="bool mask"),
-        Sample((arg((2, 2, 3, 4), dt), arg((2, 2, 5, 4), dt), arg((2, 2, 5, 4), dt), float_mask),
-               note="float mask with -inf, broadcast heads"),
-        Sample((arg((1, 2, 4, 4), dt), arg((1, 2, 4, 4), dt), arg((1, 2, 4, 3), dt)), {"is_causal": True},
-               note="causal"),
-        Sample((arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 4), dt)), {"scale": 0.3}, note="scale"),
-        Sample((arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 4), dt), full_masked), note="fully masked row"),
+        Sample(
+            (arg((2, 2, 3, 4), dt), arg((2, 2, 5, 4), dt), arg((2, 2, 5, 4), dt), bool_mask),
+            note="bool mask",
+        ),
+        Sample(
+            (arg((2, 2, 3, 4), dt), arg((2, 2, 5, 4), dt), arg((2, 2, 5, 4), dt), float_mask),
+            note="float mask with -inf, broadcast heads",
+        ),
+        Sample(
+            (arg((1, 2, 4, 4), dt), arg((1, 2, 4, 4), dt), arg((1, 2, 4, 3), dt)),
+            {"is_causal": True},
+            note="causal",
+        ),
+        Sample(
+            (arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 4), dt)),
+            {"scale": 0.3},
+            note="scale",
+        ),
+        Sample(
+            (arg((2, 3, 4), dt), arg((2, 5, 4), dt), arg((2, 5, 4), dt), full_masked),
+            note="fully masked row",
+        ),
         Sample((arg((3, 4), dt), arg((5, 4), dt), arg((5, 2), dt)), note="2-d"),
     ]
 
 
-@defop(name=_OP, inputs=("query", "key", "value", "attn_mask?"), attrs=("is_causal", "scale", "dropout_p", "seed"),
-       infer=_sdpa_infer, grad=_sdpa_grad, promote=(0, 1, 2), num_outputs=2,
-       torch_ref="torch.nn.functional.scaled_dot_product_attention", tags=("fused",), samples=_sdpa_samples)
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False):
+@defop(
+    name=_OP,
+    inputs=("query", "key", "value", "attn_mask?"),
+    attrs=("is_causal", "scale", "dropout_p", "seed"),
+    infer=_sdpa_infer,
+    grad=_sdpa_grad,
+    promote=(0, 1, 2),
+    num_outputs=2,
+    torch_ref="torch.nn.functional.scaled_dot_product_attention",
+    tags=("fused",),
+    samples=_sdpa_samples,
+)
+def scaled_dot_product_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
     """softmax(query @ key^T * scale + mask) @ value, with optional causal mask and dropout."""
     if enable_gqa:
         raise NotImplementedError(f"{_OP}: enable_gqa=True is not supported")
     shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
     if query.ndim < 2 or not (query.ndim == key.ndim == value.ndim):
-        raise RuntimeError(f"{_OP}: query, key and value must have the same number (>= 2) of dims; got {shapes}")
-    if (tuple(query.shape[:-2]) != tuple(key.shape[:-2]) or tuple(key.shape[:-2]) != tuple(value.shape[:-2])
-            or query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]):
+        raise RuntimeError(
+            f"{_OP}: query, key and value must have the same number (>= 2) of dims; got {shapes}"
+        )
+    if (
+        tuple(query.shape[:-2]) != tuple(key.shape[:-2])
+        or tuple(key.shape[:-2]) != tuple(value.shape[:-2])
+        or query.shape[-1] != key.shape[-1]
+        or key.shape[-2] != value.shape[-2]
+    ):
         raise RuntimeError(f"{_OP}: incompatible shapes {shapes}")
     if is_causal and attn_mask is not None:
         raise RuntimeError(f"{_OP}: Explicit attn_mask should not be set when is_causal=True")
     if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"{_OP}: dropout probability has to be between 0 and 1, but got {dropout_p}")
+        raise ValueError(
+            f"{_OP}: dropout probability has to be between 0 and 1, but got {dropout_p}"
+        )
     if attn_mask is not None:
         full = tuple(query.shape[:-2]) + (query.shape[-2], key.shape[-2])
         try:
@@ -98,7 +162,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         except RuntimeError:
             ok = False
         if not ok:
-            raise RuntimeError(f"{_OP}: attn_mask of shape {list(attn_mask.shape)} does not broadcast to {list(full)}")
+            raise RuntimeError(
+                f"{_OP}: attn_mask of shape {list(attn_mask.shape)} does not broadcast to {list(full)}"
+            )
         if attn_mask.dtype is not D.bool_ and attn_mask.dtype is not query.dtype:
             from .elementwise import to
 
@@ -110,9 +176,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         from ..creation import default_generator
 
         seed = default_generator.next_seed()
-    out, _ = dispatch(scaled_dot_product_attention.opdef,
-                      [query.contiguous(), key.contiguous(), value.contiguous(), attn_mask],
-                      (bool(is_causal), float(scale), float(dropout_p), int(seed)))
+    out, _ = dispatch(
+        scaled_dot_product_attention.opdef,
+        [query.contiguous(), key.contiguous(), value.contiguous(), attn_mask],
+        (bool(is_causal), float(scale), float(dropout_p), int(seed)),
+    )
     return out
 
 

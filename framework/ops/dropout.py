@@ -18,13 +18,21 @@ def _dropout_grad(c, g, _gmask):
     return (where(c.outputs[1], g * scale, 0.0),)
 
 
-@defop(name="dropout", inputs=("x",), attrs=("p", "seed"),
-       infer=lambda x, p, seed: [(tuple(x.shape), x.dtype), (tuple(x.shape), D.bool_)], grad=_dropout_grad,
-       num_outputs=2, torch_ref="torch.nn.functional.dropout",
-       onnx_reason="random op: removed from eval graphs by the dropout-removal pass",
-       samples=lambda dt: [Sample((arg((3, 4), dt), 0.0), note="p=0 is the identity"),
-                           Sample((arg((3, 4), dt), 0.5, False), note="eval is the identity"),
-                           Sample((arg((2, 3), dt),), {"p": 0.7, "training": False}, note="eval kwargs")])
+@defop(
+    name="dropout",
+    inputs=("x",),
+    attrs=("p", "seed"),
+    infer=lambda x, p, seed: [(tuple(x.shape), x.dtype), (tuple(x.shape), D.bool_)],
+    grad=_dropout_grad,
+    num_outputs=2,
+    torch_ref="torch.nn.functional.dropout",
+    onnx_reason="random op: removed from eval graphs by the dropout-removal pass",
+    samples=lambda dt: [
+        Sample((arg((3, 4), dt), 0.0), note="p=0 is the identity"),
+        Sample((arg((3, 4), dt), 0.5, False), note="eval is the identity"),
+        Sample((arg((2, 3), dt),), {"p": 0.7, "training": False}, note="eval kwargs"),
+    ],
+)
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
     if not 0.0 <= p <= 1.0:
@@ -35,7 +43,9 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype.name}")
     from ..creation import default_generator
 
-    out, _mask = dispatch(dropout.opdef, [input.contiguous()], (float(p), int(default_generator.next_seed())))
+    out, _mask = dispatch(
+        dropout.opdef, [input.contiguous()], (float(p), int(default_generator.next_seed()))
+    )
     if inplace and not input.requires_grad:
         from .dispatch import _copy_into
 

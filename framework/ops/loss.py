@@ -40,19 +40,43 @@ def _broadcast_to(t, shape):
 
 # ---- nll_loss ----------------------------------------------------------------------------
 
+
 def _nll_infer(x, t, w, reduction, ignore_index):
     return [(tuple(t.shape) if reduction == 0 else (), x.dtype), ((), x.dtype)]
 
 
-@defop(name="nll_loss_backward", inputs=("grad_output", "input", "target", "weight?", "total_weight"),
-       attrs=("reduction", "ignore_index"), infer=lambda g, x, *rest: [(tuple(x.shape), x.dtype)],
-       promote=None, differentiable=False, tags=("backward",),
-       samples=lambda dt: [Sample((arg((), dt), arg((3, 4), dt), np.array([0, 3, 1]), None, np.array(3.0, dt.np),
-                                   1, -100), grad=False)])
-def nll_loss_backward(grad_output, input, target, weight, total_weight, reduction, ignore_index=-100):
+@defop(
+    name="nll_loss_backward",
+    inputs=("grad_output", "input", "target", "weight?", "total_weight"),
+    attrs=("reduction", "ignore_index"),
+    infer=lambda g, x, *rest: [(tuple(x.shape), x.dtype)],
+    promote=None,
+    differentiable=False,
+    tags=("backward",),
+    samples=lambda dt: [
+        Sample(
+            (
+                arg((), dt),
+                arg((3, 4), dt),
+                np.array([0, 3, 1]),
+                None,
+                np.array(3.0, dt.np),
+                1,
+                -100,
+            ),
+            grad=False,
+        )
+    ],
+)
+def nll_loss_backward(
+    grad_output, input, target, weight, total_weight, reduction, ignore_index=-100
+):
     """Gradient of nll_loss w.r.t. its input (zeros except -weight[target] * grad)."""
-    return dispatch(nll_loss_backward.opdef, [grad_output.contiguous(), input.contiguous(), target.contiguous(),
-                                              weight, total_weight], (int(reduction), int(ignore_index)))
+    return dispatch(
+        nll_loss_backward.opdef,
+        [grad_output.contiguous(), input.contiguous(), target.contiguous(), weight, total_weight],
+        (int(reduction), int(ignore_index)),
+    )
 
 
 def _nll_grad(c, g, _gtotal):
@@ -66,31 +90,39 @@ def _check_class_target(input, target, op):
 
         target = to(target, D.int64)
     if target.dtype is not D.int64:
-        raise RuntimeError(f"{op}: expected target of dtype int64 (class indices), got {target.dtype.name}")
+        raise RuntimeError(
+            f"{op}: expected target of dtype int64 (class indices), got {target.dtype.name}"
+        )
     if input.ndim == 0:
         raise ValueError(f"{op}: input must have at least 1 dim (classes), got a 0-d tensor")
     if input.ndim == 1:
         ok = target.ndim == 0
     elif input.ndim == 2:
         if target.ndim != 1 or target.shape[0] != input.shape[0]:
-            raise ValueError(f"{op}: Expected input batch_size ({input.shape[0]}) to match target batch_size "
-                             f"({target.shape[0] if target.ndim else 'scalar'}); input {list(input.shape)}, "
-                             f"target {list(target.shape)}")
+            raise ValueError(
+                f"{op}: Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                f"({target.shape[0] if target.ndim else 'scalar'}); input {list(input.shape)}, "
+                f"target {list(target.shape)}"
+            )
         ok = True
     else:
         ok = tuple(target.shape) == (input.shape[0],) + tuple(input.shape[2:])
     if not ok:
         expected = [input.shape[0]] + list(input.shape[2:]) if input.ndim > 1 else []
-        raise RuntimeError(f"{op}: Expected target size {expected}, got {list(target.shape)} "
-                           f"(input {list(input.shape)})")
+        raise RuntimeError(
+            f"{op}: Expected target size {expected}, got {list(target.shape)} "
+            f"(input {list(input.shape)})"
+        )
     return target
 
 
 def _check_class_weight(input, weight, op):
     c = input.shape[0] if input.ndim == 1 else input.shape[1]
     if weight is not None and (weight.ndim != 1 or weight.shape[0] != c):
-        raise RuntimeError(f"{op}: weight tensor should be defined either for all {c} classes or no classes but "
-                           f"got weight tensor of shape: {list(weight.shape)}")
+        raise RuntimeError(
+            f"{op}: weight tensor should be defined either for all {c} classes or no classes but "
+            f"got weight tensor of shape: {list(weight.shape)}"
+        )
 
 
 def _nll_samples(dt):
@@ -100,32 +132,56 @@ def _nll_samples(dt):
     t_ign = np.array([1, -1, 4, 2], dtype=np.int64)
     return [
         Sample((arg((4, 5), dt), t)),
-        Sample((arg((4, 5), dt), t_ign), {"reduction": "sum", "ignore_index": -1}, note="ignore_index present, sum"),
+        Sample(
+            (arg((4, 5), dt), t_ign),
+            {"reduction": "sum", "ignore_index": -1},
+            note="ignore_index present, sum",
+        ),
         # torch: nll_loss is not differentiable w.r.t. weight (see test_nn_ops for input grads)
-        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), {"ignore_index": -1}, grad=False,
-               note="weight, ignore_index"),
+        Sample(
+            (arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)),
+            {"ignore_index": -1},
+            grad=False,
+            note="weight, ignore_index",
+        ),
         Sample((arg((4, 5), dt), t), {"ignore_index": 2, "reduction": "none"}, note="none"),
         Sample((arg((2, 3, 4), dt), np.array([[0, 2, 1, 1], [2, 2, 0, 1]])), note="spatial"),
         Sample((arg((5,), dt), np.array(3)), note="unbatched"),
     ]
 
 
-@defop(name="nll_loss", inputs=("input", "target", "weight?"), attrs=("reduction", "ignore_index"),
-       infer=_nll_infer, grad=_nll_grad, promote=(0, 2), num_outputs=2, torch_ref="torch.nn.functional.nll_loss",
-       samples=_nll_samples)
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+@defop(
+    name="nll_loss",
+    inputs=("input", "target", "weight?"),
+    attrs=("reduction", "ignore_index"),
+    infer=_nll_infer,
+    grad=_nll_grad,
+    promote=(0, 2),
+    num_outputs=2,
+    torch_ref="torch.nn.functional.nll_loss",
+    samples=_nll_samples,
+)
+def nll_loss(
+    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+):
     """Negative log likelihood of class-index targets given log-probabilities (dim 1)."""
-    return _nll_with_total(input, target, weight, _reduction(reduction, size_average, reduce), ignore_index)[0]
+    return _nll_with_total(
+        input, target, weight, _reduction(reduction, size_average, reduce), ignore_index
+    )[0]
 
 
 def _nll_with_total(input, target, weight, red, ignore_index):
     target = _check_class_target(input, target, "nll_loss")
     _check_class_weight(input, weight, "nll_loss")
-    return dispatch(nll_loss.opdef, [input.contiguous(), target.contiguous(),
-                                     None if weight is None else weight.contiguous()], (red, int(ignore_index)))
+    return dispatch(
+        nll_loss.opdef,
+        [input.contiguous(), target.contiguous(), None if weight is None else weight.contiguous()],
+        (red, int(ignore_index)),
+    )
 
 
 # ---- cross_entropy (composite) -----------------------------------------------------------
+
 
 def _class_weight_view(weight, input, class_dim):
     return weight.reshape((weight.shape[0],) + (1,) * (input.ndim - class_dim - 1))
@@ -139,8 +195,10 @@ def _cross_entropy_composite(input, target, weight, red, ignore_index, label_smo
     logp = log_softmax(input, class_dim)
     if target.dtype.is_floating_point:  # class probabilities
         if tuple(target.shape) != tuple(input.shape):
-            raise RuntimeError(f"cross_entropy: probability targets must have the input's shape; got input "
-                               f"{list(input.shape)}, target {list(target.shape)}")
+            raise RuntimeError(
+                f"cross_entropy: probability targets must have the input's shape; got input "
+                f"{list(input.shape)}, target {list(target.shape)}"
+            )
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes
         prod = logp * target
@@ -170,32 +228,72 @@ def _ce_samples(dt):
     return [
         Sample((arg((4, 5), dt), t)),
         Sample((arg((4, 5), dt), t_ign), ig, note="ignore_index present"),
-        Sample((arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)), {"label_smoothing": 0.2, **ig}, grad=False,
-               note="weight, ignore_index, label_smoothing"),
-        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.1, "reduction": "sum", **ig}, note="smoothing, sum"),
-        Sample((arg((4, 5), dt), t_ign), {"label_smoothing": 0.3, "reduction": "none", **ig},
-               note="smoothing, none"),
-        Sample((arg((2, 3, 4), dt), np.array([[0, 2, 1, 1], [2, 2, 0, 1]])), {"reduction": "none"}, note="spatial"),
+        Sample(
+            (arg((4, 5), dt), t_ign, arg((5,), dt, 0.5, 2.0)),
+            {"label_smoothing": 0.2, **ig},
+            grad=False,
+            note="weight, ignore_index, label_smoothing",
+        ),
+        Sample(
+            (arg((4, 5), dt), t_ign),
+            {"label_smoothing": 0.1, "reduction": "sum", **ig},
+            note="smoothing, sum",
+        ),
+        Sample(
+            (arg((4, 5), dt), t_ign),
+            {"label_smoothing": 0.3, "reduction": "none", **ig},
+            note="smoothing, none",
+        ),
+        Sample(
+            (arg((2, 3, 4), dt), np.array([[0, 2, 1, 1], [2, 2, 0, 1]])),
+            {"reduction": "none"},
+            note="spatial",
+        ),
         Sample((arg((4, 5), dt), probs), note="probability targets"),
-        Sample((arg((4, 5), dt), probs, arg((5,), dt, 0.5, 2.0)), {"label_smoothing": 0.1, "reduction": "sum"},
-               grad=False, note="probability targets, weight, smoothing"),
+        Sample(
+            (arg((4, 5), dt), probs, arg((5,), dt, 0.5, 2.0)),
+            {"label_smoothing": 0.1, "reduction": "sum"},
+            grad=False,
+            note="probability targets, weight, smoothing",
+        ),
         Sample((arg((5,), dt), np.array(3)), note="unbatched"),
     ]
 
 
-@defop(name="cross_entropy", inputs=("input", "target", "weight?"),
-       attrs=("reduction", "ignore_index", "label_smoothing"), kernel=None, composite=_cross_entropy_composite,
-       promote=None, torch_ref="torch.nn.functional.cross_entropy", samples=_ce_samples)
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
-                  label_smoothing=0.0):
+@defop(
+    name="cross_entropy",
+    inputs=("input", "target", "weight?"),
+    attrs=("reduction", "ignore_index", "label_smoothing"),
+    kernel=None,
+    composite=_cross_entropy_composite,
+    promote=None,
+    torch_ref="torch.nn.functional.cross_entropy",
+    samples=_ce_samples,
+)
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0.0,
+):
     """log_softmax over dim 1 then nll_loss (class indices) or -sum(p * log_softmax) (probabilities)."""
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    return dispatch(cross_entropy.opdef, [input, target, weight],
-                    (_reduction(reduction, size_average, reduce), int(ignore_index), float(label_smoothing)))
+        raise ValueError(
+            f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
+        )
+    return dispatch(
+        cross_entropy.opdef,
+        [input, target, weight],
+        (_reduction(reduction, size_average, reduce), int(ignore_index), float(label_smoothing)),
+    )
 
 
 # ---- pointwise losses --------------------------------------------------------------------
+
 
 def _pointwise_infer(x, t, w, pw, reduction, beta):
     return [(tuple(x.shape) if reduction == 0 else (), x.dtype)]
@@ -209,16 +307,37 @@ def _pointwise_loss(name, samples, doc, tags=()):
     """Registers <name> and <name>_backward; returns (forward fn taking broadcast operands)."""
 
     def backward(grad_output, input, target, weight, pos_weight, reduction, beta):
-        return dispatch(backward.opdef, [grad_output.contiguous(), input, target, weight, pos_weight],
-                        (int(reduction), float(beta)))
+        return dispatch(
+            backward.opdef,
+            [grad_output.contiguous(), input, target, weight, pos_weight],
+            (int(reduction), float(beta)),
+        )
 
     backward.__name__ = name + "_backward"
     backward.__doc__ = f"(grad_input, grad_target) of {name}."
-    defop(name=name + "_backward", inputs=("grad_output", "input", "target", "weight?", "pos_weight?"),
-          attrs=("reduction", "beta"), infer=_pointwise_backward_infer, differentiable=False, num_outputs=2,
-          tags=("backward",),
-          samples=lambda dt: [Sample((arg((), dt), arg((3, 4), dt, 0.1, 0.9), arg((3, 4), dt, 0.1, 0.9), None, None,
-                                      1, 1.0), grad=False)])(backward)
+    defop(
+        name=name + "_backward",
+        inputs=("grad_output", "input", "target", "weight?", "pos_weight?"),
+        attrs=("reduction", "beta"),
+        infer=_pointwise_backward_infer,
+        differentiable=False,
+        num_outputs=2,
+        tags=("backward",),
+        samples=lambda dt: [
+            Sample(
+                (
+                    arg((), dt),
+                    arg((3, 4), dt, 0.1, 0.9),
+                    arg((3, 4), dt, 0.1, 0.9),
+                    None,
+                    None,
+                    1,
+                    1.0,
+                ),
+                grad=False,
+            )
+        ],
+    )(backward)
 
     def grad(c, g):
         x, t, w, pw = c.inputs
@@ -227,24 +346,39 @@ def _pointwise_loss(name, samples, doc, tags=()):
         return (gx if need[0] else None, gt if need[1] else None, None, None)
 
     def op(input, target, weight, pos_weight, reduction, beta):
-        return dispatch(op.opdef, [input, target, weight, pos_weight], (int(reduction), float(beta)))
+        return dispatch(
+            op.opdef, [input, target, weight, pos_weight], (int(reduction), float(beta))
+        )
 
     op.__name__ = name
     op.__doc__ = doc
-    return defop(name=name, inputs=("input", "target", "weight?", "pos_weight?"), attrs=("reduction", "beta"),
-                 infer=_pointwise_infer, grad=grad, float_compute=True, samples=samples, tags=tags,
-                 torch_ref=f"torch.nn.functional.{name}")(op)
+    return defop(
+        name=name,
+        inputs=("input", "target", "weight?", "pos_weight?"),
+        attrs=("reduction", "beta"),
+        infer=_pointwise_infer,
+        grad=grad,
+        float_compute=True,
+        samples=samples,
+        tags=tags,
+        torch_ref=f"torch.nn.functional.{name}",
+    )(op)
 
 
 def _broadcast_pair(input, target, op):
     if tuple(input.shape) != tuple(target.shape):
-        warnings.warn(f"{op}: Using a target size ({list(target.shape)}) that is different to the input size "
-                      f"({list(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", stacklevel=3)
+        warnings.warn(
+            f"{op}: Using a target size ({list(target.shape)}) that is different to the input size "
+            f"({list(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=3,
+        )
         try:
             shape = broadcast_shapes(tuple(input.shape), tuple(target.shape))
         except RuntimeError as e:
-            raise RuntimeError(f"{op}: input {list(input.shape)} and target {list(target.shape)}: {e}") from None
+            raise RuntimeError(
+                f"{op}: input {list(input.shape)} and target {list(target.shape)}: {e}"
+            ) from None
         return _broadcast_to(input, shape), _broadcast_to(target, shape)
     return input.contiguous(), target.contiguous()
 
@@ -276,7 +410,10 @@ def _reg_samples(low=-2.0, high=2.0):
             Sample((arg((3, 4), dt), arg((3, 4), dt))),
             Sample((arg((3, 4), dt), arg((3, 4), dt)), {"reduction": "sum"}, note="sum"),
             Sample((arg((3, 4), dt), arg((3, 4), dt)), {"reduction": "none"}, note="none"),
-            Sample((arg((2, 3), dt), arg((2, 3), dt), None, None, "mean"), note="positional legacy args"),
+            Sample(
+                (arg((2, 3), dt), arg((2, 3), dt), None, None, "mean"),
+                note="positional legacy args",
+            ),
             Sample((arg((2, 5), dt), arg((5,), dt)), note="broadcast target"),
         ]
 
@@ -285,8 +422,14 @@ def _reg_samples(low=-2.0, high=2.0):
 
 def _weighted_samples(dt):
     return _reg_samples()(dt) + [
-        Sample((arg((3, 4), dt), arg((3, 4), dt), None, None, "mean", arg((3, 4), dt, 0.5, 2.0)), note="weight"),
-        Sample((arg((3, 4), dt), arg((3, 4), dt), None, None, "none", arg((3, 4), dt, 0.5, 2.0)), note="weight, none"),
+        Sample(
+            (arg((3, 4), dt), arg((3, 4), dt), None, None, "mean", arg((3, 4), dt, 0.5, 2.0)),
+            note="weight",
+        ),
+        Sample(
+            (arg((3, 4), dt), arg((3, 4), dt), None, None, "none", arg((3, 4), dt, 0.5, 2.0)),
+            note="weight, none",
+        ),
     ]
 
 
@@ -297,9 +440,15 @@ l1_loss = _weighted(_l1, "l1_loss")
 
 _smooth_l1 = _pointwise_loss(
     "smooth_l1_loss",
-    lambda dt: _reg_samples()(dt) + [Sample((arg((3, 4), dt), arg((3, 4), dt)), {"beta": 0.5}, note="beta"),
-                                     Sample((arg((3, 4), dt), arg((3, 4), dt)), {"beta": 0.0}, note="beta=0 is l1")],
-    "Huber-style loss: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2.")
+    lambda dt: (
+        _reg_samples()(dt)
+        + [
+            Sample((arg((3, 4), dt), arg((3, 4), dt)), {"beta": 0.5}, note="beta"),
+            Sample((arg((3, 4), dt), arg((3, 4), dt)), {"beta": 0.0}, note="beta=0 is l1"),
+        ]
+    ),
+    "Huber-style loss: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2.",
+)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -322,26 +471,41 @@ def _bce_samples(dt):
         Sample((x, t)),
         Sample((x, t), {"reduction": "sum"}, note="sum"),
         Sample((x, t), {"reduction": "none"}, note="none"),
-        Sample((x, t, arg((4,), dt, 0.5, 2.0)), grad=False, note="weight (torch: not differentiable)"),
+        Sample(
+            (x, t, arg((4,), dt, 0.5, 2.0)), grad=False, note="weight (torch: not differentiable)"
+        ),
         Sample((edge, t), grad=False, note="input 0 and 1"),
     ]
 
 
 # "restricted_domain": inputs outside [0, 1] raise (like torch), so tests that draw fresh
 # random inputs for an op must not use them for this one
-_bce = _pointwise_loss("binary_cross_entropy", _bce_samples,
-                       "-w (t log x + (1 - t) log(1 - x)), with log clamped at -100 like torch.",
-                       tags=("restricted_domain",))
+_bce = _pointwise_loss(
+    "binary_cross_entropy",
+    _bce_samples,
+    "-w (t log x + (1 - t) log(1 - x)), with log clamped at -100 like torch.",
+    tags=("restricted_domain",),
+)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
+):
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, reduced."""
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the input size "
-                         f"({list(input.shape)}) is deprecated. Please ensure they have the same size.")
+        raise ValueError(
+            f"Using a target size ({list(target.shape)}) that is different to the input size "
+            f"({list(input.shape)}) is deprecated. Please ensure they have the same size."
+        )
     shape = tuple(input.shape)
-    return _bce(input.contiguous(), target.contiguous(), _broadcast_to(weight, shape), None,
-                _reduction(reduction, size_average, reduce), 0.0)
+    return _bce(
+        input.contiguous(),
+        target.contiguous(),
+        _broadcast_to(weight, shape),
+        None,
+        _reduction(reduction, size_average, reduce),
+        0.0,
+    )
 
 
 _bce.opdef.fn = binary_cross_entropy
@@ -354,33 +518,59 @@ def _bce_logits_samples(dt):
         Sample((x, t)),
         Sample((x, t), {"reduction": "none"}, note="none"),
         Sample((arg((3, 4), dt, -40, 40), t), {"reduction": "sum"}, note="large logits"),
-        Sample((x, t, None, None, None, "mean", arg((4,), dt, 0.5, 3.0)), grad=False, note="pos_weight"),
-        Sample((x, t, arg((3, 1), dt, 0.5, 2.0), None, None, "sum", arg((4,), dt, 0.5, 3.0)), grad=False,
-               note="weight and pos_weight"),
+        Sample(
+            (x, t, None, None, None, "mean", arg((4,), dt, 0.5, 3.0)), grad=False, note="pos_weight"
+        ),
+        Sample(
+            (x, t, arg((3, 1), dt, 0.5, 2.0), None, None, "sum", arg((4,), dt, 0.5, 3.0)),
+            grad=False,
+            note="weight and pos_weight",
+        ),
     ]
 
 
-_bce_logits = _pointwise_loss("binary_cross_entropy_with_logits", _bce_logits_samples,
-                              "Sigmoid + binary cross entropy in one numerically stable step.")
+_bce_logits = _pointwise_loss(
+    "binary_cross_entropy_with_logits",
+    _bce_logits_samples,
+    "Sigmoid + binary cross entropy in one numerically stable step.",
+)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+):
     """Sigmoid + binary cross entropy in one stable step, with per-class pos_weight."""
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})")
+        raise ValueError(
+            f"Target size ({list(target.shape)}) must be the same as input size ({list(input.shape)})"
+        )
     shape = tuple(input.shape)
     try:
         w = _broadcast_to(weight, shape)
         pw = _broadcast_to(pos_weight, shape)
     except RuntimeError as e:
-        raise RuntimeError(f"binary_cross_entropy_with_logits: weight/pos_weight do not broadcast to input "
-                           f"{list(shape)}: {e}") from None
-    return _bce_logits(input.contiguous(), target.contiguous(), w, pw, _reduction(reduction, size_average, reduce),
-                       0.0)
+        raise RuntimeError(
+            f"binary_cross_entropy_with_logits: weight/pos_weight do not broadcast to input "
+            f"{list(shape)}: {e}"
+        ) from None
+    return _bce_logits(
+        input.contiguous(),
+        target.contiguous(),
+        w,
+        pw,
+        _reduction(reduction, size_average, reduce),
+        0.0,
+    )
 
 
 _bce_logits.opdef.fn = binary_cross_entropy_with_logits
 
-__all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits"]
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "l1_loss",
+    "mse_loss",
+    "nll_loss",
+    "smooth_l1_loss",
+]

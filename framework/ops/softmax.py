@@ -15,8 +15,11 @@ from .registry import Sample, defop
 
 def _implicit_dim(ndim: int, name: str) -> int:
     """torch's legacy choice of dim when none is given (with its warning)."""
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", stacklevel=3)
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+        "include dim=X as an argument.",
+        stacklevel=3,
+    )
     return 0 if ndim in (0, 1, 3) else 1
 
 
@@ -52,6 +55,7 @@ def _softmax_samples(dt, log=False):
 
 # ---- backward ops ------------------------------------------------------------------------
 
+
 def _softmax_backward_grad(c, gg):
     """Double backward of gx = y * (g - sum(g*y)): d/dg = softmax_backward(gg, y),
     d/dy = gg * (g - sum(g*y)) - g * sum(gg*y)."""
@@ -65,13 +69,22 @@ def _softmax_backward_grad(c, gg):
     return gy, gg_y
 
 
-@defop(name="softmax_backward", inputs=("grad_output", "output"), attrs=("dim",), infer=same_infer,
-       grad=_softmax_backward_grad, tags=("backward",),
-       samples=lambda dt: [Sample((arg((3, 5), dt), arg((3, 5), dt, 0.0, 1.0), 1))])
+@defop(
+    name="softmax_backward",
+    inputs=("grad_output", "output"),
+    attrs=("dim",),
+    infer=same_infer,
+    grad=_softmax_backward_grad,
+    tags=("backward",),
+    samples=lambda dt: [Sample((arg((3, 5), dt), arg((3, 5), dt, 0.0, 1.0), 1))],
+)
 def softmax_backward(grad_output, output, dim):
     """Gradient of softmax: output * (grad_output - sum(grad_output * output, dim))."""
-    return dispatch(softmax_backward.opdef, [grad_output.contiguous(), output.contiguous()],
-                    (wrap_dim(dim, output.ndim, "softmax_backward"),))
+    return dispatch(
+        softmax_backward.opdef,
+        [grad_output.contiguous(), output.contiguous()],
+        (wrap_dim(dim, output.ndim, "softmax_backward"),),
+    )
 
 
 def _log_softmax_backward_grad(c, gg):
@@ -90,34 +103,57 @@ def _log_softmax_backward_grad(c, gg):
     return gy, gg_y
 
 
-@defop(name="log_softmax_backward", inputs=("grad_output", "output"), attrs=("dim",),
-       infer=same_infer, grad=_log_softmax_backward_grad, tags=("backward",),
-       samples=lambda dt: [Sample((arg((3, 5), dt), arg((3, 5), dt, -3.0, -0.1), 1))])
+@defop(
+    name="log_softmax_backward",
+    inputs=("grad_output", "output"),
+    attrs=("dim",),
+    infer=same_infer,
+    grad=_log_softmax_backward_grad,
+    tags=("backward",),
+    samples=lambda dt: [Sample((arg((3, 5), dt), arg((3, 5), dt, -3.0, -0.1), 1))],
+)
 def log_softmax_backward(grad_output, output, dim):
     """Gradient of log_softmax: grad_output - exp(output) * sum(grad_output, dim)."""
-    return dispatch(log_softmax_backward.opdef, [grad_output.contiguous(), output.contiguous()],
-                    (wrap_dim(dim, output.ndim, "log_softmax_backward"),))
+    return dispatch(
+        log_softmax_backward.opdef,
+        [grad_output.contiguous(), output.contiguous()],
+        (wrap_dim(dim, output.ndim, "log_softmax_backward"),),
+    )
 
 
 # ---- forward ops -------------------------------------------------------------------------
 
-@defop(name="softmax", inputs=("x",), attrs=("dim",), infer=same_infer,
-       grad=lambda c, g: (softmax_backward(g, c.outputs[0], c.attrs[0]),),
-       methods=("softmax",), torch_ref="torch.nn.functional.softmax", samples=_softmax_samples)
+
+@defop(
+    name="softmax",
+    inputs=("x",),
+    attrs=("dim",),
+    infer=same_infer,
+    grad=lambda c, g: (softmax_backward(g, c.outputs[0], c.attrs[0]),),
+    methods=("softmax",),
+    torch_ref="torch.nn.functional.softmax",
+    samples=_softmax_samples,
+)
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """exp(x) / sum(exp(x)) along dim, computed stably."""
     x, d = _prepare(input, dim, dtype, "softmax")
     return dispatch(softmax.opdef, [x], (d,))
 
 
-@defop(name="log_softmax", inputs=("x",), attrs=("dim",), infer=same_infer,
-       grad=lambda c, g: (log_softmax_backward(g, c.outputs[0], c.attrs[0]),),
-       methods=("log_softmax",), torch_ref="torch.nn.functional.log_softmax",
-       samples=lambda dt: _softmax_samples(dt, log=True))
+@defop(
+    name="log_softmax",
+    inputs=("x",),
+    attrs=("dim",),
+    infer=same_infer,
+    grad=lambda c, g: (log_softmax_backward(g, c.outputs[0], c.attrs[0]),),
+    methods=("log_softmax",),
+    torch_ref="torch.nn.functional.log_softmax",
+    samples=lambda dt: _softmax_samples(dt, log=True),
+)
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """x - logsumexp(x) along dim, computed stably."""
     x, d = _prepare(input, dim, dtype, "log_softmax")
     return dispatch(log_softmax.opdef, [x], (d,))
 
 
-__all__ = ["softmax", "log_softmax"]
+__all__ = ["log_softmax", "softmax"]

@@ -29,6 +29,7 @@ def _pair(a, requires_grad=False):
 
 # ---- batch_norm --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_running_stats_follow_torch_over_steps(dtype):
     rng = np.random.default_rng(0)
@@ -40,15 +41,28 @@ def test_batch_norm_running_stats_follow_torch_over_steps(dtype):
     for step in range(4):
         x = rng.normal(step, 1 + step, size=(5, c, 2, 3)).astype(dtype)
         v0 = f_rm._version.value
-        got = fw.batch_norm(fw.from_numpy(x), f_rm, f_rv, fw.from_numpy(w), fw.from_numpy(b), True, 0.2, 1e-4)
-        exp = TF.batch_norm(torch.from_numpy(x), t_rm, t_rv, torch.from_numpy(w), torch.from_numpy(b), True, 0.2, 1e-4)
+        got = fw.batch_norm(
+            fw.from_numpy(x), f_rm, f_rv, fw.from_numpy(w), fw.from_numpy(b), True, 0.2, 1e-4
+        )
+        exp = TF.batch_norm(
+            torch.from_numpy(x),
+            t_rm,
+            t_rv,
+            torch.from_numpy(w),
+            torch.from_numpy(b),
+            True,
+            0.2,
+            1e-4,
+        )
         assert_close(got, exp, what=f"step {step} output")
         assert_close(f_rm, t_rm, what=f"step {step} running_mean")
         assert_close(f_rv, t_rv, what=f"step {step} running_var (unbiased update)")
         assert f_rm._version.value == v0 + 1
     x = rng.normal(size=(4, c, 2)).astype(dtype)
     got = fw.batch_norm(fw.from_numpy(x), f_rm, f_rv, fw.from_numpy(w), fw.from_numpy(b), False)
-    exp = TF.batch_norm(torch.from_numpy(x), t_rm, t_rv, torch.from_numpy(w), torch.from_numpy(b), False)
+    exp = TF.batch_norm(
+        torch.from_numpy(x), t_rm, t_rv, torch.from_numpy(w), torch.from_numpy(b), False
+    )
     assert_close(got, exp, what="eval with the running stats")
 
 
@@ -60,8 +74,12 @@ def test_batch_norm_eval_gradients_match_torch():
     fb, tb = _pair(rng.normal(size=3), True)
     rm, rv = rng.normal(size=3), rng.uniform(0.5, 2, 3)
     g = rng.normal(size=x.shape)
-    fw.batch_norm(fx, fw.from_numpy(rm), fw.from_numpy(rv), fw_, fb, False).backward(fw.from_numpy(g))
-    TF.batch_norm(tx, torch.from_numpy(rm), torch.from_numpy(rv), tw, tb, False).backward(torch.from_numpy(g))
+    fw.batch_norm(fx, fw.from_numpy(rm), fw.from_numpy(rv), fw_, fb, False).backward(
+        fw.from_numpy(g)
+    )
+    TF.batch_norm(tx, torch.from_numpy(rm), torch.from_numpy(rv), tw, tb, False).backward(
+        torch.from_numpy(g)
+    )
     for f, t in ((fx, tx), (fw_, tw), (fb, tb)):
         assert_close(f.grad, t.grad, tol=GRAD_TOL[fw.float64])
 
@@ -77,6 +95,7 @@ def test_batch_norm_errors():
 
 
 # ---- dropout -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
 def test_dropout_mask_fraction_scaling_and_gradient(p):
@@ -113,6 +132,7 @@ def test_dropout_edge_cases():
 
 
 # ---- attention ---------------------------------------------------------------------------
+
 
 def test_attention_dropout_gradient_matches_finite_differences():
     """Backward regenerates forward's dropout mask from the seed: check it numerically."""
@@ -157,12 +177,17 @@ def test_attention_errors_name_op_and_shapes():
 
 # ---- embedding ---------------------------------------------------------------------------
 
+
 def test_embedding_padding_row_and_freq_scaling_match_torch():
     rng = np.random.default_rng(5)
     idx = np.array([[0, 2, 2, 3], [3, 3, 1, 2]])
     wt = rng.normal(size=(5, 3))
     g = rng.normal(size=(2, 4, 3))
-    for kwargs in ({"padding_idx": 2}, {"scale_grad_by_freq": True}, {"padding_idx": 3, "scale_grad_by_freq": True}):
+    for kwargs in (
+        {"padding_idx": 2},
+        {"scale_grad_by_freq": True},
+        {"padding_idx": 3, "scale_grad_by_freq": True},
+    ):
         fwt, twt = _pair(wt, True)
         fw.embedding(fw.from_numpy(idx), fwt, **kwargs).backward(fw.from_numpy(g))
         TF.embedding(torch.from_numpy(idx), twt, **kwargs).backward(torch.from_numpy(g))
@@ -189,6 +214,7 @@ def test_one_hot_errors():
 
 # ---- losses ------------------------------------------------------------------------------
 
+
 def test_cross_entropy_weighted_smoothing_input_grad_matches_torch():
     rng = np.random.default_rng(6)
     x = rng.normal(size=(6, 4))
@@ -196,8 +222,12 @@ def test_cross_entropy_weighted_smoothing_input_grad_matches_torch():
     w = rng.uniform(0.5, 2, 4)
     for red in ("mean", "sum", "none"):
         fx, tx = _pair(x, True)
-        got = L.cross_entropy(fx, fw.from_numpy(t), fw.from_numpy(w), reduction=red, label_smoothing=0.15)
-        exp = TF.cross_entropy(tx, torch.from_numpy(t), torch.from_numpy(w), reduction=red, label_smoothing=0.15)
+        got = L.cross_entropy(
+            fx, fw.from_numpy(t), fw.from_numpy(w), reduction=red, label_smoothing=0.15
+        )
+        exp = TF.cross_entropy(
+            tx, torch.from_numpy(t), torch.from_numpy(w), reduction=red, label_smoothing=0.15
+        )
         assert_close(got, exp, what=red)
         got.sum().backward()
         exp.sum().backward()
@@ -234,12 +264,15 @@ def test_loss_shape_errors_name_shapes():
 
 # ---- norms and softmax -------------------------------------------------------------------
 
+
 def test_norm_errors_name_op_and_shapes():
     with pytest.raises(RuntimeError, match=r"layer_norm.*normalized_shape=\[5\].*\[2, 4\]"):
         fw.layer_norm(fw.randn(2, 4), (5,))
     with pytest.raises(RuntimeError, match=r"layer_norm.*weight of shape \[3\]"):
         fw.layer_norm(fw.randn(2, 4), (4,), fw.ones(3))
-    with pytest.raises(RuntimeError, match=r"group_norm.*divisible by num_groups.*\[2, 6, 3\].*num_groups=4"):
+    with pytest.raises(
+        RuntimeError, match=r"group_norm.*divisible by num_groups.*\[2, 6, 3\].*num_groups=4"
+    ):
         fw.group_norm(fw.randn(2, 6, 3), 4)
 
 
@@ -248,7 +281,9 @@ def test_softmax_large_rows_and_inner_dims_match_torch():
     for shape, dim in (((64, 1000), 1), ((8, 37, 33), 1), ((3, 5, 700), 2)):
         x = rng.normal(scale=5, size=shape).astype(np.float32)
         for f, t in ((fw.softmax, torch.softmax), (fw.log_softmax, torch.log_softmax)):
-            assert_close(f(fw.from_numpy(x), dim), t(torch.from_numpy(x), dim), what=f"{f.__name__} {shape}")
+            assert_close(
+                f(fw.from_numpy(x), dim), t(torch.from_numpy(x), dim), what=f"{f.__name__} {shape}"
+            )
 
 
 def test_softmax_double_backward_matches_torch():
@@ -265,6 +300,7 @@ def test_softmax_double_backward_matches_torch():
 
 
 # ---- bad indices never crash the process -------------------------------------------------
+
 
 def test_bad_indices_raise_in_a_subprocess_instead_of_crashing():
     code = textwrap.dedent("""
@@ -286,7 +322,9 @@ def test_bad_indices_raise_in_a_subprocess_instead_of_crashing():
             else:
                 print(i, "no error")
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, f"crashed with {r.returncode}: {r.stderr[-2000:]}"
     lines = r.stdout.split("\n")
     assert "no error" not in r.stdout, r.stdout
@@ -302,11 +340,19 @@ def test_kernels_accept_strided_views_a_graph_may_pass():
     base = rng.normal(size=(4, 10)).astype(np.float32)
     x = fw.from_numpy(base)[:, ::2]  # a strided view, not copied
     t = fw.from_numpy(base[:1, :5].copy()).expand(4, 5)  # a broadcast view
-    tx, tt = torch.from_numpy(base[:, ::2].copy()), torch.from_numpy(base[:1, :5].copy()).expand(4, 5)
+    tx, tt = (
+        torch.from_numpy(base[:, ::2].copy()),
+        torch.from_numpy(base[:1, :5].copy()).expand(4, 5),
+    )
     assert not x._data.flags.c_contiguous and not t._data.flags.c_contiguous
     assert_close(dispatch(REGISTRY["softmax"], [x], (1,)), torch.softmax(tx, 1))
-    assert_close(dispatch(REGISTRY["layer_norm"], [x, None, None], (1, 1e-5))[0], TF.layer_norm(tx, (5,)))
-    assert_close(dispatch(REGISTRY["mse_loss"], [x, t, None, None], (0, 0.0)), TF.mse_loss(tx, tt, reduction="none"))
+    assert_close(
+        dispatch(REGISTRY["layer_norm"], [x, None, None], (1, 1e-5))[0], TF.layer_norm(tx, (5,))
+    )
+    assert_close(
+        dispatch(REGISTRY["mse_loss"], [x, t, None, None], (0, 0.0)),
+        TF.mse_loss(tx, tt, reduction="none"),
+    )
 
 
 def test_strided_packing_handles_broadcast_last_dim_and_permutes():
@@ -317,11 +363,18 @@ def test_strided_packing_handles_broadcast_last_dim_and_permutes():
     a = rng.normal(size=(3, 4, 5))
     x = fw.from_numpy(a).permute(2, 0, 1)  # (5, 3, 4), no unit stride on the last dim
     col = fw.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5)  # stride 0 on the last dim
-    assert_close(dispatch(REGISTRY["log_softmax"], [x], (2,)),
-                 torch.log_softmax(torch.from_numpy(a).permute(2, 0, 1), 2))
-    assert_close(dispatch(REGISTRY["l1_loss"], [fw.from_numpy(a), col, None, None], (2, 0.0)),
-                 TF.l1_loss(torch.from_numpy(a), torch.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5),
-                            reduction="sum"))
+    assert_close(
+        dispatch(REGISTRY["log_softmax"], [x], (2,)),
+        torch.log_softmax(torch.from_numpy(a).permute(2, 0, 1), 2),
+    )
+    assert_close(
+        dispatch(REGISTRY["l1_loss"], [fw.from_numpy(a), col, None, None], (2, 0.0)),
+        TF.l1_loss(
+            torch.from_numpy(a),
+            torch.from_numpy(a[:, :, :1].copy()).expand(3, 4, 5),
+            reduction="sum",
+        ),
+    )
 
 
 def test_layer_norm_grads_over_many_row_blocks_match_torch():
