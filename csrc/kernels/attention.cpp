@@ -32,7 +32,8 @@ struct AttnGeom {
 
 AttnGeom attn_geom(const TensorView& q, const TensorView& k, const TensorView& v, const char* op) {
   FW_CHECK(q.ndim >= 2 && q.ndim == k.ndim && q.ndim == v.ndim, op,
-           ": query, key and value need the same number of dims (>= 2), got ", q.ndim, ", ", k.ndim, ", ", v.ndim);
+           ": query, key and value need the same number of dims (>= 2), got ", q.ndim, ", ", k.ndim, ", ",
+           v.ndim);
   AttnGeom g;
   for (int d = 0; d < q.ndim - 2; ++d) {
     FW_CHECK(q.shape[d] == k.shape[d] && q.shape[d] == v.shape[d], op, ": batch dim ", d, " differs (",
@@ -57,11 +58,11 @@ struct MaskMap {
   MaskMap(const TensorView* mask, const TensorView& q, const AttnGeom& g) : m(mask) {
     if (!m) return;
     FW_CHECK(m->ndim <= q.ndim, "scaled_dot_product_attention: mask has more dims than query");
-    auto stride_for = [&](int qd) -> int64_t {  // mask stride for q's dim qd (right-aligned)
+    auto stride_for = [&](int qd) -> int64_t {  // mask stride for q's batch dim qd (right-aligned)
       int md = qd - (q.ndim - m->ndim);
       if (md < 0 || m->shape[md] == 1) return 0;
-      FW_CHECK(m->shape[md] == q.shape[qd] || (qd == q.ndim - 1 && m->shape[md] == g.S), "scaled_dot_product_attention: "
-               "mask dim ", md, " of size ", m->shape[md], " does not broadcast");
+      FW_CHECK(m->shape[md] == q.shape[qd], "scaled_dot_product_attention: mask dim ", md, " of size ",
+               m->shape[md], " does not broadcast to batch size ", q.shape[qd]);
       return m->strides[md];
     };
     if (m->ndim >= 1) {
@@ -129,12 +130,14 @@ void apply_dropout(T* d, const T* p, int64_t n, uint64_t seed, uint64_t ctr, dou
 template <class T>
 void sdpa_k(const KernelArgs& k) {
   const char* op = "scaled_dot_product_attention";
-  for (int i = 0; i < 3; ++i) FW_CHECK(k.input(i).numel() == 0 || k.input(i).is_contiguous(), op, ": q, k, v must be contiguous");
+  for (int i = 0; i < 3; ++i)
+    FW_CHECK(k.input(i).numel() == 0 || k.input(i).is_contiguous(), op, ": q, k, v must be contiguous");
   for (int i = 0; i < 2; ++i) FW_CHECK(k.output(i).is_contiguous(), op, ": outputs must be contiguous");
   const TensorView &q = k.input(0), &kk = k.input(1), &v = k.input(2);
   AttnGeom g = attn_geom(q, kk, v, op);
   const TensorView* mask = k.has_input(3) ? &k.in[3] : nullptr;
-  FW_CHECK(!mask || mask->dtype == DType::b8 || mask->dtype == q.dtype, op, ": float mask must have the query's dtype");
+  FW_CHECK(!mask || mask->dtype == DType::b8 || mask->dtype == q.dtype, op,
+           ": float mask must have the query's dtype");
   MaskMap mm(mask, q, g);
   const bool causal = k.attrs->i(0) != 0;
   const T scale = T(k.attrs->f(1));
@@ -175,12 +178,14 @@ void sdpa_backward_k(const KernelArgs& k) {
   nn::check_contig(k, op);
   const TensorView &go = k.input(0), &q = k.input(1), &kk = k.input(2), &v = k.input(3), &Pv = k.input(4);
   AttnGeom g = attn_geom(q, kk, v, op);
-  FW_CHECK(Pv.numel() == g.B * g.L * g.S && go.numel() == g.B * g.L * g.Ev, op, ": saved shapes do not match");
+  FW_CHECK(Pv.numel() == g.B * g.L * g.S && go.numel() == g.B * g.L * g.Ev, op,
+           ": saved shapes do not match");
   const T scale = T(k.attrs->f(0));
   const double dp = k.attrs->f(1);
   const uint64_t seed = uint64_t(k.attrs->i(2));
   const T *gop = go.ptr<T>(), *qp = q.ptr<T>(), *kp = kk.ptr<T>(), *vp = v.ptr<T>(), *P = Pv.ptr<T>();
-  T *gq = k.output(0).ptr<T>(), *gk = k.output(1).ptr<T>(), *gv = k.output(2).ptr<T>(), *gs = k.output(3).ptr<T>();
+  T *gq = k.output(0).ptr<T>(), *gk = k.output(1).ptr<T>(), *gv = k.output(2).ptr<T>(),
+    *gs = k.output(3).ptr<T>();
   const int64_t L = g.L, S = g.S, E = g.E, Ev = g.Ev;
   const T dscale = dp < 1 ? T(1.0 / (1.0 - dp)) : T(0);
   parallel_for(g.B, 1, [&](int64_t bs, int64_t be) {
@@ -201,7 +206,8 @@ void sdpa_backward_k(const KernelArgs& k) {
       gemm_strided<T>(L, S, Ev, T(1), gob, Ev, 1, vp + b * S * Ev, 1, Ev, T(0), gsb, S);
       if (dp > 0) {
         const uint64_t ctr = uint64_t(b * L * S);
-        for (int64_t i = 0; i < L * S; ++i) gsb[i] = nn::keep_bit(seed, ctr + uint64_t(i), dp) ? gsb[i] * dscale : T(0);
+        for (int64_t i = 0; i < L * S; ++i)
+          gsb[i] = nn::keep_bit(seed, ctr + uint64_t(i), dp) ? gsb[i] * dscale : T(0);
       }
       // gS = P * (gP - sum(gP * P)) per row
       for (int64_t i = 0; i < L; ++i) {
@@ -224,8 +230,10 @@ FW_REGISTER_KERNELS(attention) {
   // the mask (input #3) is read through its own (broadcast) strides
   register_kernel("scaled_dot_product_attention", DType::f32, &contiguous_inputs<&sdpa_k<float>, 0b1000>);
   register_kernel("scaled_dot_product_attention", DType::f64, &contiguous_inputs<&sdpa_k<double>, 0b1000>);
-  register_kernel("scaled_dot_product_attention_backward", DType::f32, &contiguous_inputs<&sdpa_backward_k<float>>);
-  register_kernel("scaled_dot_product_attention_backward", DType::f64, &contiguous_inputs<&sdpa_backward_k<double>>);
+  register_kernel("scaled_dot_product_attention_backward", DType::f32,
+                  &contiguous_inputs<&sdpa_backward_k<float>>);
+  register_kernel("scaled_dot_product_attention_backward", DType::f64,
+                  &contiguous_inputs<&sdpa_backward_k<double>>);
 }
 
 }  // namespace fw

@@ -71,19 +71,20 @@ void embedding_backward_k(const KernelArgs& k) {
   // Parallel over column blocks: every thread walks all indices for its columns (no races,
   // and the summation order per element is fixed).
   const int64_t block = 64;
-  parallel_for((D + block - 1) / block, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t bs, int64_t be) {
-    for (int64_t blk = bs; blk < be; ++blk) {
-      const int64_t c0 = blk * block, c1 = std::min(D, c0 + block);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t r = ip[i];
-        if (r == pad) continue;
-        const T s = by_freq ? T(1) / T(count[size_t(r)]) : T(1);
-        const T* gr = gp + i * D;
-        T* orow = o + r * D;
-        for (int64_t c = c0; c < c1; ++c) orow[c] += gr[c] * s;
-      }
-    }
-  });
+  parallel_for((D + block - 1) / block, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)),
+               [&](int64_t bs, int64_t be) {
+                 for (int64_t blk = bs; blk < be; ++blk) {
+                   const int64_t c0 = blk * block, c1 = std::min(D, c0 + block);
+                   for (int64_t i = 0; i < n; ++i) {
+                     const int64_t r = ip[i];
+                     if (r == pad) continue;
+                     const T s = by_freq ? T(1) / T(count[size_t(r)]) : T(1);
+                     const T* gr = gp + i * D;
+                     T* orow = o + r * D;
+                     for (int64_t c = c0; c < c1; ++c) orow[c] += gr[c] * s;
+                   }
+                 }
+               });
 }
 
 template <class T>

@@ -151,8 +151,12 @@ void nll_loss_backward_k(const KernelArgs& k) {
 
 struct Mse {
   static constexpr const char* name = "mse_loss";
-  template <class T> static T loss(T x, T t, T, T, double) { return (x - t) * (x - t); }
-  template <class T> static void grad(T x, T t, T, T, double, T& dx, T& dt) {
+  template <class T>
+  static T loss(T x, T t, T, T, double) {
+    return (x - t) * (x - t);
+  }
+  template <class T>
+  static void grad(T x, T t, T, T, double, T& dx, T& dt) {
     dx = T(2) * (x - t);
     dt = -dx;
   }
@@ -160,8 +164,12 @@ struct Mse {
 
 struct L1 {
   static constexpr const char* name = "l1_loss";
-  template <class T> static T loss(T x, T t, T, T, double) { return std::abs(x - t); }
-  template <class T> static void grad(T x, T t, T, T, double, T& dx, T& dt) {
+  template <class T>
+  static T loss(T x, T t, T, T, double) {
+    return std::abs(x - t);
+  }
+  template <class T>
+  static void grad(T x, T t, T, T, double, T& dx, T& dt) {
     T d = x - t;
     dx = T((d > 0) - (d < 0));
     dt = -dx;
@@ -170,11 +178,13 @@ struct L1 {
 
 struct SmoothL1 {
   static constexpr const char* name = "smooth_l1_loss";
-  template <class T> static T loss(T x, T t, T, T, double beta) {
+  template <class T>
+  static T loss(T x, T t, T, T, double beta) {
     T d = std::abs(x - t);
     return d < T(beta) ? T(0.5) * d * d / T(beta) : d - T(0.5 * beta);
   }
-  template <class T> static void grad(T x, T t, T, T, double beta, T& dx, T& dt) {
+  template <class T>
+  static void grad(T x, T t, T, T, double beta, T& dx, T& dt) {
     T d = x - t;
     dx = std::abs(d) < T(beta) ? d / T(beta) : T((d > 0) - (d < 0));
     dt = -dx;
@@ -183,12 +193,14 @@ struct SmoothL1 {
 
 struct Bce {
   static constexpr const char* name = "binary_cross_entropy";
-  template <class T> static T loss(T x, T t, T w, T, double) {
+  template <class T>
+  static T loss(T x, T t, T w, T, double) {
     FW_CHECK(x >= T(0) && x <= T(1), "binary_cross_entropy: all elements of input should be between 0 and 1");
     T lx = std::max(std::log(x), T(-100)), l1x = std::max(std::log1p(-x), T(-100));
     return -w * (t * lx + (T(1) - t) * l1x);
   }
-  template <class T> static void grad(T x, T t, T w, T, double, T& dx, T& dt) {
+  template <class T>
+  static void grad(T x, T t, T w, T, double, T& dx, T& dt) {
     dx = w * (x - t) / std::max((T(1) - x) * x, T(1e-12));
     dt = w * (std::max(std::log1p(-x), T(-100)) - std::max(std::log(x), T(-100)));
   }
@@ -197,11 +209,16 @@ struct Bce {
 struct BceLogits {
   static constexpr const char* name = "binary_cross_entropy_with_logits";
   // softplus(-x) = log(1 + exp(-x)), computed stably
-  template <class T> static T sp_neg(T x) { return std::log1p(std::exp(-std::abs(x))) + std::max(-x, T(0)); }
-  template <class T> static T loss(T x, T t, T w, T pw, double) {
+  template <class T>
+  static T sp_neg(T x) {
+    return std::log1p(std::exp(-std::abs(x))) + std::max(-x, T(0));
+  }
+  template <class T>
+  static T loss(T x, T t, T w, T pw, double) {
     return w * ((T(1) - t) * x + (T(1) + (pw - T(1)) * t) * sp_neg(x));
   }
-  template <class T> static void grad(T x, T t, T w, T pw, double, T& dx, T& dt) {
+  template <class T>
+  static void grad(T x, T t, T w, T pw, double, T& dx, T& dt) {
     T sig = T(1) / (T(1) + std::exp(-x));
     dx = w * ((pw * t + T(1) - t) * sig - pw * t);
     dt = w * ((pw - T(1)) * sp_neg(x) - x);
@@ -255,7 +272,8 @@ void pointwise_loss_backward_k(const KernelArgs& k) {
   const double beta = k.attrs->f(1);
   const TensorView& gv = k.input(0);
   PointArgs<T> a = point_args<T>(k, 1, Loss::name);
-  FW_CHECK(gv.numel() == (red == nn::kNone ? a.n : 1), Loss::name, "_backward: grad has ", gv.numel(), " elements");
+  FW_CHECK(gv.numel() == (red == nn::kNone ? a.n : 1), Loss::name, "_backward: grad has ", gv.numel(),
+           " elements");
   const T* gp = gv.ptr<T>();
   T* gx = k.output(0).ptr<T>();
   T* gt = k.output(1).ptr<T>();
@@ -279,12 +297,12 @@ FW_REGISTER_KERNELS(loss) {
   register_kernel("nll_loss", DType::f64, &contiguous_inputs<&nll_loss_k<double>>);
   register_kernel("nll_loss_backward", DType::f32, &contiguous_inputs<&nll_loss_backward_k<float>>);
   register_kernel("nll_loss_backward", DType::f64, &contiguous_inputs<&nll_loss_backward_k<double>>);
-#define REG_LOSS(L)                                                                             \
-  register_kernel(L::name, DType::f32, &contiguous_inputs<&pointwise_loss_k<float, L>>);                  \
-  register_kernel(L::name, DType::f64, &contiguous_inputs<&pointwise_loss_k<double, L>>);                 \
-  register_kernel(std::string(L::name) + "_backward", DType::f32,                                        \
-                  &contiguous_inputs<&pointwise_loss_backward_k<float, L>>);                             \
-  register_kernel(std::string(L::name) + "_backward", DType::f64,                                        \
+#define REG_LOSS(L)                                                                       \
+  register_kernel(L::name, DType::f32, &contiguous_inputs<&pointwise_loss_k<float, L>>);  \
+  register_kernel(L::name, DType::f64, &contiguous_inputs<&pointwise_loss_k<double, L>>); \
+  register_kernel(std::string(L::name) + "_backward", DType::f32,                         \
+                  &contiguous_inputs<&pointwise_loss_backward_k<float, L>>);              \
+  register_kernel(std::string(L::name) + "_backward", DType::f64,                         \
                   &contiguous_inputs<&pointwise_loss_backward_k<double, L>>);
   REG_LOSS(Mse)
   REG_LOSS(L1)

@@ -53,8 +53,8 @@ FW_TARGET_CLONES void mul_row(T* __restrict o, const T* __restrict a, const T* _
 
 // o[i] = rs * (dx[i] - a - (x[i] - m) * rs * b): the normalization's input gradient.
 template <class T>
-FW_TARGET_CLONES void norm_grad_row(T* __restrict o, const T* __restrict dx, const T* __restrict x, T m, T rs, T a,
-                                    T b, int64_t n) {
+FW_TARGET_CLONES void norm_grad_row(T* __restrict o, const T* __restrict dx, const T* __restrict x, T m, T rs,
+                                    T a, T b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] = rs * (dx[i] - a - (x[i] - m) * rs * b);
 }
 
@@ -204,10 +204,11 @@ void batch_norm_k(const KernelArgs& k) {
   for (int i = 1; i < 5; ++i)
     FW_CHECK(!k.has_input(i) || k.in[i].numel() == g.C, "batch_norm: input #", i, " has ", k.in[i].numel(),
              " elements, expected ", g.C, " (one per channel)");
-  FW_CHECK(training || (rm && rv), "batch_norm: running_mean and running_var must be defined in evaluation mode");
+  FW_CHECK(training || (rm && rv),
+           "batch_norm: running_mean and running_var must be defined in evaluation mode");
   const int64_t cnt = g.N * g.S;
-  FW_CHECK(!training || cnt > 1, "Expected more than 1 value per channel when training, got input size ",
-           g.N, "x", g.C, "x", g.S);
+  FW_CHECK(!training || cnt > 1, "Expected more than 1 value per channel when training, got input size ", g.N,
+           "x", g.C, "x", g.S);
   const T* xp = x.ptr<T>();
   T* y = k.output(0).ptr<T>();
   T* mean = k.output(1).ptr<T>();
@@ -233,7 +234,8 @@ void batch_norm_k(const KernelArgs& k) {
       rstd[c] = rs;
       T a = rs * (w ? w[c] : T(1));
       T sh = (b ? b[c] : T(0)) - m * a;
-      for (int64_t n = 0; n < g.N; ++n) affine_row(y + (n * g.C + c) * g.S, xp + (n * g.C + c) * g.S, a, sh, g.S);
+      for (int64_t n = 0; n < g.N; ++n)
+        affine_row(y + (n * g.C + c) * g.S, xp + (n * g.C + c) * g.S, a, sh, g.S);
     }
   });
 }
@@ -291,8 +293,10 @@ void group_norm_k(const KernelArgs& k) {
   NCS g = ncs_of(x, "group_norm");
   const int64_t G = k.attrs->i(0);
   const T eps = T(k.attrs->f(1));
-  FW_CHECK(G > 0 && g.C % G == 0, "group_norm: Expected number of channels in input to be divisible by "
-           "num_groups, but got input of shape with ", g.C, " channels and num_groups=", G);
+  FW_CHECK(G > 0 && g.C % G == 0,
+           "group_norm: Expected number of channels in input to be divisible by "
+           "num_groups, but got input of shape with ",
+           g.C, " channels and num_groups=", G);
   const T* w = opt_ptr<T>(k, 1);
   const T* b = opt_ptr<T>(k, 2);
   for (int i = 1; i < 3; ++i)

@@ -106,8 +106,8 @@ FW_TARGET_CLONES void softmax_grad_row(T* __restrict gx, const T* __restrict g, 
   for (int64_t i = 0; i < n; ++i) gx[i] = y[i] * (g[i] - s);
 }
 template <class T>
-FW_TARGET_CLONES void log_softmax_grad_row(T* __restrict gx, const T* __restrict g, const T* __restrict y, T s,
-                                           int64_t n) {
+FW_TARGET_CLONES void log_softmax_grad_row(T* __restrict gx, const T* __restrict g, const T* __restrict y,
+                                           T s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) gx[i] = g[i] - nn::exp_poly(y[i]) * s;
 }
 
