@@ -60,11 +60,18 @@ void gather_k(const KernelArgs& a) {
   const int64_t size = x.shape[dim], xs = x.strides[dim];
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
-  for_each_coord(index.ndim, index.shape, 16384, [&](const int64_t* c) {
-    int64_t v = read_index(index, offset_of(index, c));
-    FW_CHECK(v >= 0 && v < size, "gather(): index ", v, " is out of bounds for dimension ", dim,
-                   " with size ", size);
-    op[offset_of(out, c)] = xp[offset_of(x, c) + (v - c[dim]) * xs];
+  const int last = index.ndim - 1;
+  const int64_t is = index.strides[last], os = out.strides[last], xl = x.strides[last];
+  for_each_row(index.ndim, index.shape, 16384, [&](const int64_t* c, int64_t n) {
+    const int64_t ib = offset_of(index, c), ob = offset_of(out, c);
+    const int64_t xb = offset_of(x, c) - c[dim] * xs;  // x's row with coordinate dim at 0
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t v = read_index(index, ib + j * is);
+      FW_CHECK(v >= 0 && v < size, "gather(): index ", v, " is out of bounds for dimension ", dim,
+               " with size ", size);
+      // along the last dim x moves with j, unless the last dim is the gathered one
+      op[ob + j * os] = xp[xb + v * xs + (last == dim ? 0 : j * xl)];
+    }
   });
 }
 
@@ -163,8 +170,17 @@ void index_select_k(const KernelArgs& a) {
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
   const int64_t xs = x.strides[dim];
-  for_each_coord(out.ndim, out.shape, 16384, [&](const int64_t* c) {
-    op[offset_of(out, c)] = xp[offset_of(x, c) + (idx[size_t(c[dim])] - c[dim]) * xs];
+  const int last = out.ndim - 1;
+  const int64_t os = out.strides[last], xl = x.strides[last];
+  for_each_row(out.ndim, out.shape, 16384, [&](const int64_t* c, int64_t n) {
+    const int64_t ob = offset_of(out, c);
+    if (last == dim) {
+      const int64_t xb = offset_of(x, c);
+      for (int64_t j = 0; j < n; ++j) op[ob + j * os] = xp[xb + idx[size_t(j)] * xs];
+    } else {
+      const int64_t xb = offset_of(x, c) + (idx[size_t(c[dim])] - c[dim]) * xs;
+      for (int64_t j = 0; j < n; ++j) op[ob + j * os] = xp[xb + j * xl];
+    }
   });
 }
 
@@ -263,16 +279,26 @@ struct IndexPlan {
     });
   }
 
-  // Offsets of rest position `r` in the target and in the result.
-  void rest_offsets(int64_t r, const TensorView& target, const TensorView& result, int64_t& t, int64_t& o) const {
-    int64_t c[kMaxDims] = {};
-    unravel(r, nrest, rest_shape, c);
-    t = 0;
-    o = 0;
-    for (int i = 0; i < nrest; ++i) {
-      t += c[i] * target.strides[rest_dims[i]];
-      o += c[i] * result.strides[rest_pos(i)];
-    }
+  // For every rest position (row-major over the dims not indexed): its offsets in the
+  // target and in the result.
+  void rest_offsets(const TensorView& target, const TensorView& result, std::vector<int64_t>& t,
+                    std::vector<int64_t>& o) const {
+    t.assign(size_t(rest_numel), 0);
+    o.assign(size_t(rest_numel), 0);
+    parallel_for(rest_numel, 16384, [&](int64_t begin, int64_t end) {
+      int64_t c[kMaxDims] = {};
+      unravel(begin, nrest, rest_shape, c);
+      for (int64_t r = begin; r < end; ++r) {
+        int64_t tt = 0, oo = 0;
+        for (int i = 0; i < nrest; ++i) {
+          tt += c[i] * target.strides[rest_dims[i]];
+          oo += c[i] * result.strides[rest_pos(i)];
+        }
+        t[size_t(r)] = tt;
+        o[size_t(r)] = oo;
+        next_coord(nrest, rest_shape, c);
+      }
+    });
   }
 };
 
@@ -284,21 +310,31 @@ void index_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
   IndexPlan plan(x, a, 1, "index");
   plan.check_result(out, "index");
-  std::vector<int64_t> toff, roff;
+  std::vector<int64_t> toff, roff, rt, ro;
   plan.offsets(x, out, toff, roff);
   if (out.numel() == 0) return;
+  plan.rest_offsets(x, out, rt, ro);
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
-  const int64_t nb = plan.bnumel;
-  parallel_for(plan.rest_numel * nb, 16384, [&](int64_t begin, int64_t end) {
-    int64_t r = begin / nb, t = 0, o = 0;
-    plan.rest_offsets(r, x, out, t, o);
-    for (int64_t p = begin; p < end; ++p) {
-      int64_t b = p % nb;
-      if (b == 0 && p != begin) plan.rest_offsets(++r, x, out, t, o);
-      op[o + roff[size_t(b)]] = xp[t + toff[size_t(b)]];
-    }
-  });
+  const int64_t nb = plan.bnumel, nr = plan.rest_numel;
+  // Walk in the result's memory order: B's dims come first when bpos == 0.
+  if (plan.bpos == 0) {
+    parallel_for(nb, std::max<int64_t>(1, 16384 / nr), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const T* src = xp + toff[size_t(b)];
+        T* dst = op + roff[size_t(b)];
+        for (int64_t r = 0; r < nr; ++r) dst[ro[size_t(r)]] = src[rt[size_t(r)]];
+      }
+    });
+  } else {
+    parallel_for(nr, std::max<int64_t>(1, 16384 / nb), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const T* src = xp + rt[size_t(r)];
+        T* dst = op + ro[size_t(r)];
+        for (int64_t b = 0; b < nb; ++b) dst[roff[size_t(b)]] = src[toff[size_t(b)]];
+      }
+    });
+  }
 }
 
 // index_put(inputs x, values, idx_0..idx_{n-1}; dims=#0, accumulate=#1): out = x, then
@@ -316,22 +352,24 @@ void index_put_k(const KernelArgs& a) {
   for (int d = 0; d < x.ndim; ++d) FW_CHECK(out.shape[d] == x.shape[d], "index_put(): output shape mismatch");
   IndexPlan plan(out, a, 2, "index_put");
   plan.check_result(values, "index_put");
-  std::vector<int64_t> toff, roff;
+  std::vector<int64_t> toff, roff, rt, ro;
   plan.offsets(out, values, toff, roff);
   copy_into<T>(out, x);
   if (values.numel() == 0) return;
+  plan.rest_offsets(out, values, rt, ro);
   const T* vp = values.ptr<T>();
   T* op = out.ptr<T>();
   const int64_t nb = plan.bnumel;
-  // Threads own rest positions: distinct rest positions never write the same element.
+  // Threads own ranges of rest positions: distinct rest positions never write the same
+  // element, and within a range B runs in order (the last duplicate wins, or all add up).
   parallel_for(plan.rest_numel, std::max<int64_t>(1, 16384 / nb), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      int64_t t = 0, o = 0;
-      plan.rest_offsets(r, out, values, t, o);
-      for (int64_t b = 0; b < nb; ++b) {
-        T& dst = op[t + toff[size_t(b)]];
-        T v = vp[o + roff[size_t(b)]];
-        dst = accumulate ? T(dst + v) : v;
+    for (int64_t b = 0; b < nb; ++b) {
+      T* dst = op + toff[size_t(b)];
+      const T* src = vp + roff[size_t(b)];
+      for (int64_t r = begin; r < end; ++r) {
+        T& d = dst[rt[size_t(r)]];
+        const T v = src[ro[size_t(r)]];
+        d = accumulate ? T(d + v) : v;
       }
     }
   });

@@ -96,10 +96,17 @@ void repeat_k(const KernelArgs& a) {
   if (out.numel() == 0) return;
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
-  for_each_coord(out.ndim, out.shape, 16384, [&](const int64_t* c) {
+  const int last = out.ndim - 1;
+  for_each_row(out.ndim, out.shape, 16384, [&](const int64_t* c, int64_t n) {
     int64_t off = 0;
-    for (int d = 0; d < x.ndim; ++d) off += (c[d] % x.shape[d]) * x.strides[d];
-    op[offset_of(out, c)] = xp[off];
+    for (int d = 0; d < last; ++d) off += (c[d] % x.shape[d]) * x.strides[d];
+    T* dst = op + offset_of(out, c);
+    if (last < 0) {
+      *dst = xp[off];
+      return;
+    }
+    const int64_t xn = x.shape[last], xs = x.strides[last], os = out.strides[last];
+    for (int64_t j = 0, k = 0; j < n; ++j, k = k + 1 == xn ? 0 : k + 1) dst[j * os] = xp[off + k * xs];
   });
 }
 
@@ -114,10 +121,15 @@ void tri_k(const KernelArgs& a) {
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();
   const int nd = x.ndim;
-  for_each_coord(nd, x.shape, 16384, [&](const int64_t* c) {
-    const int64_t diff = c[nd - 1] - c[nd - 2];
-    const bool keep = Lower ? diff <= k : diff >= k;
-    op[offset_of(out, c)] = keep ? xp[offset_of(x, c)] : T(0);
+  const int64_t xs = x.strides[nd - 1], os = out.strides[nd - 1];
+  for_each_row(nd, x.shape, 16384, [&](const int64_t* c, int64_t n) {
+    const T* src = xp + offset_of(x, c);
+    T* dst = op + offset_of(out, c);
+    const int64_t i = c[nd - 2];
+    for (int64_t j = 0; j < n; ++j) {
+      const bool keep = Lower ? j - i <= k : j - i >= k;
+      dst[j * os] = keep ? src[j * xs] : T(0);
+    }
   });
 }
 

@@ -6,6 +6,7 @@
 // read_index(). Nothing here allocates tensor memory or starts threads of its own.
 #pragma once
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -48,6 +49,29 @@ void for_each_coord(int ndim, const int64_t* shape, int64_t grain, const F& f) {
     for (int64_t p = begin; p < end; ++p) {
       f(static_cast<const int64_t*>(idx));
       next_coord(ndim, shape, idx);
+    }
+  });
+}
+
+// Calls f(idx, n) for every row of `shape` (idx: coordinates with the last one 0, n: the
+// last dim's size), in parallel; the caller loops over the last dim itself.
+template <class F>
+void for_each_row(int ndim, const int64_t* shape, int64_t grain, const F& f) {
+  if (ndim == 0) {
+    int64_t idx[1] = {0};
+    f(static_cast<const int64_t*>(idx), int64_t(1));
+    return;
+  }
+  const int64_t n = shape[ndim - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < ndim - 1; ++d) rows *= shape[d];
+  if (n == 0) return;
+  parallel_for(rows, std::max<int64_t>(1, grain / n), [&](int64_t begin, int64_t end) {
+    int64_t idx[kMaxDims] = {};
+    unravel(begin, ndim - 1, shape, idx);
+    for (int64_t r = begin; r < end; ++r) {
+      f(static_cast<const int64_t*>(idx), n);
+      next_coord(ndim - 1, shape, idx);
     }
   });
 }
