@@ -1,6 +1,135 @@
-// runtime_bindings.cpp: Python access to the C++ graph runtime (csrc/runtime).
+// runtime_bindings.cpp: Python access to the C++ graph runtime (csrc/runtime) as
+// framework._C.RuntimeModel. framework/jit/runtime.py wraps it; no logic lives here beyond
+// converting numpy arrays to buffers (the GIL is released while the graph runs).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
 #include "bindings/convert.h"
+#include "runtime/runtime.h"
+
+namespace py = pybind11;
 
 namespace fw {
-void register_runtime_bindings(pybind11::module_& m) { (void)m; }
+namespace {
+
+ModelOptions options_of(uint64_t max_memory, size_t plan_cache) {
+  ModelOptions o;
+  if (max_memory) o.max_memory_bytes = max_memory;
+  if (plan_cache) o.plan_cache_size = plan_cache;
+  return o;
+}
+
+TensorRef ref_of(const py::handle& obj, size_t i) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error("runtime input " + std::to_string(i) + " is not a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("runtime input " + std::to_string(i) + " is not C-contiguous");
+  TensorRef t;
+  t.dtype = dtype_of_array(a);
+  t.data = const_cast<void*>(a.data());
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) t.shape.push_back(a.shape(d));
+  return t;
+}
+
+std::vector<Shape> shapes_of(const py::sequence& seq) {
+  std::vector<Shape> out;
+  for (auto s : seq) out.push_back(s.cast<Shape>());
+  return out;
+}
+
+py::dict value_info(const ValueInfo& v) {
+  py::dict d;
+  d["name"] = v.name;
+  d["dtype"] = int(v.dtype);
+  d["shape"] = py::tuple(py::cast(v.shape));
+  return d;
+}
+
+// Runs the model; returns (outputs, timings or None).
+py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
+  std::vector<TensorRef> ins;
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    ins.push_back(ref_of(inputs[i], i));
+    shapes.push_back(ins.back().shape);
+  }
+  std::vector<Shape> out_shapes;
+  {
+    py::gil_scoped_release release;
+    out_shapes = m.output_shapes(shapes);
+  }
+  py::list outs;
+  std::vector<TensorRef> refs;
+  for (size_t k = 0; k < out_shapes.size(); ++k) {
+    ValueInfo info = m.output_info(k);
+    py::array a = empty_array(out_shapes[k], int(info.dtype));
+    refs.push_back({a.mutable_data(), info.dtype, out_shapes[k]});
+    outs.append(a);
+  }
+  std::vector<NodeTiming> timings;
+  {
+    py::gil_scoped_release release;
+    m.run(ins, refs, profile ? &timings : nullptr);
+  }
+  if (!profile) return py::make_tuple(outs, py::none());
+  py::list t;
+  for (auto& nt : timings) t.append(py::make_tuple(nt.node, nt.seconds));
+  return py::make_tuple(outs, t);
+}
+
+}  // namespace
+
+void register_runtime_bindings(py::module_& m) {
+  py::class_<Model>(m, "RuntimeModel", "A loaded graph (csrc/runtime/runtime.h).")
+      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache) {
+            py::buffer_info info = b.request();
+            const void* p = info.ptr;
+            size_t n = size_t(info.size * info.itemsize);
+            py::gil_scoped_release release;
+            return Model::from_bytes(p, n, options_of(max_memory, plan_cache));
+          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
+          "Parses a model file held in memory (copied).")
+      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache) {
+            py::gil_scoped_release release;
+            return Model::load(path, options_of(max_memory, plan_cache));
+          }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
+          "Memory-maps and parses a model file.")
+      .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
+           "Runs on C-contiguous numpy inputs; returns (outputs, per-node timings or None).")
+      .def("output_shapes", [](const Model& m, const py::sequence& s) { return m.output_shapes(shapes_of(s)); })
+      .def("memory_plan", [](const Model& m, const py::sequence& s) { return m.memory_plan(shapes_of(s)); })
+      .def("plan_entries", [](const Model& m, const py::sequence& s) {
+            uint64_t peak = 0;
+            auto entries = m.plan_entries(shapes_of(s), &peak);
+            py::list l;
+            for (auto& e : entries) {
+              py::dict d;
+              d["name"] = e.name;
+              d["placement"] = e.placement;
+              d["offset"] = e.offset;
+              d["nbytes"] = e.nbytes;
+              d["first_node"] = e.first_node;
+              d["last_node"] = e.last_node;
+              d["shape"] = py::tuple(py::cast(e.shape));
+              l.append(d);
+            }
+            return py::make_tuple(l, peak);
+          }, "([{name, placement, offset, nbytes, first_node, last_node, shape}], peak bytes)")
+      .def_property_readonly("num_inputs", &Model::num_inputs)
+      .def_property_readonly("num_outputs", &Model::num_outputs)
+      .def("input_info", [](const Model& m, size_t i) { return value_info(m.input_info(i)); })
+      .def("output_info", [](const Model& m, size_t i) { return value_info(m.output_info(i)); })
+      .def("nodes", [](const Model& m) {
+            py::list l;
+            for (auto& n : m.nodes()) l.append(py::make_tuple(n.op, n.kernel, n.source, n.inputs, n.outputs));
+            return l;
+          })
+      .def("value_names", &Model::value_names)
+      .def_property_readonly("cached_plans", &Model::cached_plans)
+      .def("to_bytes", [](const Model& m) {
+            auto [p, n] = m.file_bytes();
+            return py::bytes(static_cast<const char*>(p), n);
+          }, "The model file's bytes.");
+}
+
 }  // namespace fw

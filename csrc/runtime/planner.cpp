@@ -1,0 +1,207 @@
+// planner.cpp: shape evaluation and arena placement; see planner.h.
+#include "runtime/planner.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+namespace fw {
+namespace {
+
+constexpr uint64_t kAlign = 64;
+
+uint64_t round_up(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+const char* short_dtype(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::i32: return "i32";
+    case DType::i64: return "i64";
+    case DType::b8: return "bool";
+  }
+  return "?";
+}
+
+void check_inputs(const GraphDef& g, const InputShapes& shapes) {
+  FW_CHECK(shapes.size() == g.inputs.size(), "the graph takes ", g.inputs.size(), " inputs, got ",
+           shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const ValueDef& v = g.values[size_t(g.inputs[i])];
+    FW_CHECK(shapes[i].size() == v.dims.size(), "input ", i, " '", v.name, "': expected ", v.dims.size(),
+             " dims, got shape ", shape_str(shapes[i]));
+    for (int64_t d : shapes[i]) FW_CHECK(d >= 0, "input ", i, " '", v.name, "': negative dim in ", shape_str(shapes[i]));
+  }
+}
+
+// Evaluates every value's shape; inputs must agree with their own (possibly fixed) dims.
+void eval_shapes(const GraphDef& g, const InputShapes& shapes, uint64_t max_bytes, Plan& p) {
+  size_t nv = g.values.size();
+  p.views.assign(nv, TensorView());
+  p.nbytes.assign(nv, 0);
+  for (size_t id = 0; id < nv; ++id) {
+    const ValueDef& v = g.values[id];
+    int64_t shape[kMaxDims];
+    uint64_t numel = 1;
+    for (size_t d = 0; d < v.dims.size(); ++d) {
+      int64_t s = eval_program(v.dims[d], shapes);
+      FW_CHECK(s >= 0, "value '", v.name, "' gets negative dim ", s, " for input shapes given");
+      shape[d] = s;
+      FW_CHECK(!__builtin_mul_overflow(numel, uint64_t(s), &numel), "value '", v.name, "' is too large");
+    }
+    if (v.kind == ValueDef::Input) {
+      const auto& given = shapes[size_t(v.producer)];
+      for (size_t d = 0; d < v.dims.size(); ++d)
+        FW_CHECK(given[d] == shape[d], "input ", v.producer, " '", v.name, "': dim ", d, " must be ", shape[d],
+                 ", got shape ", shape_str(given));
+    }
+    uint64_t bytes = 0;
+    FW_CHECK(!__builtin_mul_overflow(numel, uint64_t(dtype_size(v.dtype)), &bytes) && bytes <= max_bytes,
+             "value '", v.name, "' would need more than the memory limit of ", max_bytes, " bytes");
+    p.views[id] = make_view(nullptr, v.dtype, int(v.dims.size()), shape);
+    p.nbytes[id] = bytes;
+  }
+}
+
+void eval_attrs(const GraphDef& g, const InputShapes& shapes, Plan& p) {
+  p.node_attrs.assign(g.nodes.size(), Attrs());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const NodeDef& n = g.nodes[i];
+    if (!n.symbolic_attrs) continue;
+    Attrs& out = p.node_attrs[i];
+    for (const AttrSpec& a : n.attrs) {
+      if (!a.symbolic) {
+        out.values.push_back(a.value);
+      } else if (a.value.kind == AttrValue::Int) {
+        out.values.push_back(AttrValue::from_int(eval_program(a.programs[0], shapes)));
+      } else {
+        std::vector<int64_t> v;
+        for (const SymProgram& prog : a.programs) v.push_back(eval_program(prog, shapes));
+        out.values.push_back(AttrValue::from_ints(std::move(v)));
+      }
+    }
+  }
+}
+
+void place_values(const GraphDef& g, uint64_t max_bytes, Plan& p) {
+  size_t nv = g.values.size();
+  p.placement.assign(nv, Placement::Arena);
+  p.offset.assign(nv, 0);
+  p.first_use.assign(nv, -1);
+  p.last_use.assign(nv, -1);
+  for (size_t id = 0; id < nv; ++id) {
+    const ValueDef& v = g.values[id];
+    if (v.kind == ValueDef::Input) p.placement[id] = Placement::Input;
+    if (v.kind == ValueDef::Const) p.placement[id] = Placement::Const;
+    if (v.kind == ValueDef::NodeOutput) p.first_use[id] = p.last_use[id] = v.producer;
+  }
+  for (size_t k = 0; k < g.outputs.size(); ++k) {
+    int id = g.outputs[k];
+    if (p.placement[size_t(id)] == Placement::Arena) {
+      p.placement[size_t(id)] = Placement::Output;
+      p.offset[size_t(id)] = k;
+    } else {
+      p.output_copies.emplace_back(int(k), id);
+    }
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int id : g.nodes[i].inputs)
+      if (id >= 0) p.last_use[size_t(id)] = std::max(p.last_use[size_t(id)], int(i));
+  std::vector<int> order;
+  for (size_t id = 0; id < nv; ++id)
+    if (p.placement[id] == Placement::Arena) order.push_back(int(id));
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return round_up(p.nbytes[size_t(a)]) > round_up(p.nbytes[size_t(b)]);
+  });
+  struct Placed {
+    uint64_t begin, end;
+    int first, last;
+  };
+  std::vector<Placed> placed;
+  std::vector<const Placed*> live;
+  for (int id : order) {
+    uint64_t size = std::max(kAlign, round_up(p.nbytes[size_t(id)]));
+    int first = p.first_use[size_t(id)], last = p.last_use[size_t(id)];
+    live.clear();
+    for (const Placed& q : placed)
+      if (q.first <= last && first <= q.last) live.push_back(&q);
+    std::sort(live.begin(), live.end(), [](const Placed* a, const Placed* b) { return a->begin < b->begin; });
+    uint64_t off = 0;
+    for (const Placed* q : live) {
+      if (q->begin >= off + size) break;
+      off = std::max(off, q->end);
+    }
+    placed.push_back({off, off + size, first, last});
+    p.offset[size_t(id)] = off;
+    p.arena_bytes = std::max(p.arena_bytes, off + size);
+    p.intermediate_bytes += size;
+    FW_CHECK(p.arena_bytes <= max_bytes, "the memory plan needs more than the memory limit of ", max_bytes,
+             " bytes");
+  }
+}
+
+}  // namespace
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+Plan make_plan(const GraphDef& g, const InputShapes& input_shapes, uint64_t max_bytes) {
+  check_inputs(g, input_shapes);
+  Plan p;
+  p.input_shapes = input_shapes;
+  eval_shapes(g, input_shapes, max_bytes, p);
+  eval_attrs(g, input_shapes, p);
+  place_values(g, max_bytes, p);
+  for (int id : g.outputs) {
+    const TensorView& v = p.views[size_t(id)];
+    p.output_shapes.emplace_back(v.shape, v.shape + v.ndim);
+  }
+  return p;
+}
+
+std::string format_plan(const GraphDef& g, const Plan& p) {
+  std::ostringstream os;
+  os << "memory plan for input shapes";
+  for (const auto& s : p.input_shapes) os << " " << shape_str(s);
+  os << "\n";
+  auto type_of = [&](size_t id) {
+    const TensorView& v = p.views[id];
+    std::ostringstream t;
+    t << short_dtype(v.dtype) << "[";
+    for (int d = 0; d < v.ndim; ++d) t << (d ? "," : "") << v.shape[d];
+    t << "]";
+    return t.str();
+  };
+  for (size_t id = 0; id < g.values.size(); ++id) {
+    os << "  %" << std::left << std::setw(16) << g.values[id].name << " " << std::setw(22) << type_of(id) << " "
+       << std::right << std::setw(10) << p.nbytes[id] << " B  ";
+    switch (p.placement[id]) {
+      case Placement::Input: os << "input"; break;
+      case Placement::Const: os << "const"; break;
+      case Placement::Output: os << "output #" << p.offset[id]; break;
+      case Placement::Arena:
+        os << "arena+" << p.offset[id] << "  live nodes " << p.first_use[id] << ".." << p.last_use[id];
+        break;
+    }
+    os << "\n";
+  }
+  os << "nodes:\n";
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const NodeDef& n = g.nodes[i];
+    os << "  " << std::setw(4) << i << "  " << n.kernel << "<" << short_dtype(n.dtype) << ">(";
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      os << (k ? ", " : "") << (n.inputs[k] >= 0 ? "%" + g.values[size_t(n.inputs[k])].name : "None");
+    os << ") -> ";
+    for (size_t k = 0; k < n.outputs.size(); ++k) os << (k ? ", " : "") << "%" << g.values[size_t(n.outputs[k])].name;
+    os << "\n";
+  }
+  os << "peak arena bytes: " << p.arena_bytes << " (sum of intermediates: " << p.intermediate_bytes << ")\n";
+  return os.str();
+}
+
+}  // namespace fw

@@ -1,0 +1,49 @@
+// planner.h: the memory plan for one input-shape signature.
+//
+// Given concrete input shapes, the planner evaluates every value's shape and every symbolic
+// attribute (SymInt programs), then places each intermediate value in one arena: values are
+// taken largest first and put at the lowest 64-byte-aligned offset that does not overlap any
+// value whose lifetime [producer node, last user node] intersects its own. Graph inputs and
+// constants are never in the arena; a graph output produced by a node is written straight
+// into the caller's output buffer. A Plan is immutable once made and shared by all threads.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor_view.h"
+#include "runtime/graph.h"
+
+namespace fw {
+
+enum class Placement : uint8_t { Input, Const, Arena, Output };
+
+struct Plan {
+  InputShapes input_shapes;
+  std::vector<TensorView> views;        // per value: shape/strides/dtype, data unset
+  std::vector<Placement> placement;     // per value
+  std::vector<uint64_t> offset;         // arena offset (Arena), output index (Output)
+  std::vector<uint64_t> nbytes;         // per value
+  std::vector<int> first_use, last_use; // node range of Arena values
+  std::vector<Attrs> node_attrs;        // per node with symbolic attributes (else empty)
+  std::vector<std::pair<int, int>> output_copies;  // (output index, value id) copied after run
+  std::vector<std::vector<int64_t>> output_shapes;
+  uint64_t arena_bytes = 0;         // peak
+  uint64_t intermediate_bytes = 0;  // sum of arena values' sizes (what no reuse would need)
+
+  const Attrs& attrs_of(const GraphDef& g, size_t node) const {
+    return g.nodes[node].symbolic_attrs ? node_attrs[node] : g.nodes[node].static_attrs;
+  }
+};
+
+// Throws fw::Error when the shapes do not fit the graph or a value exceeds max_bytes.
+Plan make_plan(const GraphDef& g, const InputShapes& input_shapes, uint64_t max_bytes);
+
+// The plan as text: one line per value (input, const, arena+offset, output), then the nodes
+// with their kernels, then the peak bytes.
+std::string format_plan(const GraphDef& g, const Plan& p);
+
+std::string shape_str(const std::vector<int64_t>& shape);
+
+}  // namespace fw

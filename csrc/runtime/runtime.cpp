@@ -1,0 +1,313 @@
+// runtime.cpp: the loaded model (graph + constants), the plan cache, the arena pool and the
+// executor behind runtime.h. Runs nodes in order; no Python, no allocation per value.
+#include "runtime/runtime.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <list>
+#include <map>
+#include <mutex>
+
+#include "core/parallel.h"
+#include "runtime/model_file.h"
+#include "runtime/planner.h"
+
+namespace fw {
+namespace {
+
+alignas(64) uint8_t g_empty_storage[64];  // data pointer of present zero-size values
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+void* aligned_bytes(uint64_t n) {
+  size_t size = size_t((std::max<uint64_t>(n, 1) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, size);
+  if (!p) fail("out of memory allocating ", size, " bytes");
+  return p;
+}
+
+std::string file_error(const std::string& path, const char* what) {
+  return "cannot " + std::string(what) + " model file '" + path + "': " + std::strerror(errno);
+}
+
+}  // namespace
+
+struct Model::Impl {
+  std::shared_ptr<const void> storage;  // the file bytes (mapping or copy)
+  size_t storage_size = 0;
+  ParsedModel model;
+  ModelOptions options;
+  std::vector<void*> const_ptr;  // per value (consts only)
+
+  mutable std::mutex mu;
+  mutable std::list<std::shared_ptr<const Plan>> plans;  // most recently used first
+  mutable std::vector<std::pair<void*, uint64_t>> arenas;  // idle (pointer, capacity)
+
+  Impl(std::shared_ptr<const void> bytes, size_t size, const ModelOptions& opts)
+      : storage(std::move(bytes)), storage_size(size), options(opts) {
+    model = parse_model(static_cast<const uint8_t*>(storage.get()), size);
+    const GraphDef& g = model.graph;
+    const_ptr.assign(g.values.size(), nullptr);
+    for (const ConstDef& c : g.consts)
+      const_ptr[size_t(c.value)] = c.nbytes ? const_cast<uint8_t*>(model.data + c.offset) : g_empty_storage;
+  }
+
+  ~Impl() {
+    for (auto& a : arenas) std::free(a.first);
+  }
+
+  std::shared_ptr<const Plan> plan_for(const InputShapes& shapes) const {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto it = plans.begin(); it != plans.end(); ++it) {
+        if ((*it)->input_shapes == shapes) {
+          auto p = *it;
+          plans.splice(plans.begin(), plans, it);
+          return p;
+        }
+      }
+    }
+    auto plan = std::make_shared<const Plan>(make_plan(model.graph, shapes, options.max_memory_bytes));
+    std::lock_guard<std::mutex> lock(mu);
+    plans.push_front(plan);
+    while (plans.size() > std::max<size_t>(options.plan_cache_size, 1)) plans.pop_back();
+    return plan;
+  }
+
+  std::pair<void*, uint64_t> acquire_arena(uint64_t need) const {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (size_t i = 0; i < arenas.size(); ++i) {
+        if (arenas[i].second >= need) {
+          auto a = arenas[i];
+          arenas.erase(arenas.begin() + long(i));
+          return a;
+        }
+      }
+      if (!arenas.empty()) {  // too small: drop one so the pool does not keep growing
+        std::free(arenas.back().first);
+        arenas.pop_back();
+      }
+    }
+    return {aligned_bytes(need), need};
+  }
+
+  void release_arena(std::pair<void*, uint64_t> a) const {
+    std::lock_guard<std::mutex> lock(mu);
+    if (arenas.size() < options.arena_pool_size) {
+      arenas.push_back(a);
+    } else {
+      std::free(a.first);
+    }
+  }
+
+  void check_buffer(const TensorRef& t, const TensorView& expected, const char* what, size_t i) const {
+    FW_CHECK(t.dtype == expected.dtype, what, " ", i, ": expected dtype ", dtype_name(expected.dtype), ", got ",
+             dtype_name(t.dtype));
+    Shape want(expected.shape, expected.shape + expected.ndim);
+    FW_CHECK(t.shape == want, what, " ", i, ": expected shape ", shape_str(want), ", got ", shape_str(t.shape));
+    FW_CHECK(t.data != nullptr || expected.numel() == 0, what, " ", i, ": null data pointer");
+  }
+
+  void execute(const Plan& p, const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs,
+               std::vector<NodeTiming>* timings) const {
+    const GraphDef& g = model.graph;
+    FW_CHECK(inputs.size() == g.inputs.size(), "the graph takes ", g.inputs.size(), " inputs, got ", inputs.size());
+    FW_CHECK(outputs.size() == g.outputs.size(), "the graph has ", g.outputs.size(), " outputs, got ",
+             outputs.size(), " output buffers");
+    for (size_t i = 0; i < inputs.size(); ++i) check_buffer(inputs[i], p.views[size_t(g.inputs[i])], "input", i);
+    for (size_t i = 0; i < outputs.size(); ++i)
+      check_buffer(outputs[i], p.views[size_t(g.outputs[i])], "output", i);
+    auto arena = acquire_arena(p.arena_bytes);
+    struct Release {
+      const Impl* self;
+      std::pair<void*, uint64_t> a;
+      ~Release() { self->release_arena(a); }
+    } release{this, arena};
+    uint8_t* base = static_cast<uint8_t*>(arena.first);
+    std::vector<void*> ptr(g.values.size(), nullptr);
+    for (size_t id = 0; id < g.values.size(); ++id) {
+      switch (p.placement[id]) {
+        case Placement::Input: ptr[id] = inputs[size_t(g.values[id].producer)].data; break;
+        case Placement::Const: ptr[id] = const_ptr[id]; break;
+        case Placement::Arena: ptr[id] = base + p.offset[id]; break;
+        case Placement::Output: ptr[id] = outputs[size_t(p.offset[id])].data; break;
+      }
+      if (!ptr[id]) ptr[id] = g_empty_storage;
+    }
+    TensorView ins[64], outs[16];
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const NodeDef& n = g.nodes[i];
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        int id = n.inputs[k];
+        ins[k] = id >= 0 ? p.views[size_t(id)] : TensorView();
+        if (id >= 0) ins[k].data = ptr[size_t(id)];
+      }
+      for (size_t k = 0; k < n.outputs.size(); ++k) {
+        outs[k] = p.views[size_t(n.outputs[k])];
+        outs[k].data = ptr[size_t(n.outputs[k])];
+      }
+      KernelArgs args;
+      args.in = ins;
+      args.n_in = int(n.inputs.size());
+      args.out = outs;
+      args.n_out = int(n.outputs.size());
+      args.attrs = &p.attrs_of(g, i);
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        n.fn(args);
+      } catch (const std::exception& e) {
+        fail(describe_node(g, i), ": ", e.what());
+      }
+      if (timings)
+        timings->push_back({int(i), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+    }
+    for (auto [k, id] : p.output_copies)
+      if (p.nbytes[size_t(id)]) std::memcpy(outputs[size_t(k)].data, ptr[size_t(id)], p.nbytes[size_t(id)]);
+  }
+
+  ValueInfo info(int id) const {
+    const ValueDef& v = model.graph.values[size_t(id)];
+    ValueInfo vi{v.name, v.dtype, {}};
+    for (const SymProgram& prog : v.dims) {
+      int64_t d = -1;
+      vi.shape.push_back(program_is_const(prog, &d) ? d : -1);
+    }
+    return vi;
+  }
+};
+
+Model Model::load(const std::string& path, const ModelOptions& options) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(file_error(path, "open"));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    std::string msg = file_error(path, "stat");
+    ::close(fd);
+    throw Error(msg);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error("model file '" + path + "' is not a regular file");
+  }
+  size_t size = size_t(st.st_size);
+  if (size < kModelHeaderSize) {
+    ::close(fd);
+    fail("model file '", path, "': ", size, " bytes is too small to be a model file");
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) throw Error(file_error(path, "map"));
+  std::shared_ptr<const void> bytes(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
+  try {
+    return Model(std::make_shared<Impl>(std::move(bytes), size, options));
+  } catch (const Error& e) {
+    fail("'", path, "': ", e.what());
+  }
+}
+
+Model Model::from_bytes(const void* data, size_t size, const ModelOptions& options) {
+  void* copy = aligned_bytes(size);
+  if (size) std::memcpy(copy, data, size);
+  std::shared_ptr<const void> bytes(copy, [](const void* q) { std::free(const_cast<void*>(q)); });
+  return Model(std::make_shared<Impl>(std::move(bytes), size, options));
+}
+
+size_t Model::num_inputs() const { return impl_->model.graph.inputs.size(); }
+size_t Model::num_outputs() const { return impl_->model.graph.outputs.size(); }
+
+ValueInfo Model::input_info(size_t i) const {
+  FW_CHECK(i < num_inputs(), "input index ", i, " out of range");
+  return impl_->info(impl_->model.graph.inputs[i]);
+}
+
+ValueInfo Model::output_info(size_t i) const {
+  FW_CHECK(i < num_outputs(), "output index ", i, " out of range");
+  return impl_->info(impl_->model.graph.outputs[i]);
+}
+
+std::vector<NodeInfo> Model::nodes() const {
+  std::vector<NodeInfo> out;
+  for (const NodeDef& n : impl_->model.graph.nodes) out.push_back({n.op, n.kernel, n.source, n.inputs, n.outputs});
+  return out;
+}
+
+std::vector<std::string> Model::value_names() const {
+  std::vector<std::string> out;
+  for (const ValueDef& v : impl_->model.graph.values) out.push_back(v.name);
+  return out;
+}
+
+std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) const {
+  return impl_->plan_for(input_shapes)->output_shapes;
+}
+
+void Model::run(const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs,
+                std::vector<NodeTiming>* timings) const {
+  InputShapes shapes;
+  for (const TensorRef& t : inputs) shapes.push_back(t.shape);
+  auto plan = impl_->plan_for(shapes);
+  impl_->execute(*plan, inputs, outputs, timings);
+}
+
+std::vector<OwnedTensor> Model::run(const std::vector<TensorRef>& inputs) const {
+  InputShapes shapes;
+  for (const TensorRef& t : inputs) shapes.push_back(t.shape);
+  auto plan = impl_->plan_for(shapes);
+  const GraphDef& g = impl_->model.graph;
+  std::vector<OwnedTensor> outs;
+  std::vector<TensorRef> refs;
+  for (size_t k = 0; k < g.outputs.size(); ++k) {
+    int id = g.outputs[k];
+    OwnedTensor t;
+    t.dtype = g.values[size_t(id)].dtype;
+    t.shape = plan->output_shapes[k];
+    t.nbytes = size_t(plan->nbytes[size_t(id)]);
+    t.storage = std::shared_ptr<void>(aligned_bytes(t.nbytes), AlignedFree());
+    refs.push_back({t.storage.get(), t.dtype, t.shape});
+    outs.push_back(std::move(t));
+  }
+  impl_->execute(*plan, inputs, refs, nullptr);
+  return outs;
+}
+
+std::string Model::memory_plan(const std::vector<Shape>& input_shapes) const {
+  return format_plan(impl_->model.graph, *impl_->plan_for(input_shapes));
+}
+
+std::vector<PlanEntry> Model::plan_entries(const std::vector<Shape>& input_shapes, uint64_t* peak_bytes) const {
+  auto p = impl_->plan_for(input_shapes);
+  const GraphDef& g = impl_->model.graph;
+  std::vector<PlanEntry> out;
+  static const char* names[] = {"input", "const", "arena", "output"};
+  for (size_t id = 0; id < g.values.size(); ++id) {
+    const TensorView& v = p->views[id];
+    out.push_back({g.values[id].name, names[int(p->placement[id])], p->offset[id], p->nbytes[id],
+                   p->first_use[id], p->last_use[id], Shape(v.shape, v.shape + v.ndim)});
+  }
+  if (peak_bytes) *peak_bytes = p->arena_bytes;
+  return out;
+}
+
+size_t Model::cached_plans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plans.size();
+}
+
+std::pair<const void*, size_t> Model::file_bytes() const {
+  return {impl_->storage.get(), impl_->storage_size};
+}
+
+void set_runtime_threads(int n) { set_num_threads(n); }
+int runtime_threads() { return get_num_threads(); }
+size_t dtype_bytes(DType t) { return dtype_size(t); }
+
+}  // namespace fw
