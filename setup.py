@@ -6,6 +6,7 @@ result into the package (or into the source tree for `pip install -e .`).
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,16 @@ class CMakeBuild(build_ext):
             ["cmake", "--build", str(build_dir), "-j", jobs],
             check=True,
         )
+        self._fw_out_dir = out_dir
+
+    def copy_extensions_to_source(self) -> None:
+        # --inplace: setuptools copies the extension back; fwrun (framework/bin) comes too.
+        super().copy_extensions_to_source()
+        bin_src, bin_dst = self._fw_out_dir / "bin", ROOT / "framework" / "bin"
+        if bin_src.is_dir() and bin_src.resolve() != bin_dst.resolve():
+            bin_dst.mkdir(exist_ok=True)
+            for f in bin_src.iterdir():
+                shutil.copy2(f, bin_dst / f.name)
 
 
 setup(ext_modules=[CMakeExtension("framework._C")], cmdclass={"build_ext": CMakeBuild})

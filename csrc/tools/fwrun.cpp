@@ -1,0 +1,204 @@
+// fwrun: runs a framework model file with no Python (links only fw_core and the BLAS).
+//
+//   fwrun model.fwm --input x.npy [--input ...] --output y.npy [--output ...]
+//   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...]
+//   fwrun model.fwm --info | --plan [--shape ...]     [--threads T]
+//
+// Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.h"
+#include "tools/npy.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+struct Args {
+  std::string model;
+  std::vector<std::string> inputs, outputs, shapes;
+  int bench = 0;
+  int threads = 0;
+  bool info = false, plan = false;
+};
+
+[[noreturn]] void usage(const char* msg) {
+  std::fprintf(stderr,
+               "fwrun: %s\n"
+               "usage: fwrun MODEL --input X.npy [--input ...] --output Y.npy [--output ...]\n"
+               "       fwrun MODEL --bench N [--input X.npy ... | --shape 1,3,224,224 ...] [--threads T]\n"
+               "       fwrun MODEL --info | --plan [--shape ...]\n",
+               msg);
+  std::exit(2);
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + s).c_str());
+      return argv[++i];
+    };
+    if (s == "--input") a.inputs.push_back(value());
+    else if (s == "--output") a.outputs.push_back(value());
+    else if (s == "--shape") a.shapes.push_back(value());
+    else if (s == "--bench") a.bench = std::atoi(value().c_str());
+    else if (s == "--threads") a.threads = std::atoi(value().c_str());
+    else if (s == "--info") a.info = true;
+    else if (s == "--plan") a.plan = true;
+    else if (s == "-h" || s == "--help") usage("help");
+    else if (!s.empty() && s[0] == '-') usage(("unknown option " + s).c_str());
+    else if (a.model.empty()) a.model = s;
+    else usage(("unexpected argument " + s).c_str());
+  }
+  if (a.model.empty()) usage("no model file given");
+  if (a.bench < 0) usage("--bench needs a positive count");
+  if (!a.info && !a.plan && !a.bench && a.outputs.empty()) usage("nothing to do (give --output, --bench, --info or --plan)");
+  return a;
+}
+
+fw::Shape parse_shape(const std::string& s) {
+  fw::Shape shape;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0) throw fw::Error("bad --shape '" + s + "'");
+    shape.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return shape;
+}
+
+// Input shapes: from --shape, else the model's fixed dims with 1 for input-dependent ones.
+std::vector<fw::Shape> default_shapes(const fw::Model& m, const Args& a) {
+  std::vector<fw::Shape> shapes;
+  for (size_t i = 0; i < m.num_inputs(); ++i) {
+    if (i < a.shapes.size()) {
+      shapes.push_back(parse_shape(a.shapes[i]));
+    } else {
+      fw::Shape s = m.input_info(i).shape;
+      for (auto& d : s) d = d < 0 ? 1 : d;
+      shapes.push_back(s);
+    }
+  }
+  return shapes;
+}
+
+std::vector<fw::npy::Array> synthetic_inputs(const fw::Model& m, const std::vector<fw::Shape>& shapes) {
+  std::vector<fw::npy::Array> arrays;
+  std::mt19937 rng(0);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    fw::npy::Array a;
+    a.dtype = m.input_info(i).dtype;
+    a.shape = shapes[i];
+    int64_t n = 1;
+    for (auto d : a.shape) n *= d;
+    a.bytes.assign(size_t(n) * fw::dtype_bytes(a.dtype), 0);
+    if (a.dtype == fw::DType::f32) {
+      float* p = reinterpret_cast<float*>(a.bytes.data());
+      for (int64_t k = 0; k < n; ++k) p[k] = dist(rng);
+    }
+    arrays.push_back(std::move(a));
+  }
+  return arrays;
+}
+
+std::string shape_text(const fw::Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + (s[i] < 0 ? std::string("?") : std::to_string(s[i]));
+  return out + "]";
+}
+
+void print_info(const fw::Model& m) {
+  for (size_t i = 0; i < m.num_inputs(); ++i) {
+    auto v = m.input_info(i);
+    std::printf("input  %zu %-16s %-8s %s\n", i, v.name.c_str(), fw::npy::descr(v.dtype), shape_text(v.shape).c_str());
+  }
+  for (size_t i = 0; i < m.num_outputs(); ++i) {
+    auto v = m.output_info(i);
+    std::printf("output %zu %-16s %-8s %s\n", i, v.name.c_str(), fw::npy::descr(v.dtype), shape_text(v.shape).c_str());
+  }
+  std::printf("nodes  %zu\n", m.nodes().size());
+}
+
+std::string output_path(const Args& a, size_t k) {
+  if (k < a.outputs.size()) return a.outputs[k];
+  std::string base = a.outputs.back();
+  if (base.size() > 4 && base.compare(base.size() - 4, 4, ".npy") == 0) base.resize(base.size() - 4);
+  return base + "." + std::to_string(k) + ".npy";
+}
+
+int run(const Args& a) {
+  if (a.threads > 0) fw::set_runtime_threads(a.threads);
+  auto t0 = Clock::now();
+  fw::Model model = fw::Model::load(a.model);
+  double load_ms = ms_since(t0);
+  if (a.info) print_info(model);
+  std::vector<fw::npy::Array> arrays;
+  if (!a.inputs.empty()) {
+    for (const auto& path : a.inputs) arrays.push_back(fw::npy::read(path));
+  } else if (a.bench || a.plan) {
+    arrays = synthetic_inputs(model, default_shapes(model, a));
+  }
+  std::vector<fw::TensorRef> refs;
+  std::vector<fw::Shape> shapes;
+  for (auto& arr : arrays) {
+    refs.push_back({arr.bytes.data(), arr.dtype, arr.shape});
+    shapes.push_back(arr.shape);
+  }
+  if (a.plan) std::printf("%s", model.memory_plan(shapes).c_str());
+  if (!a.outputs.empty()) {
+    auto outs = model.run(refs);
+    for (size_t k = 0; k < outs.size(); ++k)
+      fw::npy::write(output_path(a, k), outs[k].dtype, outs[k].shape, outs[k].raw(), outs[k].nbytes);
+  }
+  if (a.bench) {
+    auto t1 = Clock::now();
+    model.run(refs);
+    double first_ms = ms_since(t1);
+    std::vector<double> times;
+    for (int i = 0; i < a.bench; ++i) {
+      auto t = Clock::now();
+      model.run(refs);
+      times.push_back(ms_since(t));
+    }
+    std::sort(times.begin(), times.end());
+    auto pct = [&](double q) { return times[std::min(times.size() - 1, size_t(q * double(times.size())))]; };
+    std::printf("model        %s\n", a.model.c_str());
+    std::printf("threads      %d\n", fw::runtime_threads());
+    std::printf("load         %.3f ms\n", load_ms);
+    std::printf("first run    %.3f ms\n", first_ms);
+    std::printf("cold start   %.3f ms (load + first run)\n", load_ms + first_ms);
+    std::printf("steady       median %.3f ms, p90 %.3f ms over %d runs\n", pct(0.5), pct(0.9), a.bench);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse_args(argc, argv);
+  try {
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fwrun: error: %s\n", e.what());
+    return 1;
+  }
+}
