@@ -156,7 +156,7 @@ def serialize(graph) -> bytes:
     w.u32(len(consts))
     for n in consts:
         v = n.outputs[0]
-        arr = np.ascontiguousarray(np.asarray(n.const), dtype=v.spec.dtype.np.newbyteorder("<"))
+        arr = np.asarray(n.const, dtype=v.spec.dtype.np.newbyteorder("<"), order="C")
         if tuple(arr.shape) != tuple(int(d) for d in v.spec.shape):
             raise ValueError(f"constant %{v.name}: payload shape {arr.shape} != spec {v.spec}")
         raw = arr.tobytes()
@@ -208,7 +208,7 @@ def _as_array(x, i: int) -> np.ndarray:
     else:
         arr = np.asarray(x)
     if not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr)
+        arr = np.array(arr, order="C")  # NOTE: not ascontiguousarray, which makes 0-d 1-d
     return arr
 
 

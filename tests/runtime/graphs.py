@@ -47,7 +47,7 @@ class Graph:
         return self._value(n, spec, name)
 
     def add_const(self, array):
-        array = np.ascontiguousarray(array)
+        array = np.array(array, order="C")
         n = Node("const", const=array)
         self.nodes.append(n)
         return self._value(n, Spec(array.shape, fw.dtypes.from_numpy_dtype(array.dtype)), "c")
@@ -114,7 +114,7 @@ def record(fn, args, kwargs=None):
 
     def to_fw(a):
         if isinstance(a, np.ndarray):
-            t = fw.from_numpy(np.ascontiguousarray(a).copy())
+            t = fw.from_numpy(np.array(a, order="C"))
             values[id(t)] = g.add_input(Spec(t.shape, t.dtype))
             keep.append(t)
             return t
