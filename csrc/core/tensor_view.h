@@ -3,6 +3,7 @@
 // cannot tell the difference. Strides are in elements (not bytes) and may be 0 (broadcast).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -33,7 +34,14 @@ struct TensorView {
     }
     return true;
   }
-  template <class T> T* ptr() const { return static_cast<T*>(data); }
+  // The data as T*. The element size must match the dtype's, so a view whose dtype does not
+  // fit the kernel (e.g. from a crafted model file) errors instead of reading past its end.
+  template <class T> T* ptr() const {
+    if constexpr (!std::is_void_v<T>)
+      FW_CHECK(sizeof(T) == dtype_size(dtype), "kernel reads a ", dtype_name(dtype), " tensor as a ", sizeof(T),
+               "-byte type");
+    return static_cast<T*>(data);
+  }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
 };
 

@@ -151,6 +151,8 @@ void linear_k(const KernelArgs& k) {
   FW_CHECK(w.size(1) == K, "linear: weight has in_features ", w.size(1), ", input has ", K);
   FW_CHECK(out.is_contiguous(), "linear: output must be contiguous");
   int64_t M = K == 0 ? out.numel() / std::max<int64_t>(N, 1) : x.numel() / K;
+  FW_CHECK(out.ndim >= 1 && out.size(-1) == N && out.numel() == M * N, "linear: output has ", out.numel(),
+           " elements, expected ", M, " x ", N);
   // x as an (M, K) matrix: needs rows at a fixed stride.
   const T* xp = x.ptr<T>();
   int64_t x_rs = K, x_cs = 1;

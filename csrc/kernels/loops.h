@@ -142,9 +142,21 @@ FW_TARGET_CLONES void binary_scalar_a(O* __restrict o, A a, const B* __restrict 
   for (int64_t i = 0; i < n; ++i) o[i] = f(a, b[i]);
 }
 
+// Each operand's dtype must have the element size the loop reads and writes (a mismatch can
+// only come from an inconsistent graph, e.g. a crafted model file).
+template <class... Ts, class... Views>
+void check_item_sizes(const Views&... views) {
+  const size_t sizes[] = {sizeof(Ts)...};
+  const TensorView* vs[] = {&views...};
+  for (size_t i = 0; i < sizeof...(Ts); ++i)
+    FW_CHECK(sizes[i] == dtype_size(vs[i]->dtype), "elementwise: operand #", i, " is ", dtype_name(vs[i]->dtype),
+             ", the kernel expects a ", sizes[i], "-byte type");
+}
+
 // out = f(a) over views (a broadcast to out).
 template <class O, class A, class F>
 void unary_kernel(const TensorView& out, const TensorView& a, F f) {
+  check_item_sizes<O, A>(out, a);
   const TensorView* ins[1] = {&a};
   ElementwiseIter<2> it(out, ins);
   it.for_each([&](char** p, const int64_t* s, int64_t n) {
@@ -160,6 +172,7 @@ void unary_kernel(const TensorView& out, const TensorView& a, F f) {
 // out = f(a, b) over views (a, b broadcast to out).
 template <class O, class A, class B, class F>
 void binary_kernel(const TensorView& out, const TensorView& a, const TensorView& b, F f) {
+  check_item_sizes<O, A, B>(out, a, b);
   const TensorView* ins[2] = {&a, &b};
   ElementwiseIter<3> it(out, ins);
   it.for_each([&](char** p, const int64_t* s, int64_t n) {
@@ -188,6 +201,7 @@ void binary_kernel(const TensorView& out, const TensorView& a, const TensorView&
 template <class O, class A, class B, class C, class F>
 void ternary_kernel(const TensorView& out, const TensorView& a, const TensorView& b,
                     const TensorView& c, F f) {
+  check_item_sizes<O, A, B, C>(out, a, b, c);
   const TensorView* ins[3] = {&a, &b, &c};
   ElementwiseIter<4> it(out, ins);
   it.for_each([&](char** p, const int64_t* s, int64_t n) {

@@ -9,7 +9,11 @@ namespace fw {
 namespace {
 
 // dst (contiguous buffer, src's logical shape) <- src, any dtype.
-void copy_view(const TensorView& src, void* dst_data) {
+void copy_view(const TensorView& src, const TensorView& out) {
+  FW_CHECK(out.dtype == src.dtype && out.numel() == src.numel() && out.is_contiguous(),
+           "view copy: output (", dtype_name(out.dtype), ", ", out.numel(), " elements) does not fit the view (",
+           dtype_name(src.dtype), ", ", src.numel(), " elements)");
+  void* dst_data = out.data;
   TensorView dst = make_view(dst_data, src.dtype, src.ndim, src.shape);
   if (src.is_contiguous()) {
     std::memcpy(dst_data, src.data, src.nbytes());
@@ -28,7 +32,7 @@ void reshape_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
   FW_CHECK(out.numel() == x.numel(), "reshape: output has ", out.numel(), " elements, input ", x.numel());
   FW_CHECK(out.is_contiguous(), "reshape: output must be contiguous");
-  copy_view(x, out.data);
+  copy_view(x, out);
 }
 
 // permute(dims=#0)
@@ -44,7 +48,7 @@ void permute_k(const KernelArgs& a) {
     v.strides[i] = x.strides[d];
   }
   FW_CHECK(a.output(0).numel() == v.numel(), "permute: output size mismatch");
-  copy_view(v, a.output(0).data);
+  copy_view(v, a.output(0));
 }
 
 // slice(dim=#0, start=#1, end=#2, step=#3); start is already clamped, output size given.
@@ -61,7 +65,7 @@ void slice_k(const KernelArgs& a) {
   v.data = static_cast<char*>(x.data) + start * x.strides[dim] * int64_t(dtype_size(x.dtype));
   v.shape[dim] = n;
   v.strides[dim] = x.strides[dim] * step;
-  copy_view(v, out.data);
+  copy_view(v, out);
 }
 
 // select(dim=#0, index=#1): drops dim.
@@ -81,7 +85,7 @@ void select_k(const KernelArgs& a) {
     ++j;
   }
   v.ndim = x.ndim - 1;
-  copy_view(v, a.output(0).data);
+  copy_view(v, a.output(0));
 }
 
 }  // namespace
@@ -110,7 +114,7 @@ void scatter_view(const KernelArgs& a, MakeView make) {
   FW_CHECK(out.is_contiguous() && out.numel() == x.numel(), "scatter: bad output");
   FW_CHECK(src.dtype == x.dtype, "scatter: src dtype ", dtype_name(src.dtype), " != input dtype ",
            dtype_name(x.dtype));
-  copy_view(x, out.data);
+  copy_view(x, out);
   TensorView v = make(out);
   dispatch_dtype(x.dtype, [&](auto zero) {
     using T = decltype(zero);
