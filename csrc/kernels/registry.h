@@ -25,6 +25,7 @@ struct KernelArgs {
 
   const TensorView& input(int i) const {
     FW_CHECK(i < n_in, "kernel expected input #", i, ", got ", n_in, " inputs");
+    FW_CHECK(in[i].data != nullptr, "kernel input #", i, " is absent (None) but required");
     return in[i];
   }
   TensorView& output(int i) const {

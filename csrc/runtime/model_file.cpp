@@ -69,6 +69,23 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// CRC-32 (IEEE 802.3, as zlib.crc32) of the header's first 56 bytes and the graph section.
+uint32_t crc32_update(uint32_t crc, const uint8_t* p, size_t n) {
+  static uint32_t table[256];
+  static bool init = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)init;
+  crc = ~crc;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
 template <class T> T load_le(const uint8_t* p) {
   T v;
   std::memcpy(&v, p, sizeof(T));
@@ -301,6 +318,10 @@ ParsedModel parse_model(const uint8_t* bytes, size_t size) {
            " is not 64-byte aligned");
   FW_CHECK(data_offset >= graph_offset + graph_size && data_offset <= size && data_size <= size - data_offset,
            "model file: data section (offset ", data_offset, ", ", data_size, " bytes) is out of bounds");
+  uint32_t stored_crc = load_le<uint32_t>(bytes + 56);
+  uint32_t crc = crc32_update(crc32_update(0, bytes, 56), bytes + graph_offset, size_t(graph_size));
+  FW_CHECK(crc == stored_crc, "model file: graph checksum mismatch (stored ", stored_crc, ", computed ", crc,
+           "): the file is corrupted");
   ParsedModel m;
   Reader r(bytes + graph_offset, size_t(graph_size));
   read_values(r, m.graph);

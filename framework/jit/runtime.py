@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -193,8 +194,9 @@ def serialize(graph) -> bytes:
     data_offset = HEADER_SIZE + len(graph_bytes)
     data_offset += -data_offset % ALIGN
     file_size = data_offset + offset
-    header = MAGIC + struct.pack("<IB3xQQQQQQ", FORMAT_VERSION, 1, file_size, HEADER_SIZE,
-                                 len(graph_bytes), data_offset, offset, 0)
+    header = MAGIC + struct.pack("<IB3xQQQQQ", FORMAT_VERSION, 1, file_size, HEADER_SIZE,
+                                 len(graph_bytes), data_offset, offset)
+    header += struct.pack("<I4x", zlib.crc32(graph_bytes, zlib.crc32(header)))
     assert len(header) == HEADER_SIZE
     gap = b"\0" * (data_offset - HEADER_SIZE - len(graph_bytes))
     return b"".join([header, graph_bytes, gap, *data])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from framework.jit import runtime as rt
-from tests.runtime.models import chain_graph, mlp_eager, mlp_graph
+from tests.runtime.models import chain_graph, cnn_graph, mlp_eager, mlp_graph
 
 
 def _assert_no_overlap(entries):
@@ -30,11 +30,15 @@ def test_live_values_never_overlap_on_a_chain():
     assert peak >= max(e["offset"] + e["nbytes"] for e in entries if e["placement"] == "arena")
 
 
-def test_peak_is_at_most_60_percent_of_all_intermediates():
-    graph, _, inputs = chain_graph(batch=4, width=64, depth=8)
-    entries, peak = rt.compile(graph).plan_entries([x.shape for x in inputs])
+@pytest.mark.parametrize("make", [chain_graph, cnn_graph], ids=["chain", "resnet_style_cnn"])
+def test_peak_is_at_most_60_percent_of_all_intermediates(make):
+    graph, expected, inputs = make()
+    compiled = rt.compile(graph)
+    entries, peak = compiled.plan_entries([x.shape for x in inputs])
+    _assert_no_overlap(entries)
     total = sum(e["nbytes"] for e in entries if e["placement"] == "arena")
     assert peak <= 0.6 * total, f"peak {peak} vs intermediates {total}"
+    np.testing.assert_allclose(compiled.run(inputs)[0].numpy(), expected[0], rtol=1e-5, atol=1e-5)
 
 
 def test_inputs_consts_and_outputs_are_not_in_the_arena():
