@@ -51,13 +51,15 @@ class CMakeBuild(build_ext):
         self._fw_out_dir = out_dir
 
     def copy_extensions_to_source(self) -> None:
-        # --inplace: setuptools copies the extension back; fwrun (framework/bin) comes too.
+        # --inplace: setuptools copies the extension back; fwrun (framework/bin), the runtime
+        # library (framework/lib) and its header (framework/include) come too.
         super().copy_extensions_to_source()
-        bin_src, bin_dst = self._fw_out_dir / "bin", ROOT / "framework" / "bin"
-        if bin_src.is_dir() and bin_src.resolve() != bin_dst.resolve():
-            bin_dst.mkdir(exist_ok=True)
-            for f in bin_src.iterdir():
-                shutil.copy2(f, bin_dst / f.name)
+        if not hasattr(self, "_fw_out_dir"):
+            return
+        for sub in ("bin", "lib", "include"):
+            src, dst = self._fw_out_dir / sub, ROOT / "framework" / sub
+            if src.is_dir() and src.resolve() != dst.resolve():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
 
 
 setup(ext_modules=[CMakeExtension("framework._C")], cmdclass={"build_ext": CMakeBuild})

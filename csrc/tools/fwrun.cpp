@@ -2,7 +2,7 @@
 //
 //   fwrun model.fwm --input x.npy [--input ...] --output y.npy [--output ...]
 //   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...]
-//   fwrun model.fwm --info | --plan [--shape ...]     [--threads T]
+//   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES]
 //
 // Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
 #include <algorithm>
@@ -30,6 +30,7 @@ struct Args {
   std::vector<std::string> inputs, outputs, shapes;
   int bench = 0;
   int threads = 0;
+  uint64_t max_memory = 0;
   bool info = false, plan = false;
 };
 
@@ -38,7 +39,8 @@ struct Args {
                "fwrun: %s\n"
                "usage: fwrun MODEL --input X.npy [--input ...] --output Y.npy [--output ...]\n"
                "       fwrun MODEL --bench N [--input X.npy ... | --shape 1,3,224,224 ...] [--threads T]\n"
-               "       fwrun MODEL --info | --plan [--shape ...]\n",
+               "       fwrun MODEL --info | --plan [--shape ...]\n"
+               "options: --threads T (kernel threads), --max-memory BYTES (per value and per arena)\n",
                msg);
   std::exit(2);
 }
@@ -56,6 +58,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--shape") a.shapes.push_back(value());
     else if (s == "--bench") a.bench = std::atoi(value().c_str());
     else if (s == "--threads") a.threads = std::atoi(value().c_str());
+    else if (s == "--max-memory") a.max_memory = std::strtoull(value().c_str(), nullptr, 10);
     else if (s == "--info") a.info = true;
     else if (s == "--plan") a.plan = true;
     else if (s == "-h" || s == "--help") usage("help");
@@ -148,7 +151,9 @@ std::string output_path(const Args& a, size_t k) {
 int run(const Args& a) {
   if (a.threads > 0) fw::set_runtime_threads(a.threads);
   auto t0 = Clock::now();
-  fw::Model model = fw::Model::load(a.model);
+  fw::ModelOptions options;
+  if (a.max_memory) options.max_memory_bytes = a.max_memory;
+  fw::Model model = fw::Model::load(a.model, options);
   double load_ms = ms_since(t0);
   if (a.info) print_info(model);
   std::vector<fw::npy::Array> arrays;

@@ -51,3 +51,29 @@ def test_fwrun_reports_bad_files_and_inputs(tmp_path):
     proc = _fwrun(tmp_path / "m.fwm", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
     assert proc.returncode == 1 and "dim 1 must be 16" in proc.stderr
     assert _fwrun().returncode == 2
+
+
+def test_cpp_example_builds_against_the_library_and_matches_python(tmp_path):
+    import shutil
+    import sys
+
+    root = FWRUN.parents[2]
+    if shutil.which("cmake") is None or not (root / "framework/lib/libfw_runtime.so").exists():
+        pytest.skip("cmake or the runtime library is missing")
+    build = tmp_path / "build"
+    cfg = subprocess.run(["cmake", "-S", str(root / "examples/cpp"), "-B", str(build),
+                          f"-DFRAMEWORK_DIR={root / 'framework'}", f"-DPython_EXECUTABLE={sys.executable}"],
+                         capture_output=True, text=True, timeout=300)
+    assert cfg.returncode == 0, cfg.stderr
+    make = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True, timeout=300)
+    assert make.returncode == 0, make.stderr + make.stdout
+    compiled = rt.compile(mlp_graph())
+    compiled.save(tmp_path / "m.fwm")
+    proc = subprocess.run([str(build / "classify"), str(tmp_path / "m.fwm"), "3"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    x = (np.arange(3 * 16) % 7).astype(np.float32).reshape(3, 16) / 7.0
+    want = compiled.run([x])[0].numpy().reshape(-1)[:4]
+    got = [float(v) for v in proc.stdout.split("]")[1].split()]
+    assert proc.stdout.startswith("output 0: shape [3, 4]")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
