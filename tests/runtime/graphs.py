@@ -14,28 +14,21 @@ from framework.jit.ir import Graph, TensorSpec
 from framework.ops import registry
 
 
-def _flatten(args):
-    for a in args:
-        if isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray):
-            yield from a
-        elif isinstance(a, np.ndarray):
-            yield a
-
-
 def record(fn, args, kwargs=None):
     """(graph, eager outputs as numpy, input arrays): fn(*args) recorded op by op."""
     g = Graph()
     values: dict = {}
     keep: list = []
-    inputs = list(_flatten(args))
+    inputs: list = []  # the arrays that became graph inputs, in order
 
     def to_fw(a):
         if isinstance(a, np.ndarray):
-            t = fw.from_numpy(np.array(a, order="C"))
+            inputs.append(np.array(a, order="C"))
+            t = fw.from_numpy(inputs[-1].copy())
             values[id(t)] = g.add_input(f"x{len(keep)}", TensorSpec(tuple(t.shape), t.dtype))
             keep.append(t)
             return t
-        if isinstance(a, (list, tuple)) and a and isinstance(a[0], np.ndarray):
+        if isinstance(a, (list, tuple)) and any(isinstance(x, np.ndarray) for x in a):
             return type(a)(to_fw(x) for x in a)
         return a
 
