@@ -121,3 +121,23 @@ def test_custom_dataset():
 
     xs, ys = next(iter(DataLoader(Squares(), batch_size=5)))
     assert xs.reshape(-1).tolist() == [0.0, 1.0, 4.0, 9.0, 16.0] and ys.tolist() == list(range(5))
+
+
+def test_tensor_dataset_batches_equal_per_sample_collate():
+    ds = TensorDataset(fw.randn(23, 2, 3), fw.arange(23))
+    fast = list(DataLoader(ds, batch_size=5, shuffle=True, generator=fw.Generator().manual_seed(4)))
+    slow = list(
+        DataLoader(
+            ds,
+            batch_size=5,
+            shuffle=True,
+            generator=fw.Generator().manual_seed(4),
+            collate_fn=lambda b: default_collate(b),
+        )
+    )
+    assert len(fast) == len(slow) == 5
+    for (fx, fy), (sx, sy) in zip(fast, slow):
+        assert fx.shape == sx.shape and fy.dtype is sy.dtype is fw.int64
+        np.testing.assert_array_equal(fx.numpy(), sx.numpy())
+        np.testing.assert_array_equal(fy.numpy(), sy.numpy())
+    assert isinstance(fast[0], list) and isinstance(slow[0], list)

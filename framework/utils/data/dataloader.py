@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
+import importlib.util
 import numbers
 
 import numpy as np
@@ -44,8 +45,7 @@ def default_collate(batch):
     if isinstance(elem, collections.abc.Sequence):
         if any(len(e) != len(elem) for e in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
-        out = [default_collate(s) for s in zip(*batch)]
-        return tuple(out) if isinstance(elem, tuple) else out
+        return [default_collate(s) for s in zip(*batch)]  # a list, like torch (also for tuples)
     raise TypeError(
         f"default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
         f"found {type(elem)}"
@@ -115,10 +115,26 @@ class DataLoader:
             return ds.__getitems__(indices)
         return [ds[i] for i in indices]
 
+    def _batched_tensor_dataset(self) -> bool:
+        """A TensorDataset with the default collate: a batch is one advanced-indexing op per
+        tensor (when the index op is registered) instead of per-sample rows and a stack."""
+        from .dataset import TensorDataset
+
+        return (
+            type(self.dataset) is TensorDataset
+            and self.collate_fn is default_collate
+            and importlib.util.find_spec("framework.ops.gather") is not None
+        )
+
     def __iter__(self):
         if self.batch_sampler is None:
             for i in self.sampler:
                 yield self.collate_fn(self.dataset[i])
+            return
+        if self._batched_tensor_dataset():
+            for indices in self.batch_sampler:
+                idx = tensor(list(indices), dtype=D.int64)
+                yield [t[idx] for t in self.dataset.tensors]
             return
         for indices in self.batch_sampler:
             yield self.collate_fn(self._fetch(indices))
