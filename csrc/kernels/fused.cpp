@@ -1,6 +1,7 @@
 // fused.cpp: kernels for ops that the graph passes create (framework/ops/fused.py).
 //
 // linear_act: GEMM, then bias + activation in one pass over the output rows.
+// conv2d_act: the conv2d kernel, then the activation in one pass over the output.
 // fused_elementwise: a small postfix expression program over up to 8 broadcast inputs,
 // evaluated block by block in one loop over the data, so every input element is read once
 // and the output written once, with no intermediate tensors. The opcodes are shared with
@@ -53,23 +54,51 @@ inline T gelu_tanh_f(T x) {
 }
 
 template <class T, Act A>
+inline T activate(T v) {
+  if constexpr (A == Act::relu) return relu_f(v);
+  if constexpr (A == Act::gelu) return gelu_f(v);
+  if constexpr (A == Act::gelu_tanh) return gelu_tanh_f(v);
+  if constexpr (A == Act::silu) return silu_f(v);
+  if constexpr (A == Act::sigmoid) return sigmoid_f(v);
+  if constexpr (A == Act::tanh) return vm::tanh(v);
+  return v;
+}
+
+// NOTE: the loops live in FW_TARGET_CLONES functions so vec_math's floor stays one
+// instruction and the activation vectorizes.
+template <class T, Act A>
+FW_TARGET_CLONES void bias_act_row(T* __restrict row, const T* __restrict b, int64_t N) {
+  if (b) {
+    for (int64_t j = 0; j < N; ++j) row[j] = activate<T, A>(row[j] + b[j]);
+  } else {
+    for (int64_t j = 0; j < N; ++j) row[j] = activate<T, A>(row[j]);
+  }
+}
+
+template <class T, Act A>
 void bias_act_rows(T* o, const T* b, int64_t bst, int64_t M, int64_t N) {
+  std::vector<T> bias;
+  if (b && bst != 1) {  // a strided bias is packed once
+    bias.resize(size_t(N));
+    for (int64_t j = 0; j < N; ++j) bias[size_t(j)] = b[j * bst];
+    b = bias.data();
+  }
   parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) {
-      T* row = o + i * N;
-      for (int64_t j = 0; j < N; ++j) {
-        T v = row[j];
-        if (b) v += b[j * bst];
-        if constexpr (A == Act::relu) v = relu_f(v);
-        if constexpr (A == Act::gelu) v = gelu_f(v);
-        if constexpr (A == Act::gelu_tanh) v = gelu_tanh_f(v);
-        if constexpr (A == Act::silu) v = silu_f(v);
-        if constexpr (A == Act::sigmoid) v = sigmoid_f(v);
-        if constexpr (A == Act::tanh) v = vm::tanh(v);
-        row[j] = v;
-      }
-    }
+    for (int64_t i = s; i < e; ++i) bias_act_row<T, A>(o + i * N, b, N);
   });
+}
+
+template <class T>
+void bias_act_dispatch(Act act, T* o, const T* b, int64_t bst, int64_t M, int64_t N) {
+  switch (act) {
+    case Act::none: bias_act_rows<T, Act::none>(o, b, bst, M, N); break;
+    case Act::relu: bias_act_rows<T, Act::relu>(o, b, bst, M, N); break;
+    case Act::gelu: bias_act_rows<T, Act::gelu>(o, b, bst, M, N); break;
+    case Act::gelu_tanh: bias_act_rows<T, Act::gelu_tanh>(o, b, bst, M, N); break;
+    case Act::silu: bias_act_rows<T, Act::silu>(o, b, bst, M, N); break;
+    case Act::sigmoid: bias_act_rows<T, Act::sigmoid>(o, b, bst, M, N); break;
+    case Act::tanh: bias_act_rows<T, Act::tanh>(o, b, bst, M, N); break;
+  }
 }
 
 // linear_act(x (..., K), weight (N, K), bias (N)?, activation=#0) -> act(x @ weight^T + bias).
@@ -110,15 +139,29 @@ void linear_act_k(const KernelArgs& k) {
   }
   T* o = out.ptr<T>();
   gemm_strided<T>(M, N, K, T(1), xp, x_rs, x_cs, w.ptr<T>(), w.strides[1], w.strides[0], T(0), o, N);
-  switch (act) {
-    case Act::none: bias_act_rows<T, Act::none>(o, bp, bst, M, N); break;
-    case Act::relu: bias_act_rows<T, Act::relu>(o, bp, bst, M, N); break;
-    case Act::gelu: bias_act_rows<T, Act::gelu>(o, bp, bst, M, N); break;
-    case Act::gelu_tanh: bias_act_rows<T, Act::gelu_tanh>(o, bp, bst, M, N); break;
-    case Act::silu: bias_act_rows<T, Act::silu>(o, bp, bst, M, N); break;
-    case Act::sigmoid: bias_act_rows<T, Act::sigmoid>(o, bp, bst, M, N); break;
-    case Act::tanh: bias_act_rows<T, Act::tanh>(o, bp, bst, M, N); break;
-  }
+  bias_act_dispatch<T>(act, o, bp, bst, M, N);
+}
+
+// conv2d_act(x, weight, bias?, stride, padding, dilation, groups, activation=#4): the conv2d
+// kernel, then the activation in one pass over the (contiguous) output.
+template <class T>
+void conv2d_act_k(const KernelArgs& k) {
+  FW_CHECK(k.attrs->size() >= 5, "conv2d_act: expected 5 attributes, got ", k.attrs->size());
+  Act act = parse_act(k.attrs->str(4));
+  KernelFn conv = find_kernel("conv2d", k.input(0).dtype);
+  FW_CHECK(conv != nullptr, "conv2d_act: no conv2d kernel for this dtype");
+  Attrs conv_attrs;
+  conv_attrs.values.assign(k.attrs->values.begin(), k.attrs->values.begin() + 4);
+  KernelArgs inner = k;
+  inner.attrs = &conv_attrs;
+  conv(inner);
+  TensorView& out = k.output(0);
+  FW_CHECK(out.is_contiguous(), "conv2d_act: output must be contiguous");
+  if (act == Act::none || out.numel() == 0) return;
+  // One "row" per (image, channel) plane: the activation runs while the plane is in cache.
+  int64_t plane = out.ndim >= 2 ? out.numel() / std::max<int64_t>(out.shape[0] * out.shape[1], 1) : out.numel();
+  int64_t rows = plane ? out.numel() / plane : 0;
+  bias_act_dispatch<T>(act, out.ptr<T>(), nullptr, 0, rows, plane);
 }
 
 // ---------------------------------------------------------------- fused_elementwise
@@ -374,6 +417,8 @@ void fused_elementwise_k(const KernelArgs& k) {
 FW_REGISTER_KERNELS(fused) {
   register_kernel("linear_act", DType::f32, &linear_act_k<float>);
   register_kernel("linear_act", DType::f64, &linear_act_k<double>);
+  register_kernel("conv2d_act", DType::f32, &conv2d_act_k<float>);
+  register_kernel("conv2d_act", DType::f64, &conv2d_act_k<double>);
   register_kernel("fused_elementwise", DType::f32, &fused_elementwise_k<float>);
   register_kernel("fused_elementwise", DType::f64, &fused_elementwise_k<double>);
 }

@@ -4,6 +4,8 @@ other, so eager dispatch, the interpreter and the C++ runtime run the same kerne
 
 - linear_act(x, weight, bias?, activation): act(x @ weight^T + bias), the GEMM followed by
   bias and activation in one pass over the output.
+- conv2d_act(x, weight, bias?, stride, padding, dilation, groups, activation): the conv2d
+  kernel followed by the activation in one pass over the output.
 - fused_elementwise(x0, ..., x7?, program, consts): a postfix expression program over up to
   8 broadcast inputs of one float dtype, evaluated in one loop over the data.
 
@@ -56,6 +58,31 @@ def _linear_act_samples(dt):
 def linear_act(input, weight, bias=None, activation: str = "relu"):
     """activation(linear(input, weight, bias)) in one kernel (created by fuse_linear_activation)."""
     return dispatch(linear_act.opdef, [input, weight, bias], (str(activation),))
+
+
+def _conv2d_act_infer(x, w, b, stride, padding, dilation, groups, activation):
+    from .registry import get
+
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"conv2d_act: unknown activation {activation!r} (expected one of {ACTIVATIONS})")
+    return get("conv2d").infer(x, w, b, stride, padding, dilation, groups)
+
+
+def _conv2d_act_samples(dt):
+    return [Sample((arg((2, 3, 5, 5), dt), arg((4, 3, 3, 3), dt), arg((4,), dt)),
+                   {"padding": (1, 1, 1, 1), "activation": a}) for a in ACTIVATIONS] + [
+        Sample((arg((1, 4, 6, 6), dt), arg((4, 2, 3, 3), dt), None),
+               {"stride": (2, 2), "groups": 2, "activation": "silu"}, note="groups, stride, no bias")]
+
+
+@defop(name="conv2d_act", inputs=("x", "weight", "bias?"),
+       attrs=("stride", "padding", "dilation", "groups", "activation"), infer=_conv2d_act_infer,
+       differentiable=False, tags=("fused", "conv"), samples=_conv2d_act_samples)
+def conv2d_act(input, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+               groups=1, activation: str = "relu"):
+    """activation(conv2d(...)) in one kernel (attrs as the conv2d op's: padding is 4 ints)."""
+    return dispatch(conv2d_act.opdef, [input.contiguous(), weight.contiguous(), bias],
+                    (tuple(stride), tuple(padding), tuple(dilation), int(groups), str(activation)))
 
 
 def check_program(program, consts, present) -> None:
@@ -135,4 +162,4 @@ def fused_elementwise(*inputs, program, consts=()):
                     (tuple(int(p) for p in program), tuple(float(c) for c in consts) or (0.0,)))
 
 
-__all__ = ["linear_act", "fused_elementwise"]
+__all__ = ["linear_act", "conv2d_act", "fused_elementwise"]

@@ -89,3 +89,15 @@ def test_fused_elementwise_rejects_mixed_dtypes():
     with pytest.raises(TypeError, match="one float dtype"):
         F.fused_elementwise(fw.ones(2), fw.ones(2, dtype=fw.float64),
                             program=(F.LOAD, 0, F.LOAD, 1, F.BINARY_OPCODES["add"], 0))
+
+
+@pytest.mark.parametrize("act", F.ACTIVATIONS)
+def test_conv2d_act_matches_torch(act):
+    x, w, b = _a(2, 4, 6, 5), _a(6, 2, 3, 3), _a(6)
+    got = F.conv2d_act(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b), stride=(2, 1),
+                       padding=(1, 1, 1, 1), groups=2, activation=act)
+    want = TORCH_ACT[act](TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                    stride=(2, 1), padding=1, groups=2))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown activation"):
+        F.conv2d_act(fw.from_numpy(x), fw.from_numpy(w), None, activation="swish")

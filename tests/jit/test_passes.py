@@ -259,3 +259,11 @@ def test_fold_batch_norm_into_conv_and_linear():
     traced = fw.jit.trace(f, (_rand(2, 3, 5, 5),))
     g, changed = _apply(traced.graph, P.fold_batch_norm, [_rand(3, 3, 5, 5)])
     assert changed and not g.calls("batch_norm")
+
+
+def test_conv_activation_fusion():
+    w, b = _rand(4, 3, 3, 3), _rand(4)
+    traced = fw.jit.trace(lambda x: fw.silu(fw.conv2d(x, w, b, padding=1)), (_rand(2, 3, 5, 5),))
+    g, changed = _apply(traced.graph, P.fuse_linear_activation, [_rand(3, 3, 5, 5)])
+    assert changed and [n.target for n in g.calls()] == ["conv2d_act"]
+    assert g.calls()[0].attrs[-1] == "silu"

@@ -1,7 +1,8 @@
-"""linear followed by an activation -> one linear_act node (framework/ops/fused.py): the
-GEMM, then bias and activation in one pass over the output.
+"""linear or conv2d followed by an activation -> one linear_act / conv2d_act node
+(framework/ops/fused.py): the GEMM or convolution, then bias and activation in one pass
+over the output.
 
-Applies when the linear's only user is relu, gelu (exact or tanh), silu, sigmoid or tanh."""
+Applies when the op's only user is relu, gelu (exact or tanh), silu, sigmoid or tanh."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ def _activation(node):
 
 
 def fuse_linear_activation(graph: Graph) -> bool:
-    """Fuses linear + activation pairs; returns whether any was fused."""
+    """Fuses linear/conv2d + activation pairs; returns whether any was fused."""
     changed = False
-    for lin in graph.calls("linear"):
+    for lin in graph.calls("linear") + graph.calls("conv2d"):
         out = lin.output
         if len(out.users) != 1:
             continue
@@ -30,7 +31,8 @@ def fuse_linear_activation(graph: Graph) -> bool:
         if act is None or act_node.output.spec != out.spec:
             continue
         with graph.inserting_before(act_node):
-            new = graph.call("linear_act", list(lin.inputs), (act,), source=lin.source)
+            new = graph.call(f"{lin.target}_act", list(lin.inputs), lin.attrs + (act,),
+                             source=lin.source)
         graph.replace_all_uses(act_node.output, new.output)
         graph.erase(act_node)
         graph.erase(lin)
