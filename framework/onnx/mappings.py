@@ -741,6 +741,16 @@ def _linear_act(ctx, ins, attrs, outs):
     _activation(ctx, y, attrs[0], outs[0], spec)
 
 
+@maps("conv2d_act")
+def _conv2d_act(ctx, ins, attrs, outs):
+    stride, p4, dilation, groups, act = attrs
+    k = list(ctx.in_spec(1).shape[2:])
+    y = ctx.add("Conv", ins, outs[0] if act == "none" else None, kernel_shape=k, strides=list(stride),
+                pads=list(p4), dilations=list(dilation), group=int(groups))
+    if act != "none":
+        _activation(ctx, y, act, outs[0], ctx.out_spec(0))
+
+
 @maps("fused_elementwise")
 def _fused_elementwise(ctx, ins, attrs, outs):
     from ..ops import fused as F
