@@ -53,6 +53,7 @@ float16 = None  # not supported; present so `fw.float16` fails clearly where use
 
 _ops._bind_methods()
 from . import jit  # noqa: E402,F401  (graph mode: fw.jit.trace)
+from . import profiler  # noqa: E402,F401  (fw.profiler.profile)
 
 from . import nn, optim, utils  # noqa: E402,F401
 from .serialization import load, load_torch_checkpoint, save  # noqa: E402,F401

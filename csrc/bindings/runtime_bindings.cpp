@@ -73,7 +73,7 @@ py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
   }
   if (!profile) return py::make_tuple(outs, py::none());
   py::list t;
-  for (auto& nt : timings) t.append(py::make_tuple(nt.node, nt.seconds));
+  for (auto& nt : timings) t.append(py::make_tuple(nt.node, nt.start, nt.seconds));
   return py::make_tuple(outs, t);
 }
 
@@ -95,7 +95,7 @@ void register_runtime_bindings(py::module_& m) {
           }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
           "Memory-maps and parses a model file.")
       .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
-           "Runs on C-contiguous numpy inputs; returns (outputs, per-node timings or None).")
+           "Runs on C-contiguous numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")
       .def("output_shapes", [](const Model& m, const py::sequence& s) { return m.output_shapes(shapes_of(s)); })
       .def("memory_plan", [](const Model& m, const py::sequence& s) { return m.memory_plan(shapes_of(s)); })
       .def("plan_entries", [](const Model& m, const py::sequence& s) {

@@ -144,6 +144,7 @@ struct Model::Impl {
       if (!ptr[id]) ptr[id] = g_empty_storage;
     }
     TensorView ins[64], outs[16];
+    auto call_start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const NodeDef& n = g.nodes[i];
       for (size_t k = 0; k < n.inputs.size(); ++k) {
@@ -167,8 +168,11 @@ struct Model::Impl {
       } catch (const std::exception& e) {
         fail(describe_node(g, i), ": ", e.what());
       }
-      if (timings)
-        timings->push_back({int(i), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+      if (timings) {
+        auto t1 = std::chrono::steady_clock::now();
+        timings->push_back({int(i), std::chrono::duration<double>(t0 - call_start).count(),
+                            std::chrono::duration<double>(t1 - t0).count()});
+      }
     }
     for (auto [k, id] : p.output_copies)
       if (p.nbytes[size_t(id)]) std::memcpy(outputs[size_t(k)].data, ptr[size_t(id)], p.nbytes[size_t(id)]);

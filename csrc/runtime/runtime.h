@@ -71,7 +71,8 @@ struct ModelOptions {
 
 struct NodeTiming {
   int node;
-  double seconds;
+  double start;    // seconds since the call began
+  double seconds;  // the kernel's duration
 };
 
 // One value of a memory plan (for tools and tests).
