@@ -446,7 +446,9 @@ def _decompose(x, index):
             tensors.append(arange(1 if bool(i) else 0, dtype=D.int64))
             dims.append(dim)
             dim += 1
-        elif isinstance(i, (int, np.integer)):
+        elif isinstance(i, (int, np.integer)) or (_is_tensor(i) and i.ndim == 0 and i.dtype in _INDEX_DT):
+            # NOTE: like torch, a 0-d integer tensor indexes like a Python int (a select).
+            i = int(i.item()) if _is_tensor(i) else int(i)
             size = out.shape[dim]
             if not -size <= i < size:
                 raise IndexError(f"index {int(i)} is out of bounds for dimension {dim} with size {size}")
@@ -490,8 +492,23 @@ def advanced_setitem(x, index, value):
         view, tensors, dims = _decompose(x, index)
         if not view._data.flags.writeable:
             raise RuntimeError("cannot write into a read-only (expanded) tensor")
-        view.index_put_(tuple(_aten_list(tensors, dims)), value)
+        if tensors:
+            view.index_put_(tuple(_aten_list(tensors, dims)), value)
+        else:  # only 0-d integer tensors: a basic index after all
+            _copy_value(view, value)
     return x
+
+
+def _copy_value(view, value):
+    from ..creation import tensor
+    from .dispatch import _copy_into
+
+    if not _is_tensor(value):
+        value = tensor(value, dtype=view.dtype)
+    if broadcast_shapes(tuple(view.shape), tuple(value.shape)) != tuple(view.shape):
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(view.shape)}")
+    _copy_into(view, value)
 
 
 def _aten_list(tensors, dims):

@@ -227,3 +227,54 @@ def test_bad_index_does_not_kill_the_process():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "caught 7" in r.stdout
+
+
+# ---- property test: random mixes of index kinds against torch ---------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@st.composite
+def _index_case(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    items = []
+    adv_shape = draw(st.sampled_from([(2,), (3,), (2, 1), (1, 3), ()]))
+    for size in shape:
+        kind = draw(st.sampled_from(["slice", "int", "tensor", "tensor", "none-slice", "mask"]))
+        if kind == "slice":
+            items.append(("slice", slice(draw(st.integers(-size, size)), None, draw(st.integers(1, 2)))))
+        elif kind == "int":
+            items.append(("int", draw(st.integers(-size, size - 1))))
+        elif kind == "tensor":
+            n = int(np.prod(adv_shape)) if adv_shape else 1
+            vals = draw(st.lists(st.integers(-size, size - 1), min_size=n, max_size=n))
+            items.append(("tensor", np.array(vals, dtype=np.int64).reshape(adv_shape)))
+        elif kind == "mask":
+            items.append(("mask", np.array(draw(st.lists(st.booleans(), min_size=size, max_size=size)))))
+        else:
+            items.append(("none", None))
+            items.append(("slice", slice(None)))
+    return shape, items
+
+
+def _build(items, T):
+    return tuple(T(v) if k in ("tensor", "mask") else v for k, v in items)
+
+
+@given(_index_case())
+def test_random_index_mixes_match_torch(case):
+    shape, items = case
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    n_masks = sum(k == "mask" for k, _ in items)
+    try:
+        expected = torch.tensor(x)[_build(items, torch.tensor)]
+    except (IndexError, RuntimeError) as e:
+        with pytest.raises(type(e)):
+            fw.tensor(x)[_build(items, fw.tensor)]
+        return
+    assert_close(fw.tensor(x)[_build(items, fw.tensor)], expected, what=str(items))
+    if n_masks == 0:  # writes too (masks with tensors may repeat positions)
+        xf, xt = fw.tensor(x), torch.tensor(x)
+        xf[_build(items, fw.tensor)] = -1.0
+        xt[_build(items, torch.tensor)] = -1.0
+        assert_close(xf, xt, what=f"setitem {items}")
