@@ -999,3 +999,18 @@ def _topk(imp, node, ins, at):
     axis = _wrap(at.get("axis", -1), _ndim(imp, ins[0]), imp)
     out = imp.call("topk", [ins[0]], (k, axis, bool(at.get("largest", 1)), bool(at.get("sorted", 1))))
     return list(out)
+
+
+def _fold_trilu(imp, ins, at):
+    k = imp.ints(ins[1], "k")[0] if len(ins) > 1 and ins[1] is not None else 0
+    if ins[0].dtype == object or not isinstance(k, int):
+        return None
+    return [(np.triu if at.get("upper", 1) else np.tril)(ins[0], k)]
+
+
+@rule("Trilu", attrs=("upper",), needs=("tril", "triu"), fold=_fold_trilu)
+def _trilu(imp, node, ins, at):
+    k = imp.ints(ins[1], "k")[0] if len(ins) > 1 and ins[1] is not None else 0
+    if not isinstance(k, int):
+        raise OnnxError(f"{imp.where()}: a symbolic Trilu diagonal is not supported")
+    return [imp.call("triu" if at.get("upper", 1) else "tril", [ins[0]], (k,))]

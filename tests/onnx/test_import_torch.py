@@ -200,3 +200,40 @@ def test_shape_subgraphs_fold_into_symbolic_reshape(tmp_path):
     assert not [n for n in graph.nodes if n.op == "const"], str(graph)
     x = np.random.default_rng(3).standard_normal((5, 3, 4)).astype(np.float32)
     assert_close(fw.onnx.load(path)(x), np.maximum(x.reshape(5, 12), 0), what="flat")
+
+
+class TinyGPT(nn.Module):
+    """Token embedding, pre-norm causal self-attention written out (triu mask, masked_fill)."""
+
+    def __init__(self, d=16, heads=2, vocab=50):
+        super().__init__()
+        self.heads = heads
+        self.emb, self.ln = nn.Embedding(vocab, d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (C // self.heads) ** 0.5
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        y = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        return x + self.out(y.transpose(1, 2).reshape(B, T, C))
+
+
+def test_gpt_with_dynamic_batch_and_sequence(tmp_path):
+    _needs("embedding", "layer_norm", "softmax", "triu")
+    path = tmp_path / "gpt.onnx"
+    model = TinyGPT().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randint(0, 50, (2, 7)),), str(path), dynamo=False,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch", 1: "seq"}}, opset_version=17)
+    module = fw.onnx.load(path)
+    rng = np.random.default_rng(4)
+    for batch, seq in ((2, 7), (3, 4)):
+        x = rng.integers(0, 50, (batch, seq)).astype(np.int64)
+        (expected,) = run_ort(path, {"x": x})
+        assert_close(module(x), expected, what=f"gpt {batch}x{seq}", tol=(1e-4, 1e-5))
