@@ -79,9 +79,16 @@ def _constant(imp, node, ins, at):
     raise OnnxError(f"{imp.where()}: Constant needs one of {list(_CONST_ATTRS)}")
 
 
+def _small(shape) -> bool:
+    """Whether a folded array of this (static) shape is small enough to build at import."""
+    from .importer import MAX_FOLD_ELEMENTS
+
+    return all(isinstance(s, int) and s >= 0 for s in shape) and _prod(shape) <= MAX_FOLD_ELEMENTS
+
+
 def _fold_cos(imp, ins, at):
     shape = imp.ints(ins[0], "shape")
-    if any(isinstance(s, SymInt) for s in shape):
+    if not _small(shape):
         return None
     v = at.get("value")
     fill = np.zeros((1,), np.float32) if v is None else v
@@ -101,7 +108,10 @@ def _constant_of_shape(imp, node, ins, at):
 
 def _fold_range(imp, ins, at):
     vals = [np.asarray(x).reshape(-1)[0] for x in ins]
-    if any(isinstance(v, SymInt) for v in vals):
+    if any(isinstance(v, SymInt) for v in vals) or vals[2] == 0:
+        return None
+    n = int(np.ceil((float(vals[1]) - float(vals[0])) / float(vals[2])))
+    if not _small([max(n, 0)]):
         return None
     return [np.arange(vals[0], vals[1], vals[2]).astype(np.asarray(ins[0]).dtype)]
 
@@ -278,7 +288,7 @@ def _expand_shape(imp, x, shape):
 
 def _fold_expand(imp, ins, at):
     shape = _expand_shape(imp, ins[0], imp.ints(ins[1], "shape"))
-    if any(isinstance(s, SymInt) for s in shape):
+    if not _small(shape):
         return None
     return [np.require(np.broadcast_to(ins[0], shape), requirements="C")]
 

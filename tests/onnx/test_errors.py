@@ -216,3 +216,21 @@ def test_export_never_bakes_the_batch_into_reshape(tmp_path):
     for b in (2, 5):
         xs = np.random.default_rng(b).standard_normal((b, 3, 4)).astype(np.float32)
         np.testing.assert_array_equal(run_ort(path, {"x": xs})[0], xs.reshape(b, 12))
+
+
+def test_huge_constant_of_shape_is_not_built_at_import(tmp_path):
+    shape = numpy_helper.from_array(np.asarray([1 << 20, 1 << 20], np.int64), "s")
+    nodes = [helper.make_node("ConstantOfShape", ["s"], ["c"]),
+             helper.make_node("Add", ["x", "c"], ["y"], name="add_big")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1 << 20, 1 << 20])
+    g = fw.onnx.to_graph(_save(tmp_path, _model(nodes, [x], [_y()], [shape])))
+    assert [n.target for n in g.nodes if n.op == "call"] == ["full", "add"]
+
+
+def test_range_with_zero_delta_is_refused(tmp_path):
+    ts = [numpy_helper.from_array(np.asarray(v, np.int64), n) for v, n in ((0, "a"), (5, "b"), (0, "d"))]
+    nodes = [helper.make_node("Range", ["a", "b", "d"], ["r"], name="rng"),
+             helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["x", "rf"], ["y"])]
+    with pytest.raises(OnnxError, match="'rng'"):
+        fw.onnx.to_graph(_save(tmp_path, _model(nodes, [_x(("batch", 5))], [_y()], ts)))
