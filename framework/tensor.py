@@ -209,6 +209,8 @@ class Tensor:
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
+        if self._trace is not None:  # a symbolic dim is baked in (warned and guarded)
+            return int(self.shape[0])
         return self._data.shape[0]
 
     def __iter__(self):

@@ -213,3 +213,13 @@ def test_copies_that_bypass_dispatch_warn():
 
     with pytest.warns(TracerWarning, match="bypassed the recorded ops"):
         fw.jit.trace(f, (_x(4, 3),), check_trace=False)
+
+
+def test_len_of_a_symbolic_dim_is_guarded():
+    def f(x):
+        return x * float(len(x))
+
+    with pytest.warns(TracerWarning, match="symbolic dim N"):
+        traced = fw.jit.trace(f, (_x(4, 3),), check_trace=False)
+    with pytest.raises(ValueError, match="N == 4"):
+        traced(_x(5, 3))
