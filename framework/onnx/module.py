@@ -83,5 +83,15 @@ class OnnxModule:
 
     forward = __call__
 
+    def save(self, path) -> None:
+        """Writes the framework model file (docs/model-format.md): `fw.jit.load(path)` and the
+        fwrun runner load it without ONNX, protobuf or Python."""
+        try:
+            from ..jit import runtime
+        except ImportError:
+            raise NotImplementedError("saving needs framework.jit.runtime, which is not "
+                                      "available in this build") from None
+        runtime.save(self.graph, path)
+
     def __repr__(self):
         return f"OnnxModule(backend={self.backend!r})\n{self.graph}"

@@ -237,3 +237,22 @@ def test_gpt_with_dynamic_batch_and_sequence(tmp_path):
         x = rng.integers(0, 50, (batch, seq)).astype(np.int64)
         (expected,) = run_ort(path, {"x": x})
         assert_close(module(x), expected, what=f"gpt {batch}x{seq}", tol=(1e-4, 1e-5))
+
+
+def test_imported_model_saves_to_the_framework_model_file(tmp_path):
+    try:
+        from framework.jit import runtime  # noqa: F401
+    except ImportError:
+        pytest.skip("the C++ runtime is not built")
+    make, shape, ops = MODELS["upsample"]
+    _needs(*ops)
+    src, dst = tmp_path / "m.onnx", tmp_path / "m.fwm"
+    _export_torch(make(), torch.randn(2, *shape), src)
+    fw.onnx.load(src).save(dst)
+    loaded = fw.jit.load(dst)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, *shape)).astype(np.float32)
+        (expected,) = run_ort(src, {"x": x})
+        out = loaded(fw.from_numpy(x))
+        assert_close(out[0] if isinstance(out, (list, tuple)) else out, expected,
+                     what=f"saved model, batch {batch}", tol=(1e-4, 1e-5))
