@@ -9,7 +9,7 @@ never needs it.
 
 from __future__ import annotations
 
-from ._proto import OnnxError
+from ._proto import OnnxError  # noqa: F401  (re-exported)
 
 __all__ = ["export", "load", "to_graph", "OnnxError"]
 

@@ -40,9 +40,9 @@ def _prod(xs):
 
 
 def _is_float(imp, x) -> bool:
-    dt = x.spec.dtype if isinstance(x, Value) else D.from_numpy_dtype(np.asarray(x).dtype) \
-        if x.dtype != object else D.int64
-    return dt.is_floating_point
+    if isinstance(x, Value):
+        return x.spec.dtype.is_floating_point
+    return x.dtype != object and x.dtype.kind == "f"
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,10 +128,6 @@ def _range(imp, node, ins, at):
 
 # ---------------------------------------------------------------------------------------
 # shapes
-
-
-def _fold_shape(imp, ins, at):
-    return None  # Shape never needs its input's data: handled by the rule
 
 
 @rule("Shape", attrs=("start", "end"))

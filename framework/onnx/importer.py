@@ -17,7 +17,7 @@ OnnxError with the node and the reason; nothing here crashes on bad input.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np

@@ -11,7 +11,6 @@ import pytest
 
 import framework as fw
 import framework.nn as nn
-from framework.ops.registry import REGISTRY
 from tests.onnx.helpers import assert_close, check_model, run_ort
 
 
