@@ -103,20 +103,26 @@ std::vector<fw::Shape> default_shapes(const fw::Model& m, const Args& a) {
   return shapes;
 }
 
-std::vector<fw::npy::Array> synthetic_inputs(const fw::Model& m, const std::vector<fw::Shape>& shapes) {
+// Random inputs of the given shapes; their size is checked (the model file may be hostile).
+std::vector<fw::npy::Array> synthetic_inputs(const fw::Model& m, const std::vector<fw::Shape>& shapes,
+                                             uint64_t max_bytes) {
   std::vector<fw::npy::Array> arrays;
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  for (size_t i = 0; i < shapes.size(); ++i) {
+  for (size_t i = 0; i < shapes.size() && i < m.num_inputs(); ++i) {
     fw::npy::Array a;
     a.dtype = m.input_info(i).dtype;
     a.shape = shapes[i];
-    int64_t n = 1;
-    for (auto d : a.shape) n *= d;
-    a.bytes.assign(size_t(n) * fw::dtype_bytes(a.dtype), 0);
+    uint64_t n = 1, bytes = 0;
+    for (auto d : a.shape)
+      if (d < 0 || __builtin_mul_overflow(n, uint64_t(d), &n)) throw fw::Error("input shape too large");
+    if (__builtin_mul_overflow(n, uint64_t(fw::dtype_bytes(a.dtype)), &bytes) || bytes > max_bytes)
+      throw fw::Error("synthetic input " + std::to_string(i) + " would need more than " + std::to_string(max_bytes) +
+                      " bytes (give --shape or --input)");
+    a.bytes.assign(size_t(bytes), 0);
     if (a.dtype == fw::DType::f32) {
       float* p = reinterpret_cast<float*>(a.bytes.data());
-      for (int64_t k = 0; k < n; ++k) p[k] = dist(rng);
+      for (uint64_t k = 0; k < n; ++k) p[k] = dist(rng);
     }
     arrays.push_back(std::move(a));
   }
@@ -160,7 +166,7 @@ int run(const Args& a) {
   if (!a.inputs.empty()) {
     for (const auto& path : a.inputs) arrays.push_back(fw::npy::read(path));
   } else if (a.bench || a.plan) {
-    arrays = synthetic_inputs(model, default_shapes(model, a));
+    arrays = synthetic_inputs(model, default_shapes(model, a), std::min<uint64_t>(options.max_memory_bytes, uint64_t(1) << 30));
   }
   std::vector<fw::TensorRef> refs;
   std::vector<fw::Shape> shapes;
