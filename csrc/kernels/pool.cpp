@@ -47,6 +47,11 @@ Window read_window(const Attrs& a, size_t first, bool dilation, const char* op) 
   }
   FW_CHECK(w.kh > 0 && w.kw > 0 && w.sh > 0 && w.sw > 0 && w.ph >= 0 && w.pw >= 0, op,
            ": kernel and stride must be positive, padding non-negative");
+  // As torch; also keeps the window loops short and free of overflow for crafted attributes.
+  FW_CHECK(w.ph <= w.kh / 2 && w.pw <= w.kw / 2, op, ": padding must be at most half the kernel size");
+  constexpr int64_t kMax = int64_t(1) << 24;
+  FW_CHECK(w.kh <= kMax && w.kw <= kMax && w.sh <= kMax && w.sw <= kMax && w.dh <= kMax && w.dw <= kMax, op,
+           ": kernel, stride or dilation too large");
   return w;
 }
 
