@@ -106,11 +106,11 @@ def modes_for(name, builder, tmodel, x_np, onnx_dir):
         return run
 
     def fw_graph():
-        traced = fw.jit.trace(fw_model(), (fw.from_numpy(x_np),), check_trace=False)
+        traced = fw.jit.trace(fw_model(), (fw.from_numpy(x_np),), check_trace=False).optimize()
         return lambda x: traced(fw.from_numpy(x)).numpy()
 
     def fw_onnx():
-        m = fw.onnx.load(export_onnx())
+        m = fw.onnx.load(export_onnx(), optimize=True)
         return lambda x: m(fw.from_numpy(x)).numpy()
 
     modes.append(Mode("fw_eager", fw_eager))

@@ -8,4 +8,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
-"$VENV/bin/python" examples/eager_demo.py
+"$VENV/bin/python" examples/demo.py "$@"
