@@ -295,6 +295,7 @@ def main(argv=None):
     ap.add_argument("--threshold", type=float, default=0.10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--strict", action="store_true", help="fail if any mode could not run (CI)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     env = environment()
@@ -326,6 +327,9 @@ def main(argv=None):
     print(f"\nwrote {out}/suite_{tag}.json, .md, .png")
     if args.compare:
         compare(results, args.compare, args.threshold)
+    skipped = [(r["model"], r["batch"], k, v) for r in results for k, v in r["skipped"].items()]
+    if args.strict and skipped:
+        raise SystemExit("modes that could not run: " + "; ".join(f"{m} b{b} {k}: {v}" for m, b, k, v in skipped))
 
 
 if __name__ == "__main__":
