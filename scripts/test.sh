@@ -9,4 +9,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
-"$VENV/bin/python" -m pytest tests -q -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest tests -p no:cacheprovider "$@"
