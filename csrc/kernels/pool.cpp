@@ -8,28 +8,11 @@
 #include <limits>
 
 #include "core/parallel.h"
+#include "kernels/nchw.h"
 #include "kernels/registry.h"
 
 namespace fw {
 namespace {
-
-// A 4-d view seen as N*C planes of H x W elements.
-struct Planes {
-  int64_t N, C, H, W, sn, sc, sh, sw;
-  explicit Planes(const TensorView& v, const char* op) {
-    FW_CHECK(v.ndim == 4, op, ": expected a 4-d tensor, got ", v.ndim, "-d");
-    N = v.shape[0];
-    C = v.shape[1];
-    H = v.shape[2];
-    W = v.shape[3];
-    sn = v.strides[0];
-    sc = v.strides[1];
-    sh = v.strides[2];
-    sw = v.strides[3];
-  }
-  int64_t count() const { return N * C; }
-  int64_t offset(int64_t p) const { return (p / std::max<int64_t>(C, 1)) * sn + (p % std::max<int64_t>(C, 1)) * sc; }
-};
 
 struct Window {  // kernel, stride, padding, dilation (each h, w)
   int64_t kh, kw, sh, sw, ph, pw, dh = 1, dw = 1;

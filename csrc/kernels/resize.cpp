@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/nchw.h"
 #include "kernels/registry.h"
 
 namespace fw {
@@ -237,29 +238,13 @@ struct Interp {
   }
 };
 
-struct Nchw {
-  int64_t N, C, H, W, sn, sc, sh, sw;
-  Nchw(const TensorView& v, const char* op) {
-    FW_CHECK(v.ndim == 4, op, ": expected a 4-d (N, C, H, W) tensor, got ", v.ndim, "-d");
-    N = v.shape[0];
-    C = v.shape[1];
-    H = v.shape[2];
-    W = v.shape[3];
-    sn = v.strides[0];
-    sc = v.strides[1];
-    sh = v.strides[2];
-    sw = v.strides[3];
-  }
-  int64_t offset(int64_t p) const { return (p / std::max<int64_t>(C, 1)) * sn + (p % std::max<int64_t>(C, 1)) * sc; }
-};
-
 // interpolate(x; size=#0, mode=#1, align_corners=#2, scale_h=#3, scale_w=#4)
 template <class T>
 void interpolate_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
   TensorView& y = k.output(0);
   Interp ip(*k.attrs, "interpolate");
-  Nchw in(x, "interpolate"), out(y, "interpolate");
+  Planes in(x, "interpolate"), out(y, "interpolate");
   FW_CHECK(in.N == out.N && in.C == out.C && y.is_contiguous(), "interpolate: bad output");
   if (y.numel() == 0) return;
   FW_CHECK(in.H > 0 && in.W > 0, "interpolate: input has an empty spatial dim");
@@ -307,7 +292,7 @@ void interpolate_backward_k(const KernelArgs& k) {
   const TensorView& go = k.input(0);
   TensorView& gi = k.output(0);
   Interp ip(*k.attrs, "interpolate_backward");
-  Nchw in(gi, "interpolate_backward"), out(go, "interpolate_backward");
+  Planes in(gi, "interpolate_backward"), out(go, "interpolate_backward");
   FW_CHECK(in.N == out.N && in.C == out.C && gi.is_contiguous(), "interpolate_backward: bad grad_input");
   T* gip = gi.ptr<T>();
   std::fill(gip, gip + gi.numel(), T(0));

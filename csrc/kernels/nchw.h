@@ -1,0 +1,29 @@
+// nchw.h: a 4-d (N, C, H, W) view seen as N*C planes of H x W elements, shared by the
+// pooling and resize kernels.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "core/tensor_view.h"
+
+namespace fw {
+
+struct Planes {
+  int64_t N, C, H, W, sn, sc, sh, sw;
+  Planes(const TensorView& v, const char* op) {
+    FW_CHECK(v.ndim == 4, op, ": expected a 4-d (N, C, H, W) tensor, got ", v.ndim, "-d");
+    N = v.shape[0];
+    C = v.shape[1];
+    H = v.shape[2];
+    W = v.shape[3];
+    sn = v.strides[0];
+    sc = v.strides[1];
+    sh = v.strides[2];
+    sw = v.strides[3];
+  }
+  int64_t count() const { return N * C; }
+  // Offset (in elements) of plane p = n * C + c.
+  int64_t offset(int64_t p) const { return (p / std::max<int64_t>(C, 1)) * sn + (p % std::max<int64_t>(C, 1)) * sc; }
+};
+
+}  // namespace fw
