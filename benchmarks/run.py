@@ -122,6 +122,28 @@ def modes_for(name, builder, tmodel, x_np, onnx_dir):
     return modes
 
 
+def timed_blocks(fns, x, quick, est_s):
+    """Per-call samples for each callable, taken in rounds of blocks (a a a, b b b, ...).
+
+    Each block starts with untimed settling calls: runtimes whose worker threads spin after
+    work (torch's OpenMP, OpenBLAS, onnxruntime) otherwise steal the cores from the next
+    mode's first calls, and per-call interleaving then measures that contention (~3 ms per
+    switch on 2 cores), not the modes."""
+    rounds = 5 if quick else 30
+    per_block = max(1, min(50, int(0.010 / max(est_s, 1e-6))))
+    settle = max(1, per_block // 2)
+    samples = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(settle):
+                fn(x)
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn(x)
+                samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
 def bench_model(name, batch, quick, onnx_dir):
     builder, shape, _ = MODELS[name]
     torch.manual_seed(0)
@@ -151,16 +173,7 @@ def bench_model(name, batch, quick, onnx_dir):
         if out.shape != ref.shape or not np.allclose(out, ref, **TOL):
             err = float(np.abs(out - ref).max()) if out.shape == ref.shape else "shape"
             raise SystemExit(f"MISMATCH: {name} b{batch} {mname} differs from {ref_name} (max err {err})")
-    reps = 5 if quick else 30
-    inner = 1 if name in ("resnet18",) or quick else max(1, int(0.002 / max(1e-6, min(
-        r["first_ms"] for r in rows.values()) / 1e3)))
-    samples = {k: [] for k in ready}
-    for _ in range(reps):
-        for mname, fn in ready.items():
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn(x)
-            samples[mname].append((time.perf_counter() - t0) / inner)
+    samples = timed_blocks(ready, x, quick, min(r["first_ms"] for r in rows.values()) / 1e3)
     for mname, s in samples.items():
         s = sorted(s)
         med = statistics.median(s)
@@ -205,13 +218,7 @@ def bench_training(name, batch, quick):
         fns["fw_eager"] = fw_step
     except Exception as e:
         skipped["fw_eager"] = f"{type(e).__name__}: {e}"
-    reps = 5 if quick else 20
-    samples = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            samples[k].append(time.perf_counter() - t0)
+    samples = timed_blocks({k: (lambda _x, f=f: f()) for k, f in fns.items()}, None, quick, 0.01)
     rows = {k: {"median_ms": statistics.median(v) * 1e3} for k, v in samples.items()}
     return {"model": f"{name}_train", "batch": batch, "modes": rows, "skipped": skipped}
 
