@@ -1,15 +1,33 @@
 // parallel.cpp: a small fork-safe thread pool; see parallel.h for the contract.
+//
+// Waking a sleeping thread through a condition variable costs tens of microseconds on this
+// kind of machine (a futex wake plus a reschedule), more than many kernels take. So a worker
+// spins for a short while after each task (kSpinUs, env FW_SPIN_US) before it sleeps, and the
+// caller spins (then yields) while it waits for the workers: back-to-back kernels, eager or
+// in the graph runtime, hand work over in well under a microsecond. OpenBLAS runs with one
+// thread always; GEMMs are split over this pool (kernels/linalg.cpp), so no second pool of
+// spinning threads competes for the cores.
 #include "core/parallel.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FW_CPU_RELAX() _mm_pause()
+#else
+#define FW_CPU_RELAX() ((void)0)
+#endif
 
 extern "C" {
 void scipy_openblas_set_num_threads(int num_threads);
@@ -24,6 +42,17 @@ int default_threads() {
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : int(n);
 }
+
+int64_t spin_us() {
+  static const int64_t us = [] {
+    const char* s = std::getenv("FW_SPIN_US");
+    long v = s ? std::strtol(s, nullptr, 10) : 200;
+    return int64_t(std::clamp<long>(v, 0, 100000));
+  }();
+  return us;
+}
+
+using Clock = std::chrono::steady_clock;
 
 class Pool {
  public:
@@ -49,13 +78,6 @@ class Pool {
       return;
     }
     ensure_workers(nt - 1);
-    // BLAS called from inside the region must not start threads of its own: this
-    // OpenBLAS has no per-thread setting, so the region lowers the global count.
-    scipy_openblas_set_num_threads(1);
-    struct RestoreBlas {
-      int n;
-      ~RestoreBlas() { scipy_openblas_set_num_threads(n); }
-    } restore{nt};
     std::exception_ptr first_error;
     std::mutex err_mu;
     std::atomic<int64_t> next{0};
@@ -75,19 +97,22 @@ class Pool {
       }
       t_in_region = prev;
     };
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      task_ = &body;
-      pending_ = int(workers_.size());
-      ++generation_;
+    task_.store(&body, std::memory_order_relaxed);
+    pending_.store(int(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes task_ and pending_
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      { std::lock_guard<std::mutex> lk(mu_); }  // a sleeper is either waiting or will see the new generation
+      cv_.notify_all();
     }
-    cv_.notify_all();
     body();
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      done_cv_.wait(lk, [&] { return pending_ == 0; });
-      task_ = nullptr;
+    // The workers finish their last chunks soon: spin, then yield the core to them.
+    for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+      if (i < 1024)
+        FW_CPU_RELAX();
+      else
+        sched_yield();
     }
+    task_.store(nullptr, std::memory_order_relaxed);
     if (first_error) std::rethrow_exception(first_error);
   }
 
@@ -96,73 +121,86 @@ class Pool {
     new (&mu_) std::mutex();
     new (&run_mu_) std::mutex();
     new (&cv_) std::condition_variable();
-    new (&done_cv_) std::condition_variable();
     // The std::thread objects name threads that do not exist in the child: leak them
     // rather than detach or destroy them.
     new (&workers_) std::vector<std::thread>();
     task_ = nullptr;
     pending_ = 0;
+    sleepers_ = 0;
     stopping_ = false;
+    scipy_openblas_set_num_threads(1);
   }
 
  private:
   Pool() : num_threads_(default_threads()) {
+    scipy_openblas_set_num_threads(1);
     pthread_atfork(nullptr, nullptr, [] { Pool::get().forget_workers_after_fork(); });
   }
 
   void ensure_workers(int count) {
     if (int(workers_.size()) == count) return;
     stop_workers();
-    stopping_ = false;
-    uint64_t gen;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      gen = generation_;
-    }
-    for (int i = 0; i < count; ++i) {
-      workers_.emplace_back([this, gen] { worker_loop(gen); });
-    }
+    uint64_t gen = generation_.load();
+    for (int i = 0; i < count; ++i) workers_.emplace_back([this, gen] { worker_loop(gen); });
   }
 
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
-    stopping_ = false;
+    stopping_.store(false);
+  }
+
+  // Waits until the generation moves past `seen` (returns it) or the pool stops (returns seen).
+  uint64_t wait_for_work(uint64_t seen) {
+    const int64_t budget = spin_us();
+    if (budget > 0) {
+      const auto until = Clock::now() + std::chrono::microseconds(budget);
+      // pause first; then yield, so that on a busy machine a runnable thread gets the core
+      for (int i = 0;; ++i) {
+        uint64_t g = generation_.load(std::memory_order_acquire);
+        if (g != seen || stopping_.load(std::memory_order_relaxed)) return g;
+        if (i < 1024) {
+          FW_CPU_RELAX();
+        } else {
+          sched_yield();
+          if ((i & 15) == 15 && Clock::now() >= until) break;
+        }
+      }
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    cv_.wait(lk, [&] { return stopping_.load() || generation_.load(std::memory_order_seq_cst) != seen; });
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    return generation_.load(std::memory_order_acquire);
   }
 
   void worker_loop(uint64_t seen) {
     t_in_region = true;
     for (;;) {
-      const std::function<void()>* task = nullptr;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
-        if (stopping_) return;
-        seen = generation_;
-        task = task_;
-      }
+      uint64_t g = wait_for_work(seen);
+      if (stopping_.load()) return;
+      seen = g;
+      const std::function<void()>* task = task_.load(std::memory_order_relaxed);
       if (task) (*task)();
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (--pending_ == 0) done_cv_.notify_all();
-      }
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   std::atomic<int> num_threads_;
   std::mutex run_mu_;
   std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
+  std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  const std::function<void()>* task_ = nullptr;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<const std::function<void()>*> task_{nullptr};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace
@@ -170,7 +208,6 @@ class Pool {
 void set_num_threads(int n) {
   FW_CHECK(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
   Pool::get().set_num_threads(n);
-  scipy_openblas_set_num_threads(n);
 }
 
 int get_num_threads() { return Pool::get().num_threads(); }

@@ -1,7 +1,8 @@
 // parallel.h: the one owner of intra-op parallelism (eager kernels and the graph runtime).
-// A fixed pool of workers that sleep on a condition variable (no spinning beside OpenBLAS's
-// threads). parallel_for inside a parallel region runs serially; BLAS calls made from a
-// worker run single-threaded (the region sets OpenBLAS to one thread). set_num_threads also sets OpenBLAS's thread count.
+// A fixed pool of workers that spin briefly after each task (FW_SPIN_US, default 200 us)
+// and then sleep on a condition variable. parallel_for inside a parallel region runs
+// serially. OpenBLAS always runs with one thread: gemm_strided splits big products over this
+// pool, so there is one set of threads, never two competing for the cores.
 // After fork() the child starts with no workers and makes new ones on first use.
 #pragma once
 #include <cstdint>

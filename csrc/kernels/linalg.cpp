@@ -46,11 +46,10 @@ const T* as_blas_operand(const T* p, int64_t R, int64_t Cc, int64_t rs, int64_t 
   return pack.data();
 }
 
-}  // namespace
-
+// One single-threaded BLAS call (OpenBLAS always runs with one thread: the pool owns them).
 template <class T>
-void gemm_strided(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs, int64_t a_cs,
-                  const T* B, int64_t b_rs, int64_t b_cs, T beta, T* C, int64_t ldc) {
+void gemm_serial(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs, int64_t a_cs,
+                 const T* B, int64_t b_rs, int64_t b_cs, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
@@ -63,6 +62,32 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   const T* a = as_blas_operand(A, M, K, a_rs, a_cs, ta, lda, pa);
   const T* b = as_blas_operand(B, K, N, b_rs, b_cs, tb, ldb, pb);
   blas_gemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, C, std::max<int64_t>(ldc, 1));
+}
+
+}  // namespace
+
+// Big products outside a parallel region are split over the pool along the larger of M and
+// N (blocks of 16 columns/rows, one block range per thread), each block one serial BLAS call.
+template <class T>
+void gemm_strided(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t a_rs, int64_t a_cs,
+                  const T* B, int64_t b_rs, int64_t b_cs, T beta, T* C, int64_t ldc) {
+  const int64_t threads = get_num_threads();
+  if (threads <= 1 || in_parallel_region() || M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 18)) {
+    gemm_serial<T>(M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta, C, ldc);
+    return;
+  }
+  const bool split_n = N >= M;
+  const int64_t len = split_n ? N : M;
+  const int64_t chunk = ((len + threads - 1) / threads + 15) / 16 * 16;
+  parallel_for((len + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t s = c * chunk, n = std::min(len, s + chunk) - s;
+      if (split_n)
+        gemm_serial<T>(M, n, K, alpha, A, a_rs, a_cs, B + s * b_cs, b_rs, b_cs, beta, C + s, ldc);
+      else
+        gemm_serial<T>(n, N, K, alpha, A + s * a_rs, a_rs, a_cs, B, b_rs, b_cs, beta, C + s * ldc, ldc);
+    }
+  });
 }
 template void gemm_strided<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
                                   const float*, int64_t, int64_t, float, float*, int64_t);
@@ -110,7 +135,7 @@ void batched_gemm(const TensorView& a, const TensorView& b, TensorView& out, T a
     gemm_strided<T>(M, N, K, alpha, ap + ao, a.stride(-2), a.stride(-1), bp + bo, b.stride(-2),
                     b.stride(-1), beta, op + i * M * N, N);
   };
-  // Many small products: one per worker, single-threaded BLAS. Few big ones: BLAS threads.
+  // Many small products: one per worker, serial BLAS. Few big ones: each split over the pool.
   if (batch > 1 && M * N * K < (int64_t(1) << 21)) {
     parallel_for(batch, 1, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i) one(i);
