@@ -10,10 +10,25 @@
 #include <algorithm>
 #include <cstring>
 
+#include <type_traits>
+#include <vector>
+
 #include "core/allocator.h"
 #include "core/parallel.h"
 #include "kernels/blas.h"
+#include "kernels/conv.h"
 #include "kernels/registry.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own _mm512_max_ps.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define FW_CONV_AVX512 1
+#else
+#define FW_CONV_AVX512 0
+#endif
 
 namespace fw {
 namespace {
@@ -209,6 +224,152 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
   return &b;
 }
 
+// ---- f32 fast path: a register-tiled direct convolution (AVX-512) ----------------------
+//
+// out[co, p] = act(bias[co] + sum_k w[co, k] * B[boff[k] + p]) with k = (c, i, j) and p an
+// output pixel. For stride 1 B is the input, zero-padded once per sample to (C, Hp, Wp),
+// and the pixels run over an "extended" Ho x Wp grid: the input element of tap (c, i, j)
+// for pixel p = oh*Wp + ow is then B[c*Hp*Wp + i*dh*Wp + j*dw + p], one offset per tap, so
+// no im2col copy is needed (the Wp - Wo extra columns per row are computed and dropped).
+// Other strides use im2col columns (boff[k] = k * HoWo). Tiles of 6 output channels x 64
+// pixels accumulate in 24 zmm registers over the whole K loop; bias and relu are applied
+// as the tile is stored. The weights are read in place (broadcast), never repacked.
+#if FW_CONV_AVX512
+constexpr int kMR = 6;   // output channels per tile
+constexpr int kNV = 4;   // 16-float vectors of pixels per tile
+
+template <int MR, int NV>
+__attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __restrict A, int64_t lda,
+                                                  const float* __restrict B, const int64_t* __restrict boff,
+                                                  const float* bias, bool relu, float* __restrict C, int64_t ldc,
+                                                  __mmask16 last) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) {
+    const __m512 b0 = bias ? _mm512_set1_ps(bias[m]) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[m][v] = b0;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = B + boff[k];
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      const __m512 a = _mm512_set1_ps(A[m * lda + k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      __m512 r = relu ? _mm512_max_ps(zero, acc[m][v]) : acc[m][v];  // a NaN stays NaN
+      if (v == NV - 1)
+        _mm512_mask_storeu_ps(C + m * ldc + 16 * v, last, r);
+      else
+        _mm512_storeu_ps(C + m * ldc + 16 * v, r);
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, const float*, bool, float*,
+                        int64_t, __mmask16);
+
+template <int MR>
+constexpr TileFn tile_for(int nv) {
+  return nv == 1 ? &conv_tile<MR, 1> : nv == 2 ? &conv_tile<MR, 2> : nv == 3 ? &conv_tile<MR, 3> : &conv_tile<MR, 4>;
+}
+
+TileFn pick_tile(int mr, int nv) {
+  switch (mr) {
+    case 1: return tile_for<1>(nv);
+    case 2: return tile_for<2>(nv);
+    case 3: return tile_for<3>(nv);
+    case 4: return tile_for<4>(nv);
+    case 5: return tile_for<5>(nv);
+    default: return tile_for<6>(nv);
+  }
+}
+
+bool has_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+// C[M, N] (row stride ldc) = act(bias + A[M, K] @ B) over all 6 x 64 tiles, split over the
+// pool unless called inside a parallel region.
+void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B, const int64_t* boff,
+                const float* bias, bool relu, float* C, int64_t ldc) {
+  const int64_t mb = (M + kMR - 1) / kMR, nb = (N + 16 * kNV - 1) / (16 * kNV);
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t % mb) * kMR, n0 = (t / mb) * 16 * kNV;
+      const int64_t mr = std::min<int64_t>(kMR, M - m0), nr = std::min<int64_t>(16 * kNV, N - n0);
+      const int nv = int((nr + 15) / 16);
+      const int tail = int(nr - 16 * (nv - 1));
+      const __mmask16 last = __mmask16(tail == 16 ? 0xFFFF : (1u << tail) - 1);
+      pick_tile(int(mr), nv)(K, A + m0 * K, K, B + n0, boff, bias ? bias + m0 : nullptr, relu, C + m0 * ldc + n0,
+                             ldc, last);
+    }
+  };
+  // Enough work per task to pay for waking a worker: ~64k multiply-adds.
+  const int64_t per_tile = kMR * 16 * kNV * K;
+  parallel_for(mb * nb, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_tile, 1)), run);
+}
+#endif
+
+#if FW_CONV_AVX512
+// Whether the f32 fast path runs this convolution (groups > 1 keep the im2col + BLAS path).
+bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
+
+// One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n). Scratch from this thread.
+void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const float* bias, bool relu,
+                      float* out_n) {
+  const int64_t K = g.K(), HoWo = g.HoWo();
+  std::vector<int64_t> boff(static_cast<size_t>(K));
+  if (g.sh == 1 && g.sw == 1) {
+    const int64_t Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr, tail = (g.kw - 1) * g.dw;
+    const bool copy = Hp != g.H || Wp != g.W || tail > 0;
+    const int64_t N = g.Ho * Wp, pad_elems = copy ? g.C * Hp * Wp + tail : 0;
+    const bool compact = Wp != g.Wo;
+    float* scratch = static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * N : 0)) * sizeof(float)));
+    const float* B = x_n;
+    if (copy) {  // zero-padded copy of the input
+      float* xp = scratch;
+      std::fill(xp, xp + pad_elems, 0.f);
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t h = 0; h < g.H; ++h)
+          std::memcpy(xp + (c * Hp + h + g.pt) * Wp + g.pl, x_n + (c * g.H + h) * g.W, size_t(g.W) * sizeof(float));
+      B = xp;
+    }
+    for (int64_t c = 0, k = 0; c < g.C; ++c)
+      for (int64_t i = 0; i < g.kh; ++i)
+        for (int64_t j = 0; j < g.kw; ++j) boff[size_t(k++)] = c * Hp * Wp + i * g.dh * Wp + j * g.dw;
+    float* dst = compact ? scratch + pad_elems : out_n;
+    conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, relu, dst, compact ? N : HoWo);
+    if (compact)
+      for (int64_t co = 0; co < g.Cout; ++co)
+        for (int64_t oh = 0; oh < g.Ho; ++oh)
+          std::memcpy(out_n + (co * g.Ho + oh) * g.Wo, dst + co * N + oh * Wp, size_t(g.Wo) * sizeof(float));
+    return;
+  }
+  // Strided: im2col columns, one tile of output rows at a time.
+  float* col = col_scratch<float>(g);
+  const int64_t th = tile_rows(g);
+  for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
+    const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
+    im2col<float>(g, x_n, col, oh0, oh1);
+    for (int64_t k = 0; k < K; ++k) boff[size_t(k)] = k * len;
+    conv_tiles(g.Cout, len, K, w, col, boff.data(), bias, relu, out_n + oh0 * g.Wo, HoWo);
+  }
+}
+#endif
+
 // One sample of the forward: out_n (Cout, Ho*Wo) = bias + sum over groups of W_g @ col_g,
 // one tile of output rows at a time.
 template <class T>
@@ -247,20 +408,49 @@ void for_each_sample(int64_t N, const F& f) {
   }
 }
 
-// conv2d(x, weight, bias?; stride=#0, padding=#1, dilation=#2, groups=#3)
+}  // namespace
+
+// conv2d forward on k's operands with conv2d's attrs #0..#3; relu requests a fused relu.
+// Returns whether the relu was applied (else the caller applies its activation).
 template <class T>
-void conv2d_k(const KernelArgs& k) {
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu) {
   const TensorView &x = k.input(0), &w = k.input(1);
   TensorView& y = k.output(0);
-  ConvGeom g = make_geom("conv2d", x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2),
-                         k.attrs->i(3));
-  const TensorView* bias = optional_bias(k, 2, g.Cout, "conv2d");
+  ConvGeom g = make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3));
+  const TensorView* bias = optional_bias(k, 2, g.Cout, op);
   const T* xp = x.ptr<T>();
   const T* wp = w.ptr<T>();
   T* yp = y.ptr<T>();
+#if FW_CONV_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+    if (fast_conv_ok(g)) {
+      std::vector<float> b;
+      if (bias) {
+        b.resize(size_t(g.Cout));
+        for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
+      }
+      for_each_sample(g.N, [&](int64_t n) {
+        conv_fast_sample(g, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, relu, yp + n * g.Cout * g.HoWo());
+      });
+      return relu;
+    }
+  }
+#endif
   for_each_sample(g.N, [&](int64_t n) {
     conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, yp + n * g.Cout * g.HoWo());
   });
+  return false;
+}
+
+template bool conv2d_forward<float>(const KernelArgs&, const char*, bool);
+template bool conv2d_forward<double>(const KernelArgs&, const char*, bool);
+
+namespace {
+
+// conv2d(x, weight, bias?; stride=#0, padding=#1, dilation=#2, groups=#3)
+template <class T>
+void conv2d_k(const KernelArgs& k) {
+  conv2d_forward<T>(k, "conv2d", false);
 }
 
 // grad_input[n] = col2im(W^T @ grad_out[n]) (+ bias per channel for conv_transpose2d).

@@ -15,6 +15,7 @@
 
 #include "core/parallel.h"
 #include "kernels/blas.h"
+#include "kernels/conv.h"
 #include "kernels/loops.h"
 #include "kernels/vec_math.h"
 
@@ -148,16 +149,10 @@ template <class T>
 void conv2d_act_k(const KernelArgs& k) {
   FW_CHECK(k.attrs->size() >= 5, "conv2d_act: expected 5 attributes, got ", k.attrs->size());
   Act act = parse_act(k.attrs->str(4));
-  KernelFn conv = find_kernel("conv2d", k.input(0).dtype);
-  FW_CHECK(conv != nullptr, "conv2d_act: no conv2d kernel for this dtype");
-  Attrs conv_attrs;
-  conv_attrs.values.assign(k.attrs->values.begin(), k.attrs->values.begin() + 4);
-  KernelArgs inner = k;
-  inner.attrs = &conv_attrs;
-  conv(inner);
+  const bool fused = conv2d_forward<T>(k, "conv2d_act", act == Act::relu);
   TensorView& out = k.output(0);
   FW_CHECK(out.is_contiguous(), "conv2d_act: output must be contiguous");
-  if (act == Act::none || out.numel() == 0) return;
+  if (act == Act::none || fused || out.numel() == 0) return;
   // One "row" per (image, channel) plane: the activation runs while the plane is in cache.
   int64_t plane = out.ndim >= 2 ? out.numel() / std::max<int64_t>(out.shape[0] * out.shape[1], 1) : out.numel();
   int64_t rows = plane ? out.numel() / plane : 0;

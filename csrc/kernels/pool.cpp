@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/parallel.h"
 #include "kernels/nchw.h"
@@ -43,52 +44,140 @@ void check_pair(const char* op, const Planes& in, const Planes& out) {
            ") and output (", out.N, ", ", out.C, ") differ");
 }
 
-// ---- max_pool2d ----------------------------------------------------------------------
-
-// Calls f(index, flat_index_in_plane) for every in-bounds element of window (oh, ow).
-template <class F>
-inline void for_window(const Window& w, int64_t H, int64_t W, int64_t oh, int64_t ow, F&& f) {
-  int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;
-  int64_t h1 = std::min(h0 + (w.kh - 1) * w.dh + 1, H), w1 = std::min(w0 + (w.kw - 1) * w.dw + 1, W);
-  while (h0 < 0) h0 += w.dh;
-  while (w0 < 0) w0 += w.dw;
-  for (int64_t ih = h0; ih < h1; ih += w.dh)
-    for (int64_t iw = w0; iw < w1; iw += w.dw) f(ih, iw);
+// The output columns [lo, hi) whose input column ow*s + off lies inside [0, W).
+inline void valid_columns(int64_t Wo, int64_t W, int64_t s, int64_t off, int64_t& lo, int64_t& hi) {
+  const int64_t a = -off;  // first ow with ow*s >= a
+  lo = a <= 0 ? 0 : std::min(Wo, (a + s - 1) / s);
+  const int64_t b = W - 1 - off;  // last ow with ow*s <= b
+  hi = b < 0 ? 0 : std::min(Wo, b / s + 1);
+  hi = std::max(hi, lo);
 }
 
-// max_pool2d(x; kernel=#0, stride=#1, padding=#2, dilation=#3, ceil_mode=#4) -> (y, indices)
+// ---- max_pool2d ----------------------------------------------------------------------
+//
+// One output row at a time, vectorized over the output columns: for every window element
+// (i, j) in row-major order, the output columns whose input column is inside the plane
+// compare that element against their running maximum. Each output thus sees its window's
+// elements in ATen's order, so the values (a NaN wins and stays) and the argmax indices
+// (the last NaN, else the first maximum, else the window's first element) equal torch's.
+// Column strides 1 and 2 are compiled separately so the loads vectorize; a 2x2 stride-2
+// unpadded window without indices (the common inference case) has its own loop.
+
+// NOTE: the NaN-propagating comparisons are written out inside each FW_TARGET_CLONES loop
+// (torch's "v > best || isnan(v)" as a bitwise |): a helper function is not inlined into
+// the clones, and short-circuit || becomes branches; either way the loop stops vectorizing.
+
+// y[ow] = max over (x0, x1) rows of x[2ow], x[2ow+1], ow in [0, Wo); a NaN wins.
+template <class T>
+FW_TARGET_CLONES void max_2x2_row(const T* __restrict x0, const T* __restrict x1, T* __restrict y, int64_t Wo) {
+  for (int64_t ow = 0; ow < Wo; ++ow) {
+    T a = x0[2 * ow], b = x0[2 * ow + 1], c = x1[2 * ow], d = x1[2 * ow + 1];
+    T ab = b > a ? b : a;
+    ab = b != b ? b : ab;
+    T cd = d > c ? d : c;
+    cd = d != d ? d : cd;
+    T m = cd > ab ? cd : ab;
+    y[ow] = cd != cd ? cd : m;
+  }
+}
+
+// For ow in [lo, hi): the element src[ow * S] (S = column stride, or sw when S == 0) updates
+// y[ow] (and idx[ow] = base + ow * S when indices are kept).
+template <class T, int S, bool Idx>
+FW_TARGET_CLONES void max_update(const T* __restrict src, T* __restrict y, int64_t* __restrict idx, int64_t lo,
+                                 int64_t hi, int64_t sw, int64_t base) {
+  const int64_t s = S ? S : sw;
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const T v = src[ow * s], b = y[ow];
+    const bool u = (v > b) | (v != v);
+    if (Idx) idx[ow] = u ? base + ow * s : idx[ow];
+    y[ow] = u ? v : b;
+  }
+}
+
+// One plane, general window (any kernel, stride, padding, dilation, ceil_mode). xpl is the
+// plane's first element with row stride rs and unit column stride; y/idx are the plane's
+// contiguous outputs.
+template <class T, int S, bool Idx>
+void max_pool_plane(const Window& w, const T* xpl, int64_t rs, int64_t H, int64_t W, T* y, int64_t* idx,
+                    int64_t Ho, int64_t Wo) {
+  for (int64_t oh = 0; oh < Ho; ++oh, y += Wo, idx += Idx ? Wo : 0) {
+    std::fill(y, y + Wo, -std::numeric_limits<T>::infinity());
+    int64_t h0 = oh * w.sh - w.ph;
+    while (h0 < 0) h0 += w.dh;
+    if (Idx) {
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        int64_t w0 = ow * w.sw - w.pw;
+        while (w0 < 0) w0 += w.dw;
+        idx[ow] = h0 * W + w0;
+      }
+    }
+    for (int64_t i = 0; i < w.kh; ++i) {
+      const int64_t ih = oh * w.sh - w.ph + i * w.dh;
+      if (ih < 0 || ih >= H) continue;
+      for (int64_t j = 0; j < w.kw; ++j) {
+        const int64_t off = j * w.dw - w.pw;  // input column of output 0
+        int64_t lo, hi;
+        valid_columns(Wo, W, w.sw, off, lo, hi);
+        max_update<T, S, Idx>(xpl + ih * rs + off, y, idx, lo, hi, w.sw, ih * W + off);
+      }
+    }
+  }
+}
+
+// max_pool2d(x; kernel=#0, stride=#1, padding=#2, dilation=#3, ceil_mode=#4,
+// with_indices=#5) -> (y, indices). Without indices (attr #5 false) output #1 is empty and
+// not written. Older graphs have no attr #5: indices are then computed.
 template <class T>
 void max_pool2d_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
   TensorView &y = k.output(0), &idx = k.output(1);
   Window w = read_window(*k.attrs, 0, true, "max_pool2d");
+  const bool with_idx = k.attrs->size() <= 5 || k.attrs->i(5) != 0;
   Planes in(x, "max_pool2d"), out(y, "max_pool2d");
   check_pair("max_pool2d", in, out);
-  FW_CHECK(y.is_contiguous() && idx.is_contiguous() && idx.numel() == y.numel(), "max_pool2d: bad outputs");
+  FW_CHECK(y.is_contiguous(), "max_pool2d: output must be contiguous");
+  FW_CHECK(!with_idx || (idx.is_contiguous() && idx.numel() == y.numel() && idx.dtype == DType::i64),
+           "max_pool2d: indices output must be a contiguous int64 tensor shaped like the output");
+  const int64_t Ho = out.H, Wo = out.W, H = in.H, W = in.W;
+  if (y.numel() == 0) return;
+  // The window never reaches past the padded plane (checked by infer; re-checked here).
+  FW_CHECK((Ho - 1) * w.sh - w.ph < H && (Wo - 1) * w.sw - w.pw < W, "max_pool2d: output ", Ho, "x", Wo,
+           " too large for input ", H, "x", W);
   const T* xp = x.ptr<T>();
   T* yp = y.ptr<T>();
-  int64_t* ip = idx.ptr<int64_t>();
-  const int64_t Ho = out.H, Wo = out.W;
-  parallel_for(in.count(), 1, [&](int64_t p0, int64_t p1) {
+  int64_t* ip = with_idx ? idx.ptr<int64_t>() : nullptr;
+  const bool unit_cols = in.sw == 1 || W == 1;
+  // A contiguous copy of a plane for inputs with a non-unit column stride.
+  const bool pair = !with_idx && unit_cols && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
+                    w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1 && 2 * Ho <= H && 2 * Wo <= W;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, H * W));
+  parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) {
+    std::vector<T> tmp;
     for (int64_t p = p0; p < p1; ++p) {
       const T* xpl = xp + in.offset(p);
-      for (int64_t oh = 0; oh < Ho; ++oh) {
-        for (int64_t ow = 0; ow < Wo; ++ow) {
-          int64_t h0 = oh * w.sh - w.ph, w0 = ow * w.sw - w.pw;
-          while (h0 < 0) h0 += w.dh;
-          while (w0 < 0) w0 += w.dw;
-          T best = -std::numeric_limits<T>::infinity();
-          int64_t bi = h0 * in.W + w0;
-          for_window(w, in.H, in.W, oh, ow, [&](int64_t ih, int64_t iw) {
-            T v = xpl[ih * in.sh + iw * in.sw];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              bi = ih * in.W + iw;
-            }
-          });
-          yp[(p * Ho + oh) * Wo + ow] = best;
-          ip[(p * Ho + oh) * Wo + ow] = bi;
-        }
+      int64_t rs = in.sh;
+      if (!unit_cols) {  // gather the plane once; the loops then read unit columns
+        tmp.resize(size_t(H * W));
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t c = 0; c < W; ++c) tmp[h * W + c] = xpl[h * in.sh + c * in.sw];
+        xpl = tmp.data();
+        rs = W;
+      }
+      T* ypl = yp + p * Ho * Wo;
+      int64_t* ipl = with_idx ? ip + p * Ho * Wo : nullptr;
+      if (pair) {
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          max_2x2_row<T>(xpl + 2 * oh * rs, xpl + (2 * oh + 1) * rs, ypl + oh * Wo, Wo);
+      } else if (w.sw == 1) {
+        with_idx ? max_pool_plane<T, 1, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 1, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
+      } else if (w.sw == 2) {
+        with_idx ? max_pool_plane<T, 2, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 2, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
+      } else {
+        with_idx ? max_pool_plane<T, 0, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 0, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
       }
     }
   });

@@ -873,7 +873,7 @@ def _max_pool(imp, node, ins, at):
     if one_d:
         x = _to_2d(imp, x)
     k, s, p, d = _pool_window(imp, at, ins[0])
-    out = imp.call("max_pool2d", [x], (k, s, p, d, bool(at.get("ceil_mode", 0))))
+    out = imp.call("max_pool2d", [x], (k, s, p, d, bool(at.get("ceil_mode", 0)), False))
     y = out[0] if isinstance(out, list) else out
     return [_from_2d(imp, y) if one_d else y]
 

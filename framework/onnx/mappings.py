@@ -472,7 +472,7 @@ def _conv_transpose2d(ctx, ins, attrs, outs):
 
 @maps("max_pool2d")
 def _max_pool2d(ctx, ins, attrs, outs):
-    k, s, p, d, ceil_mode = attrs
+    k, s, p, d, ceil_mode = attrs[:5]  # attrs[5]: with_indices
     kw = dict(kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]],
               dilations=list(d), ceil_mode=int(ceil_mode))
     if not ctx.node.outputs[1].users:

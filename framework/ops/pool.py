@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from .. import autograd as AG
 from .. import dtypes as D
 from ._common import arg
 from .conv import _ntuple
@@ -71,12 +72,15 @@ def _window_args(op, kernel_size, stride, padding, dilation=1):
 # max_pool2d
 
 
-def _max_pool_infer(x, k, s, p, d, ceil_mode):
+def _max_pool_infer(x, k, s, p, d, ceil_mode, with_indices=True):
     shape = _pool_shape("max_pool2d", tuple(x.shape), k, s, p, d, ceil_mode)
-    return [(shape, x.dtype), (shape, D.int64)]
+    return [(shape, x.dtype), (shape if with_indices else (0,), D.int64)]
 
 
 def _max_pool_grad(c, g, _gi):
+    if len(c.attrs) > 5 and not c.attrs[5]:
+        raise RuntimeError("max_pool2d: the gradient needs the indices, but this call ran without them "
+                           "(with_indices=False)")
     return (max_pool2d_backward(g, c.outputs[1], tuple(c.inputs[0].shape)),)
 
 
@@ -89,14 +93,20 @@ def _max_pool_samples(dt):
         Sample((arg((2, 3, 5, 5), dt), 2), {"return_indices": True, "ceil_mode": True}, note="indices"),
         Sample((arg((3, 5, 5), dt), 3), {"stride": 1, "padding": 1}, note="unbatched"),
         Sample((arg((2, 3, 5, 10), dt)[..., ::2], 2), note="strided"),
+        Sample((arg((1, 2, 9, 11), dt), 3), {"stride": 2, "padding": 1, "return_indices": True},
+               note="3x3-s2-p1"),
+        Sample((arg((2, 3, 7, 9), dt), (2, 3)), {"stride": 3, "padding": (1, 1)}, note="stride3"),
     ]
 
 
-@defop(name="max_pool2d", inputs=("x",), attrs=("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-       infer=_max_pool_infer, grad=_max_pool_grad, promote=None, num_outputs=2,
+@defop(name="max_pool2d", inputs=("x",),
+       attrs=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "with_indices"),
+       infer=_max_pool_infer, grad=_max_pool_grad, promote=None, num_outputs=2, output_switches={1: 5},
        torch_ref="torch.nn.functional.max_pool2d", samples=_max_pool_samples, tags=("pool",))
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """2-D max pooling; with return_indices, also the flat h*W+w index of each maximum."""
+    """2-D max pooling; with return_indices, also the flat h*W+w index of each maximum.
+
+    The kernel computes the indices only when they are returned or autograd will need them."""
     op = "max_pool2d"
     _check_pool_input(op, input)
     k, s, p, d = _window_args(op, kernel_size, stride, padding, dilation)
@@ -105,9 +115,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
             raise RuntimeError(f"{op}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
                                f"kernel_size={k[i]} and dilation={d[i]}")
     x, added = _batched(input)
-    out, idx = dispatch(max_pool2d.opdef, [x], (k, s, p, d, bool(ceil_mode)))
+    with_indices = bool(return_indices) or (AG.is_grad_enabled() and x.requires_grad)
+    out, idx = dispatch(max_pool2d.opdef, [x], (k, s, p, d, bool(ceil_mode), with_indices))
     if added:
-        out, idx = out.squeeze(0), idx.squeeze(0)
+        out, idx = out.squeeze(0), (idx.squeeze(0) if with_indices else idx)
     return (out, idx) if return_indices else out
 
 

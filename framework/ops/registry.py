@@ -69,6 +69,10 @@ class OpDef:
     methods: tuple = ()  # Tensor method names bound to fn
     inplace: tuple = ()  # in-place Tensor method names (first input is overwritten)
     num_outputs: int = 1
+    # {output index: attribute index} for outputs computed only while that bool attribute is
+    # true (else the output is empty): the skip_unused_outputs pass turns an attribute off
+    # when its output has no users (max_pool2d's indices in inference).
+    output_switches: dict = field(default_factory=dict)
     tags: tuple = ()  # free-form: "elementwise", "reduction", "view", "fused", ...
     _handles: dict = field(default_factory=dict, repr=False)
 

@@ -27,6 +27,7 @@ from .recognize_layer_norm import recognize_layer_norm
 from .recognize_softmax import recognize_softmax
 from .remove_dropout import remove_dropout
 from .remove_noops import remove_noops
+from .skip_unused_outputs import skip_unused_outputs
 
 DEFAULT_PASSES: list = [
     remove_dropout,
@@ -42,6 +43,7 @@ DEFAULT_PASSES: list = [
     fuse_linear_activation,
     fuse_elementwise,
     eliminate_dead_code,
+    skip_unused_outputs,
 ]
 
 MAX_ROUNDS = 10

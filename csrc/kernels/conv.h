@@ -1,0 +1,14 @@
+// conv.h: the conv2d forward shared by the conv2d and conv2d_act kernels (kernels/conv.cpp).
+#pragma once
+#include "kernels/registry.h"
+
+namespace fw {
+
+// conv2d forward on k's operands (x, weight, bias?) and attrs #0..#3 (stride, padding as 4
+// ints, dilation, groups) into k.output(0). With relu true the kernel may apply a relu
+// while storing the output; returns whether it did (else the caller applies it). Errors
+// name `op`.
+template <class T>
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu);
+
+}  // namespace fw
