@@ -97,10 +97,10 @@ FW_TARGET_CLONES void max_update(const T* __restrict src, T* __restrict y, int64
 
 // One plane, general window (any kernel, stride, padding, dilation, ceil_mode). xpl is the
 // plane's first element with row stride rs and unit column stride; y/idx are the plane's
-// contiguous outputs.
+// contiguous outputs. lo[j], hi[j]: the output columns whose window column j is inside.
 template <class T, int S, bool Idx>
-void max_pool_plane(const Window& w, const T* xpl, int64_t rs, int64_t H, int64_t W, T* y, int64_t* idx,
-                    int64_t Ho, int64_t Wo) {
+void max_pool_plane(const Window& w, const int64_t* lo, const int64_t* hi, const T* xpl, int64_t rs, int64_t H,
+                    int64_t W, T* y, int64_t* idx, int64_t Ho, int64_t Wo) {
   for (int64_t oh = 0; oh < Ho; ++oh, y += Wo, idx += Idx ? Wo : 0) {
     std::fill(y, y + Wo, -std::numeric_limits<T>::infinity());
     int64_t h0 = oh * w.sh - w.ph;
@@ -117,10 +117,88 @@ void max_pool_plane(const Window& w, const T* xpl, int64_t rs, int64_t H, int64_
       if (ih < 0 || ih >= H) continue;
       for (int64_t j = 0; j < w.kw; ++j) {
         const int64_t off = j * w.dw - w.pw;  // input column of output 0
-        int64_t lo, hi;
-        valid_columns(Wo, W, w.sw, off, lo, hi);
-        max_update<T, S, Idx>(xpl + ih * rs + off, y, idx, lo, hi, w.sw, ih * W + off);
+        max_update<T, S, Idx>(xpl + ih * rs + off, y, idx, lo[j], hi[j], w.sw, ih * W + off);
       }
+    }
+  }
+}
+
+// Values only (no indices), separable: the max over a window is the max over its rows of
+// the row maxima, and any NaN in the window makes it NaN in either order, so the values equal
+// the per-tap loop's. hmax: h[ow] = max_j x[ow*S + off + j] for the interior columns, where
+// all KW taps are inside the row; vmax: y[ow] = max_i rows[i][ow].
+template <class T, int KW, int S>
+FW_TARGET_CLONES void hmax_row(const T* __restrict x, T* __restrict h, int64_t lo, int64_t hi, int64_t off) {
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const T* p = x + ow * S + off;
+    T m = p[0];
+#pragma GCC unroll 4
+    for (int j = 1; j < KW; ++j) {
+      const T v = p[j];
+      m = v > m ? v : m;
+      m = v != v ? v : m;
+    }
+    h[ow] = m;
+  }
+}
+
+template <class T, int KH>
+FW_TARGET_CLONES void vmax_row(const T* const* rows, T* __restrict y, int64_t n) {
+  for (int64_t ow = 0; ow < n; ++ow) {
+    T m = rows[0][ow];
+#pragma GCC unroll 4
+    for (int i = 1; i < KH; ++i) {
+      const T v = rows[i][ow];
+      m = v > m ? v : m;
+      m = v != v ? v : m;
+    }
+    y[ow] = m;
+  }
+}
+
+// Whether max_pool_separable handles this window (no indices, dilation 1, small kernels).
+bool separable_ok(const Window& w) {
+  return w.dh == 1 && w.dw == 1 && w.kh >= 1 && w.kh <= 3 && w.kw >= 1 && w.kw <= 3 && w.sw >= 1 && w.sw <= 2;
+}
+
+template <class T, int KW, int S>
+void hmax_plane(const Window& w, const T* xpl, int64_t rs, int64_t H, int64_t W, T* hp, int64_t Wo) {
+  // Interior columns: every tap ow*S - pw + j in [0, W).
+  const int64_t lo = std::min(Wo, (w.pw + S - 1) / S);
+  const int64_t last = W - KW + w.pw;  // the largest ow * S with the window inside
+  const int64_t hi = last < 0 ? lo : std::max(lo, std::min(Wo, last / S + 1));
+  for (int64_t ih = 0; ih < H; ++ih) {
+    const T* xr = xpl + ih * rs;
+    T* h = hp + ih * Wo;
+    hmax_row<T, KW, S>(xr, h, lo, hi, -w.pw);
+    for (int64_t ow = 0; ow < Wo; ++ow) {  // border columns: clipped windows
+      if (ow == lo) ow = std::max(hi, lo);
+      if (ow >= Wo) break;
+      const int64_t c0 = std::max<int64_t>(0, ow * S - w.pw), c1 = std::min<int64_t>(W, ow * S - w.pw + KW);
+      T m = xr[c0];
+      for (int64_t c = c0 + 1; c < c1; ++c) m = (xr[c] > m) | (xr[c] != xr[c]) ? xr[c] : m;
+      h[ow] = m;
+    }
+  }
+}
+
+template <class T>
+void max_pool_separable(const Window& w, const T* xpl, int64_t rs, int64_t H, int64_t W, T* y, int64_t Ho, int64_t Wo,
+                        T* hp) {
+  using HFn = void (*)(const Window&, const T*, int64_t, int64_t, int64_t, T*, int64_t);
+  static constexpr HFn hfn[3][2] = {{&hmax_plane<T, 1, 1>, &hmax_plane<T, 1, 2>},
+                                    {&hmax_plane<T, 2, 1>, &hmax_plane<T, 2, 2>},
+                                    {&hmax_plane<T, 3, 1>, &hmax_plane<T, 3, 2>}};
+  hfn[w.kw - 1][w.sw - 1](w, xpl, rs, H, W, hp, Wo);
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    const int64_t r0 = std::max<int64_t>(0, oh * w.sh - w.ph), r1 = std::min<int64_t>(H, oh * w.sh - w.ph + w.kh);
+    const T* rows[3];
+    for (int64_t i = 0; i < 3; ++i) rows[i] = hp + std::min(r0 + i, r1 - 1) * Wo;  // repeats are harmless
+    T* yr = y + oh * Wo;
+    switch (w.kh) {
+      case 1: vmax_row<T, 1>(rows, yr, Wo); break;
+      case 2: vmax_row<T, 2>(rows, yr, Wo); break;
+      default: vmax_row<T, 3>(rows, yr, Wo); break;
     }
   }
 }
@@ -151,9 +229,12 @@ void max_pool2d_k(const KernelArgs& k) {
   // A contiguous copy of a plane for inputs with a non-unit column stride.
   const bool pair = !with_idx && unit_cols && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
                     w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1 && 2 * Ho <= H && 2 * Wo <= W;
+  const bool separable = !with_idx && !pair && separable_ok(w);
+  std::vector<int64_t> lo(size_t(w.kw)), hi(size_t(w.kw));
+  for (int64_t j = 0; j < w.kw; ++j) valid_columns(Wo, W, w.sw, j * w.dw - w.pw, lo[size_t(j)], hi[size_t(j)]);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, H * W));
   parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) {
-    std::vector<T> tmp;
+    std::vector<T> tmp, hbuf;
     for (int64_t p = p0; p < p1; ++p) {
       const T* xpl = xp + in.offset(p);
       int64_t rs = in.sh;
@@ -169,15 +250,18 @@ void max_pool2d_k(const KernelArgs& k) {
       if (pair) {
         for (int64_t oh = 0; oh < Ho; ++oh)
           max_2x2_row<T>(xpl + 2 * oh * rs, xpl + (2 * oh + 1) * rs, ypl + oh * Wo, Wo);
+      } else if (separable) {
+        hbuf.resize(size_t(H * Wo));
+        max_pool_separable<T>(w, xpl, rs, H, W, ypl, Ho, Wo, hbuf.data());
       } else if (w.sw == 1) {
-        with_idx ? max_pool_plane<T, 1, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 1, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 1, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 1, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
       } else if (w.sw == 2) {
-        with_idx ? max_pool_plane<T, 2, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 2, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 2, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 2, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
       } else {
-        with_idx ? max_pool_plane<T, 0, true>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 0, false>(w, xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 0, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 0, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
       }
     }
   });
