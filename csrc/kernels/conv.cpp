@@ -241,8 +241,8 @@ constexpr int kNV = 4;   // 16-float vectors of pixels per tile
 template <int MR, int NV>
 __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __restrict A, int64_t lda,
                                                   const float* __restrict B, const int64_t* __restrict boff,
-                                                  const float* bias, bool relu, float* __restrict C, int64_t ldc,
-                                                  __mmask16 last) {
+                                                  const float* bias, const float* R, bool relu, float* __restrict C,
+                                                  int64_t ldc, __mmask16 last) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
@@ -268,7 +268,9 @@ __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __rest
   for (int m = 0; m < MR; ++m) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      __m512 r = relu ? _mm512_max_ps(zero, acc[m][v]) : acc[m][v];  // a NaN stays NaN
+      __m512 r = acc[m][v];
+      if (R) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(v == NV - 1 ? last : __mmask16(0xFFFF), R + m * ldc + 16 * v));
+      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
       if (v == NV - 1)
         _mm512_mask_storeu_ps(C + m * ldc + 16 * v, last, r);
       else
@@ -277,8 +279,8 @@ __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __rest
   }
 }
 
-using TileFn = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, const float*, bool, float*,
-                        int64_t, __mmask16);
+using TileFn = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, const float*, const float*,
+                        bool, float*, int64_t, __mmask16);
 
 template <int MR>
 constexpr TileFn tile_for(int nv) {
@@ -301,10 +303,10 @@ bool has_avx512() {
   return ok;
 }
 
-// C[M, N] (row stride ldc) = act(bias + A[M, K] @ B) over all 6 x 64 tiles, split over the
-// pool unless called inside a parallel region.
+// C[M, N] (row stride ldc) = act(bias + A[M, K] @ B + R) over all 6 x 64 tiles (R: null or
+// laid out like C), split over the pool unless called inside a parallel region.
 void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B, const int64_t* boff,
-                const float* bias, bool relu, float* C, int64_t ldc) {
+                const float* bias, const float* R, bool relu, float* C, int64_t ldc) {
   const int64_t mb = (M + kMR - 1) / kMR, nb = (N + 16 * kNV - 1) / (16 * kNV);
   auto run = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -313,8 +315,8 @@ void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
       const int nv = int((nr + 15) / 16);
       const int tail = int(nr - 16 * (nv - 1));
       const __mmask16 last = __mmask16(tail == 16 ? 0xFFFF : (1u << tail) - 1);
-      pick_tile(int(mr), nv)(K, A + m0 * K, K, B + n0, boff, bias ? bias + m0 : nullptr, relu, C + m0 * ldc + n0,
-                             ldc, last);
+      pick_tile(int(mr), nv)(K, A + m0 * K, K, B + n0, boff, bias ? bias + m0 : nullptr,
+                             R ? R + m0 * ldc + n0 : nullptr, relu, C + m0 * ldc + n0, ldc, last);
     }
   };
   // Enough work per task to pay for waking a worker: ~64k multiply-adds.
@@ -324,12 +326,25 @@ void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
 #endif
 
 #if FW_CONV_AVX512
+// dst[i] = act(src[i] + r[i]) (r may be null).
+FW_TARGET_CLONES void epilogue_row(float* __restrict dst, const float* __restrict src, const float* __restrict r,
+                                   bool relu, int64_t n) {
+  if (r) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i] + r[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+  if (relu)
+    for (int64_t i = 0; i < n; ++i) dst[i] = dst[i] != dst[i] ? dst[i] : (dst[i] > 0.f ? dst[i] : 0.f);
+}
+
 // Whether the f32 fast path runs this convolution (groups > 1 keep the im2col + BLAS path).
 bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
 
-// One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n). Scratch from this thread.
-void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const float* bias, bool relu,
-                      float* out_n) {
+// One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n + r_n), r_n null or shaped like
+// out_n. Scratch from this thread.
+void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const float* bias, const float* r_n,
+                      bool relu, float* out_n) {
   const int64_t K = g.K(), HoWo = g.HoWo();
   std::vector<int64_t> boff(static_cast<size_t>(K));
   if (g.sh == 1 && g.sw == 1) {
@@ -351,11 +366,17 @@ void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const
       for (int64_t i = 0; i < g.kh; ++i)
         for (int64_t j = 0; j < g.kw; ++j) boff[size_t(k++)] = c * Hp * Wp + i * g.dh * Wp + j * g.dw;
     float* dst = compact ? scratch + pad_elems : out_n;
-    conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, relu, dst, compact ? N : HoWo);
-    if (compact)
-      for (int64_t co = 0; co < g.Cout; ++co)
-        for (int64_t oh = 0; oh < g.Ho; ++oh)
-          std::memcpy(out_n + (co * g.Ho + oh) * g.Wo, dst + co * N + oh * Wp, size_t(g.Wo) * sizeof(float));
+    if (!compact) {
+      conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, r_n, relu, dst, HoWo);
+      return;
+    }
+    conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, nullptr, false, dst, N);
+    for (int64_t co = 0; co < g.Cout; ++co) {
+      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        const int64_t o = (co * g.Ho + oh) * g.Wo;
+        epilogue_row(out_n + o, dst + co * N + oh * Wp, r_n ? r_n + o : nullptr, relu, g.Wo);
+      }
+    }
     return;
   }
   // Strided: im2col columns, one tile of output rows at a time.
@@ -365,7 +386,8 @@ void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const
     const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
     im2col<float>(g, x_n, col, oh0, oh1);
     for (int64_t k = 0; k < K; ++k) boff[size_t(k)] = k * len;
-    conv_tiles(g.Cout, len, K, w, col, boff.data(), bias, relu, out_n + oh0 * g.Wo, HoWo);
+    conv_tiles(g.Cout, len, K, w, col, boff.data(), bias, r_n ? r_n + oh0 * g.Wo : nullptr, relu,
+               out_n + oh0 * g.Wo, HoWo);
   }
 }
 #endif
@@ -410,10 +432,14 @@ void for_each_sample(int64_t N, const F& f) {
 
 }  // namespace
 
-// conv2d forward on k's operands with conv2d's attrs #0..#3; relu requests a fused relu.
-// Returns whether the relu was applied (else the caller applies its activation).
+// out[n] += r[n] for the generic path's residual (r shaped like out, contiguous).
 template <class T>
-bool conv2d_forward(const KernelArgs& k, const char* op, bool relu) {
+void add_residual(T* out, const T* r, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) out[i] += r[i];
+}
+
+template <class T>
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual) {
   const TensorView &x = k.input(0), &w = k.input(1);
   TensorView& y = k.output(0);
   ConvGeom g = make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3));
@@ -421,6 +447,14 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu) {
   const T* xp = x.ptr<T>();
   const T* wp = w.ptr<T>();
   T* yp = y.ptr<T>();
+  const T* rp = nullptr;
+  if (residual) {
+    FW_CHECK(residual->dtype == y.dtype && residual->ndim == 4 && residual->numel() == y.numel() &&
+                 std::equal(y.shape, y.shape + 4, residual->shape) && (y.numel() == 0 || residual->is_contiguous()),
+             op, ": residual must be a contiguous tensor shaped like the output");
+    rp = residual->ptr<T>();
+  }
+  const int64_t out_n = g.Cout * g.HoWo();
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (fast_conv_ok(g)) {
@@ -430,27 +464,29 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu) {
         for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
       }
       for_each_sample(g.N, [&](int64_t n) {
-        conv_fast_sample(g, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, relu, yp + n * g.Cout * g.HoWo());
+        conv_fast_sample(g, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr, relu,
+                         yp + n * out_n);
       });
       return relu;
     }
   }
 #endif
   for_each_sample(g.N, [&](int64_t n) {
-    conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, yp + n * g.Cout * g.HoWo());
+    conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, yp + n * out_n);
+    if (rp) add_residual<T>(yp + n * out_n, rp + n * out_n, out_n);
   });
   return false;
 }
 
-template bool conv2d_forward<float>(const KernelArgs&, const char*, bool);
-template bool conv2d_forward<double>(const KernelArgs&, const char*, bool);
+template bool conv2d_forward<float>(const KernelArgs&, const char*, bool, const TensorView*);
+template bool conv2d_forward<double>(const KernelArgs&, const char*, bool, const TensorView*);
 
 namespace {
 
 // conv2d(x, weight, bias?; stride=#0, padding=#1, dilation=#2, groups=#3)
 template <class T>
 void conv2d_k(const KernelArgs& k) {
-  conv2d_forward<T>(k, "conv2d", false);
+  conv2d_forward<T>(k, "conv2d", false, nullptr);
 }
 
 // grad_input[n] = col2im(W^T @ grad_out[n]) (+ bias per channel for conv_transpose2d).

@@ -5,10 +5,11 @@
 namespace fw {
 
 // conv2d forward on k's operands (x, weight, bias?) and attrs #0..#3 (stride, padding as 4
-// ints, dilation, groups) into k.output(0). With relu true the kernel may apply a relu
-// while storing the output; returns whether it did (else the caller applies it). Errors
-// name `op`.
+// ints, dilation, groups) into k.output(0), plus `residual` (null, or a contiguous tensor
+// shaped like the output) added to it. With relu true the kernel may apply a relu after the
+// residual while storing the output; returns whether it did (else the caller applies it).
+// Errors name `op`.
 template <class T>
-bool conv2d_forward(const KernelArgs& k, const char* op, bool relu);
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual);
 
 }  // namespace fw

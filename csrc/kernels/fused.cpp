@@ -1,7 +1,8 @@
 // fused.cpp: kernels for ops that the graph passes create (framework/ops/fused.py).
 //
 // linear_act: GEMM, then bias + activation in one pass over the output rows.
-// conv2d_act: the conv2d kernel, then the activation in one pass over the output.
+// conv2d_act: the conv2d kernel (kernels/conv.h) with an optional residual added and the
+// activation applied (relu inside the conv's output tiles, others in one pass after).
 // fused_elementwise: a small postfix expression program over up to 8 broadcast inputs,
 // evaluated block by block in one loop over the data, so every input element is read once
 // and the output written once, with no intermediate tensors. The opcodes are shared with
@@ -143,13 +144,14 @@ void linear_act_k(const KernelArgs& k) {
   bias_act_dispatch<T>(act, o, bp, bst, M, N);
 }
 
-// conv2d_act(x, weight, bias?, stride, padding, dilation, groups, activation=#4): the conv2d
-// kernel, then the activation in one pass over the (contiguous) output.
+// conv2d_act(x, weight, bias?, residual?; stride, padding, dilation, groups, activation=#4):
+// act(conv2d + residual). The conv kernel adds the residual and applies a relu while each
+// output tile is in registers (f32 fast path); other activations run in one pass after.
 template <class T>
 void conv2d_act_k(const KernelArgs& k) {
   FW_CHECK(k.attrs->size() >= 5, "conv2d_act: expected 5 attributes, got ", k.attrs->size());
   Act act = parse_act(k.attrs->str(4));
-  const bool fused = conv2d_forward<T>(k, "conv2d_act", act == Act::relu);
+  const bool fused = conv2d_forward<T>(k, "conv2d_act", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr);
   TensorView& out = k.output(0);
   FW_CHECK(out.is_contiguous(), "conv2d_act: output must be contiguous");
   if (act == Act::none || fused || out.numel() == 0) return;

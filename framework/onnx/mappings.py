@@ -475,8 +475,11 @@ def _max_pool2d(ctx, ins, attrs, outs):
     k, s, p, d, ceil_mode = attrs[:5]  # attrs[5]: with_indices
     kw = dict(kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]],
               dilations=list(d), ceil_mode=int(ceil_mode))
-    if not ctx.node.outputs[1].users:
+    with_indices = attrs[5] if len(attrs) > 5 else True
+    if not with_indices or not ctx.node.outputs[1].users:
         ctx.add("MaxPool", [ins[0]], outs[0], **kw)
+        if ctx.node.outputs[1].users:  # computed without indices: output #1 is empty
+            ctx.add("Identity", [ctx.const(np.zeros((0,), np.int64))], outs[1])
         return
     # ONNX indices count over the whole NCHW tensor; framework's within each (n, c) plane
     y, idx = ctx.add("MaxPool", [ins[0]], [outs[0], ctx.fresh("indices")], **kw)
@@ -745,8 +748,12 @@ def _linear_act(ctx, ins, attrs, outs):
 def _conv2d_act(ctx, ins, attrs, outs):
     stride, p4, dilation, groups, act = attrs
     k = list(ctx.in_spec(1).shape[2:])
-    y = ctx.add("Conv", ins, outs[0] if act == "none" else None, kernel_shape=k, strides=list(stride),
-                pads=list(p4), dilations=list(dilation), group=int(groups))
+    residual = ins[3] if len(ins) > 3 and ins[3] else None
+    last = act == "none" and residual is None
+    y = ctx.add("Conv", ins[:3], outs[0] if last else None,
+                kernel_shape=k, strides=list(stride), pads=list(p4), dilations=list(dilation), group=int(groups))
+    if residual is not None:
+        y = ctx.add("Add", [y, residual], outs[0] if act == "none" else None)
     if act != "none":
         _activation(ctx, y, act, outs[0], ctx.out_spec(0))
 

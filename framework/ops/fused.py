@@ -4,8 +4,9 @@ other, so eager dispatch, the interpreter and the C++ runtime run the same kerne
 
 - linear_act(x, weight, bias?, activation): act(x @ weight^T + bias), the GEMM followed by
   bias and activation in one pass over the output.
-- conv2d_act(x, weight, bias?, stride, padding, dilation, groups, activation): the conv2d
-  kernel followed by the activation in one pass over the output.
+- conv2d_act(x, weight, bias?, residual?, stride, padding, dilation, groups, activation):
+  activation(conv2d(...) + residual), with the residual add and a relu applied while each
+  output tile is hot (a ResNet block's conv + add + relu is one node).
 - fused_elementwise(x0, ..., x7?, program, consts): a postfix expression program over up to
   8 broadcast inputs of one float dtype, evaluated in one loop over the data.
 
@@ -60,28 +61,38 @@ def linear_act(input, weight, bias=None, activation: str = "relu"):
     return dispatch(linear_act.opdef, [input, weight, bias], (str(activation),))
 
 
-def _conv2d_act_infer(x, w, b, stride, padding, dilation, groups, activation):
+def _conv2d_act_infer(x, w, b, r, stride, padding, dilation, groups, activation):
     from .registry import get
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"conv2d_act: unknown activation {activation!r} (expected one of {ACTIVATIONS})")
-    return get("conv2d").infer(x, w, b, stride, padding, dilation, groups)
+    specs = get("conv2d").infer(x, w, b, stride, padding, dilation, groups)
+    if r is not None and (tuple(r.shape) != tuple(specs[0][0]) or r.dtype is not specs[0][1]):
+        raise ValueError(f"conv2d_act: residual {r.dtype.name}{list(r.shape)} must match the output "
+                         f"{specs[0][1].name}{list(specs[0][0])}")
+    return specs
 
 
 def _conv2d_act_samples(dt):
     return [Sample((arg((2, 3, 5, 5), dt), arg((4, 3, 3, 3), dt), arg((4,), dt)),
                    {"padding": (1, 1, 1, 1), "activation": a}) for a in ACTIVATIONS] + [
         Sample((arg((1, 4, 6, 6), dt), arg((4, 2, 3, 3), dt), None),
-               {"stride": (2, 2), "groups": 2, "activation": "silu"}, note="groups, stride, no bias")]
+               {"stride": (2, 2), "groups": 2, "activation": "silu"}, note="groups, stride, no bias"),
+        # (the residual is positional: samples' tensors are the positional args)
+        Sample((arg((2, 3, 5, 5), dt), arg((4, 3, 3, 3), dt), arg((4,), dt), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+                "relu", arg((2, 4, 5, 5), dt)), note="residual"),
+        Sample((arg((1, 4, 6, 6), dt), arg((4, 2, 3, 3), dt), None, (1, 1), (0, 0, 0, 0), (1, 1), 2, "tanh",
+                arg((1, 4, 4, 4), dt)), note="residual, groups")]
 
 
-@defop(name="conv2d_act", inputs=("x", "weight", "bias?"),
+@defop(name="conv2d_act", inputs=("x", "weight", "bias?", "residual?"),
        attrs=("stride", "padding", "dilation", "groups", "activation"), infer=_conv2d_act_infer,
        differentiable=False, tags=("fused", "conv"), samples=_conv2d_act_samples)
 def conv2d_act(input, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
-               groups=1, activation: str = "relu"):
-    """activation(conv2d(...)) in one kernel (attrs as the conv2d op's: padding is 4 ints)."""
-    return dispatch(conv2d_act.opdef, [input.contiguous(), weight.contiguous(), bias],
+               groups=1, activation: str = "relu", residual=None):
+    """activation(conv2d(...) + residual) in one kernel (attrs as conv2d's: padding is 4 ints)."""
+    return dispatch(conv2d_act.opdef, [input.contiguous(), weight.contiguous(), bias,
+                                       None if residual is None else residual.contiguous()],
                     (tuple(stride), tuple(padding), tuple(dilation), int(groups), str(activation)))
 
 

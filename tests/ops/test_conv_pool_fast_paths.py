@@ -165,3 +165,55 @@ def test_traced_cnn_runs_max_pool_without_indices():
                                                   torch.from_numpy(model[0].weight.detach().numpy()),
                                                   torch.from_numpy(model[0].bias.detach().numpy()), padding=1)), 2)
         np.testing.assert_allclose(opt(x).numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+class _Block(fw.nn.Module):
+    """conv-bn-relu, conv-bn, + identity, relu: a ResNet basic block."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.b1 = fw.nn.Conv2d(c, c, 3, padding=1, bias=False), fw.nn.BatchNorm2d(c)
+        self.c2, self.b2 = fw.nn.Conv2d(c, c, 3, padding=1, bias=False), fw.nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        h = fw.relu(self.b1(self.c1(x)))
+        return fw.relu(self.b2(self.c2(h)) + x)
+
+
+def test_resnet_block_becomes_two_conv_nodes_with_fused_residual():
+    block = _Block(4)
+    for bn in (block.b1, block.b2):
+        bn.running_mean.copy_(fw.from_numpy(_a(4) * 0.1))
+        bn.running_var.copy_(fw.from_numpy(np.abs(_a(4)) + 0.5))
+    block.eval()
+    x = fw.from_numpy(_a(2, 4, 5, 5))
+    opt = fw.jit.trace(block, (x,), check_trace=False).optimize()
+    targets = [n.target for n in opt.graph.calls()]
+    assert targets == ["conv2d_act", "conv2d_act"], targets
+    second = opt.graph.calls()[1]
+    assert second.inputs[3] is not None and second.attrs[4] == "relu"
+    with fw.no_grad():
+        np.testing.assert_allclose(opt(x).numpy(), block(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_fuse_conv_residual_leaves_a_shared_conv_output_alone():
+    g = Graph()
+    x = g.add_input("x", TensorSpec((1, 2, 4, 4), fw.float32))
+    w = g.add_const(_a(2, 2, 3, 3))
+    conv = g.call("conv2d", [x, w, None], ((1, 1), (1, 1, 1, 1), (1, 1), 1))
+    s = g.call("add", [conv.output, x], (1,))
+    g.set_output([s.output, conv.output])  # the conv output is used twice: no fusion
+    assert P.fuse_conv_residual(g) is False
+    g2 = Graph()
+    x = g2.add_input("x", TensorSpec((1, 2, 4, 4), fw.float32))
+    w = g2.add_const(_a(2, 2, 3, 3))
+    conv = g2.call("conv2d", [x, w, None], ((1, 1), (1, 1, 1, 1), (1, 1), 1))
+    s = g2.call("add", [x, conv.output], (1,))
+    g2.set_output([s.output])
+    xs = [fw.from_numpy(_a(1, 2, 4, 4))]
+    before = Interpreter(g2).run(xs)[0].numpy().copy()
+    assert P.fuse_conv_residual(g2) is True
+    g2.lint()
+    assert [n.target for n in g2.calls()] == ["conv2d_act"]
+    np.testing.assert_allclose(Interpreter(g2).run(xs)[0].numpy(), before, rtol=1e-5, atol=1e-6)
+    assert P.fuse_conv_residual(g2) is False

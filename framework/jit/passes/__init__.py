@@ -20,6 +20,7 @@ from .fold_affine_into_conv import fold_affine_into_conv
 from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
 from .fuse_attention import fuse_attention
+from .fuse_conv_residual import fuse_conv_residual
 from .fuse_elementwise import fuse_elementwise
 from .fuse_linear_activation import fuse_linear_activation
 from .fuse_matmul_bias import fuse_matmul_bias
@@ -40,6 +41,7 @@ DEFAULT_PASSES: list = [
     recognize_layer_norm,
     fuse_attention,
     fuse_matmul_bias,
+    fuse_conv_residual,
     fuse_linear_activation,
     fuse_elementwise,
     eliminate_dead_code,
