@@ -1,6 +1,15 @@
-// conv.cpp: 2-D convolution over NCHW tensors as im2col + OpenBLAS GEMM, and its two
-// backward computations (grad of the input via GEMM + col2im, grad of the weight via GEMM
-// over im2col). conv_transpose2d is the input-backward computation plus a bias.
+// conv.cpp: 2-D convolution over NCHW tensors and its two backward computations (grad of
+// the input via GEMM + col2im, grad of the weight via GEMM over im2col). conv_transpose2d
+// is the input-backward computation plus a bias.
+//
+// Forward paths (conv2d_forward, shared with conv2d_act in fused.cpp through conv.h):
+//   - float32, groups 1, AVX-512 CPU: a register-tiled direct convolution (6 output channels
+//     x 64 pixels per tile, weights broadcast in place, no repacking). Stride 1 reads a
+//     zero-padded copy of the input with one offset per tap (no im2col); other strides read
+//     im2col columns. Bias, a residual and relu are applied as each tile is stored. Samples
+//     run in parallel at batch > 1, tiles at batch 1.
+//   - otherwise (float64, groups > 1, no AVX-512): im2col + OpenBLAS GEMM per sample, with
+//     the bias pre-filled and the residual added after.
 //
 // Layout: x (N, C, H, W), weight (Cout, C/groups, kh, kw), out (N, Cout, Ho, Wo), all
 // contiguous (the Python side passes .contiguous()). Per sample and group the forward is

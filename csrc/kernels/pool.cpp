@@ -1,7 +1,15 @@
-// pool.cpp: 2-D pooling over NCHW tensors (max_pool2d with indices, avg_pool2d,
-// adaptive_avg_pool2d) and their backward computations. Inputs may be strided; outputs and
-// gradients are contiguous. Work is split over the N*C planes, so a backward scatter never
-// races (each plane is written by one thread). Window rules follow ATen's CPU kernels.
+// pool.cpp: 2-D pooling over NCHW tensors (max_pool2d with or without indices, avg_pool2d,
+// adaptive_avg_pool2d) and their backward computations. Inputs may be strided (a plane with a
+// non-unit column stride is gathered first); outputs and gradients are contiguous. Work is
+// split over the N*C planes, so a backward scatter never races (each plane is written by one
+// thread). Window rules, NaN propagation and argmax indices follow ATen's CPU kernels.
+//
+// max_pool2d paths, all vectorized over output columns (FW_TARGET_CLONES loops):
+//   - 2x2 stride 2, no padding/dilation: one loop per output row (values, or values+indices);
+//   - without indices (attr with_indices false: graph mode after skip_unused_outputs, eager
+//     when neither the indices nor a gradient are wanted), kernels up to 3x3, stride 1 or 2,
+//     no dilation (ResNet's 3x3 s2 p1): separable, row maxima then column maxima;
+//   - anything else: per window tap, a pass over the output row's valid columns.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -78,6 +86,29 @@ FW_TARGET_CLONES void max_2x2_row(const T* __restrict x0, const T* __restrict x1
     cd = d != d ? d : cd;
     T m = cd > ab ? cd : ab;
     y[ow] = cd != cd ? cd : m;
+  }
+}
+
+// As max_2x2_row, also writing torch's index (ih*W + iw) of each maximum: the four elements
+// are compared in ATen's order (a NaN, or a strictly larger value, takes over).
+template <class T>
+FW_TARGET_CLONES void max_2x2_row_idx(const T* __restrict x0, const T* __restrict x1, T* __restrict y,
+                                      int64_t* __restrict idx, int64_t Wo, int64_t i0, int64_t W) {
+  for (int64_t ow = 0; ow < Wo; ++ow) {
+    const T a = x0[2 * ow], b = x0[2 * ow + 1], c = x1[2 * ow], d = x1[2 * ow + 1];
+    T m = a;
+    int64_t k = i0 + 2 * ow;
+    bool u = (b > m) | (b != b);
+    m = u ? b : m;
+    k = u ? i0 + 2 * ow + 1 : k;
+    u = (c > m) | (c != c);
+    m = u ? c : m;
+    k = u ? i0 + W + 2 * ow : k;
+    u = (d > m) | (d != d);
+    m = u ? d : m;
+    k = u ? i0 + W + 2 * ow + 1 : k;
+    y[ow] = m;
+    idx[ow] = k;
   }
 }
 
@@ -227,7 +258,7 @@ void max_pool2d_k(const KernelArgs& k) {
   int64_t* ip = with_idx ? idx.ptr<int64_t>() : nullptr;
   const bool unit_cols = in.sw == 1 || W == 1;
   // A contiguous copy of a plane for inputs with a non-unit column stride.
-  const bool pair = !with_idx && unit_cols && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
+  const bool pair = unit_cols && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
                     w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1 && 2 * Ho <= H && 2 * Wo <= W;
   const bool separable = !with_idx && !pair && separable_ok(w);
   std::vector<int64_t> lo(size_t(w.kw)), hi(size_t(w.kw));
@@ -247,7 +278,11 @@ void max_pool2d_k(const KernelArgs& k) {
       }
       T* ypl = yp + p * Ho * Wo;
       int64_t* ipl = with_idx ? ip + p * Ho * Wo : nullptr;
-      if (pair) {
+      if (pair && with_idx) {
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          max_2x2_row_idx<T>(xpl + 2 * oh * rs, xpl + (2 * oh + 1) * rs, ypl + oh * Wo, ipl + oh * Wo, Wo, 2 * oh * W,
+                             W);
+      } else if (pair) {
         for (int64_t oh = 0; oh < Ho; ++oh)
           max_2x2_row<T>(xpl + 2 * oh * rs, xpl + (2 * oh + 1) * rs, ypl + oh * Wo, Wo);
       } else if (separable) {
