@@ -20,14 +20,19 @@ ModelOptions options_of(uint64_t max_memory, size_t plan_cache) {
   return o;
 }
 
-TensorRef ref_of(const py::handle& obj, size_t i) {
+// A buffer for input i; a non-C-contiguous array is copied into `keep` first.
+TensorRef ref_of(const py::handle& obj, size_t i, std::vector<py::array>& keep) {
   if (!py::isinstance<py::array>(obj)) throw py::type_error("runtime input " + std::to_string(i) + " is not a numpy array");
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("runtime input " + std::to_string(i) + " is not C-contiguous");
+  if (!(a.flags() & py::array::c_style)) {
+    a = py::array::ensure(a, py::array::c_style);
+    if (!a) throw py::error_already_set();
+    keep.push_back(a);
+  }
   TensorRef t;
   t.dtype = dtype_of_array(a);
   t.data = const_cast<void*>(a.data());
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) t.shape.push_back(a.shape(d));
+  t.shape.assign(a.shape(), a.shape() + a.ndim());
   return t;
 }
 
@@ -45,33 +50,40 @@ py::dict value_info(const ValueInfo& v) {
   return d;
 }
 
-// Runs the model; returns (outputs, timings or None).
-py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
+// Runs the model; returns the output arrays (and fills `timings` when given).
+py::list run_outputs(const Model& m, const py::sequence& inputs, std::vector<NodeTiming>* timings) {
+  size_t n = inputs.size();
   std::vector<TensorRef> ins;
+  std::vector<py::array> keep;
   std::vector<Shape> shapes;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    ins.push_back(ref_of(inputs[i], i));
+  ins.reserve(n);
+  shapes.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    ins.push_back(ref_of(inputs[i], i, keep));
     shapes.push_back(ins.back().shape);
   }
-  std::vector<Shape> out_shapes;
-  {
-    py::gil_scoped_release release;
-    out_shapes = m.output_shapes(shapes);
-  }
-  py::list outs;
+  std::vector<Shape> out_shapes = m.output_shapes(shapes);  // cached plan: no need to drop the GIL
+  py::list outs(out_shapes.size());
   std::vector<TensorRef> refs;
+  refs.reserve(out_shapes.size());
   for (size_t k = 0; k < out_shapes.size(); ++k) {
-    ValueInfo info = m.output_info(k);
-    py::array a = empty_array(out_shapes[k], int(info.dtype));
-    refs.push_back({a.mutable_data(), info.dtype, out_shapes[k]});
-    outs.append(a);
+    DType dt = m.output_dtype(k);
+    py::array a = empty_array(out_shapes[k], int(dt));
+    refs.push_back({a.mutable_data(), dt, out_shapes[k]});
+    outs[k] = a;
   }
-  std::vector<NodeTiming> timings;
   {
     py::gil_scoped_release release;
-    m.run(ins, refs, profile ? &timings : nullptr);
+    m.run(ins, refs, timings);
   }
-  if (!profile) return py::make_tuple(outs, py::none());
+  return outs;
+}
+
+// Runs the model; returns (outputs, [(node, start s, duration s)] or None).
+py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
+  if (!profile) return py::make_tuple(run_outputs(m, inputs, nullptr), py::none());
+  std::vector<NodeTiming> timings;
+  py::list outs = run_outputs(m, inputs, &timings);
   py::list t;
   for (auto& nt : timings) t.append(py::make_tuple(nt.node, nt.start, nt.seconds));
   return py::make_tuple(outs, t);
@@ -95,7 +107,9 @@ void register_runtime_bindings(py::module_& m) {
           }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
           "Memory-maps and parses a model file.")
       .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
-           "Runs on C-contiguous numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")
+           "Runs on numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")
+      .def("__call__", [](const Model& m, const py::sequence& inputs) { return run_outputs(m, inputs, nullptr); },
+           "Runs on numpy inputs (non-contiguous ones are copied); returns the output arrays.")
       .def("output_shapes", [](const Model& m, const py::sequence& s) { return m.output_shapes(shapes_of(s)); })
       .def("memory_plan", [](const Model& m, const py::sequence& s) { return m.memory_plan(shapes_of(s)); })
       .def("plan_entries", [](const Model& m, const py::sequence& s) {

@@ -140,6 +140,24 @@ void place_values(const GraphDef& g, uint64_t max_bytes, Plan& p) {
   }
 }
 
+void lay_out_slots(const GraphDef& g, Plan& p) {
+  p.slot_views.clear();
+  p.slot_value.clear();
+  p.node_slot.clear();
+  for (const NodeDef& n : g.nodes) {
+    p.node_slot.push_back(uint32_t(p.slot_views.size()));
+    for (int id : n.inputs) {
+      p.slot_views.push_back(id >= 0 ? p.views[size_t(id)] : TensorView());
+      p.slot_value.push_back(id);
+    }
+    for (int id : n.outputs) {
+      p.slot_views.push_back(p.views[size_t(id)]);
+      p.slot_value.push_back(id);
+    }
+  }
+  p.node_slot.push_back(uint32_t(p.slot_views.size()));
+}
+
 }  // namespace
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -157,6 +175,7 @@ Plan make_plan(const GraphDef& g, const InputShapes& input_shapes, uint64_t max_
   eval_shapes(g, input_shapes, max_bytes, p);
   eval_attrs(g, input_shapes, p);
   place_values(g, max_bytes, p);
+  lay_out_slots(g, p);
   for (int id : g.outputs) {
     const TensorView& v = p.views[size_t(id)];
     p.output_shapes.emplace_back(v.shape, v.shape + v.ndim);

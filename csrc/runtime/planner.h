@@ -29,6 +29,13 @@ struct Plan {
   std::vector<Attrs> node_attrs;        // per node with symbolic attributes (else empty)
   std::vector<std::pair<int, int>> output_copies;  // (output index, value id) copied after run
   std::vector<std::vector<int64_t>> output_shapes;
+  // The kernel arguments of every node, laid out consecutively: node i's input views then
+  // its output views start at slot node_slot[i] (data unset; an absent optional input is a
+  // null view). slot_value[s] is the value id of slot s (-1 when absent). The executor copies
+  // slot_views once per call and fills in the data pointers.
+  std::vector<TensorView> slot_views;
+  std::vector<int> slot_value;
+  std::vector<uint32_t> node_slot;  // one per node, plus the end
   uint64_t arena_bytes = 0;         // peak
   uint64_t intermediate_bytes = 0;  // sum of arena values' sizes (what no reuse would need)
 

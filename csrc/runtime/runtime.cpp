@@ -47,9 +47,17 @@ struct Model::Impl {
   ModelOptions options;
   std::vector<void*> const_ptr;  // per value (consts only)
 
+  // Per-call scratch: the arena and the node argument views, pooled so that a steady
+  // stream of calls allocates nothing.
+  struct Workspace {
+    void* arena = nullptr;
+    uint64_t capacity = 0;
+    std::vector<TensorView> views;
+  };
+
   mutable std::mutex mu;
   mutable std::list<std::shared_ptr<const Plan>> plans;  // most recently used first
-  mutable std::vector<std::pair<void*, uint64_t>> arenas;  // idle (pointer, capacity)
+  mutable std::vector<Workspace> idle;                    // pooled workspaces
 
   Impl(std::shared_ptr<const void> bytes, size_t size, const ModelOptions& opts)
       : storage(std::move(bytes)), storage_size(size), options(opts) {
@@ -61,60 +69,97 @@ struct Model::Impl {
   }
 
   ~Impl() {
-    for (auto& a : arenas) std::free(a.first);
+    for (auto& w : idle) std::free(w.arena);
   }
 
-  std::shared_ptr<const Plan> plan_for(const InputShapes& shapes) const {
+  template <class Shapes, class Same>
+  std::shared_ptr<const Plan> plan_for(const Shapes& shapes, Same same) const {
     {
       std::lock_guard<std::mutex> lock(mu);
       for (auto it = plans.begin(); it != plans.end(); ++it) {
-        if ((*it)->input_shapes == shapes) {
-          auto p = *it;
-          plans.splice(plans.begin(), plans, it);
-          return p;
+        if (same((*it)->input_shapes, shapes)) {
+          if (it != plans.begin()) plans.splice(plans.begin(), plans, it);
+          return plans.front();
         }
       }
     }
-    auto plan = std::make_shared<const Plan>(make_plan(model.graph, shapes, options.max_memory_bytes));
+    InputShapes concrete;
+    for (const auto& s : shapes) concrete.push_back(shape_of(s));
+    auto plan = std::make_shared<const Plan>(make_plan(model.graph, concrete, options.max_memory_bytes));
     std::lock_guard<std::mutex> lock(mu);
     plans.push_front(plan);
     while (plans.size() > std::max<size_t>(options.plan_cache_size, 1)) plans.pop_back();
     return plan;
   }
 
-  std::pair<void*, uint64_t> acquire_arena(uint64_t need) const {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (size_t i = 0; i < arenas.size(); ++i) {
-        if (arenas[i].second >= need) {
-          auto a = arenas[i];
-          arenas.erase(arenas.begin() + long(i));
-          return a;
-        }
-      }
-      if (!arenas.empty()) {  // too small: drop one so the pool does not keep growing
-        std::free(arenas.back().first);
-        arenas.pop_back();
-      }
-    }
-    return {aligned_bytes(need), need};
+  static const Shape& shape_of(const Shape& s) { return s; }
+  static const Shape& shape_of(const TensorRef& t) { return t.shape; }
+
+  std::shared_ptr<const Plan> plan_for(const InputShapes& shapes) const {
+    return plan_for(shapes, [](const InputShapes& a, const InputShapes& b) { return a == b; });
   }
 
-  void release_arena(std::pair<void*, uint64_t> a) const {
+  std::shared_ptr<const Plan> plan_for(const std::vector<TensorRef>& inputs) const {
+    return plan_for(inputs, [](const InputShapes& a, const std::vector<TensorRef>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (a[i] != b[i].shape) return false;
+      return true;
+    });
+  }
+
+  Workspace acquire_workspace(uint64_t need) const {
+    Workspace w;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (size_t i = 0; i < idle.size(); ++i) {
+        if (idle[i].capacity >= need) {
+          w = std::move(idle[i]);
+          idle.erase(idle.begin() + long(i));
+          return w;
+        }
+      }
+      if (!idle.empty()) {  // too small: reuse its views, drop its arena (the pool does not grow)
+        w = std::move(idle.back());
+        idle.pop_back();
+      }
+    }
+    std::free(w.arena);
+    w.arena = aligned_bytes(need);
+    w.capacity = need;
+    return w;
+  }
+
+  void release_workspace(Workspace&& w) const {
     std::lock_guard<std::mutex> lock(mu);
-    if (arenas.size() < options.arena_pool_size) {
-      arenas.push_back(a);
+    if (idle.size() < options.arena_pool_size) {
+      idle.push_back(std::move(w));
     } else {
-      std::free(a.first);
+      std::free(w.arena);
     }
   }
 
   void check_buffer(const TensorRef& t, const TensorView& expected, const char* what, size_t i) const {
     FW_CHECK(t.dtype == expected.dtype, what, " ", i, ": expected dtype ", dtype_name(expected.dtype), ", got ",
              dtype_name(t.dtype));
-    Shape want(expected.shape, expected.shape + expected.ndim);
-    FW_CHECK(t.shape == want, what, " ", i, ": expected shape ", shape_str(want), ", got ", shape_str(t.shape));
+    bool same = t.shape.size() == size_t(expected.ndim);
+    for (int d = 0; same && d < expected.ndim; ++d) same = t.shape[size_t(d)] == expected.shape[d];
+    FW_CHECK(same, what, " ", i, ": expected shape ", shape_str(Shape(expected.shape, expected.shape + expected.ndim)),
+             ", got ", shape_str(t.shape));
     FW_CHECK(t.data != nullptr || expected.numel() == 0, what, " ", i, ": null data pointer");
+  }
+
+  // Where value `id` lives during a call.
+  void* pointer_of(const Plan& p, int id, uint8_t* base, const std::vector<TensorRef>& inputs,
+                   const std::vector<TensorRef>& outputs) const {
+    void* ptr = nullptr;
+    switch (p.placement[size_t(id)]) {
+      case Placement::Input: ptr = inputs[size_t(model.graph.values[size_t(id)].producer)].data; break;
+      case Placement::Const: ptr = const_ptr[size_t(id)]; break;
+      case Placement::Arena: ptr = base + p.offset[size_t(id)]; break;
+      case Placement::Output: ptr = outputs[size_t(p.offset[size_t(id)])].data; break;
+    }
+    return ptr ? ptr : g_empty_storage;
   }
 
   void execute(const Plan& p, const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs,
@@ -126,43 +171,26 @@ struct Model::Impl {
     for (size_t i = 0; i < inputs.size(); ++i) check_buffer(inputs[i], p.views[size_t(g.inputs[i])], "input", i);
     for (size_t i = 0; i < outputs.size(); ++i)
       check_buffer(outputs[i], p.views[size_t(g.outputs[i])], "output", i);
-    auto arena = acquire_arena(p.arena_bytes);
     struct Release {
       const Impl* self;
-      std::pair<void*, uint64_t> a;
-      ~Release() { self->release_arena(a); }
-    } release{this, arena};
-    uint8_t* base = static_cast<uint8_t*>(arena.first);
-    std::vector<void*> ptr(g.values.size(), nullptr);
-    for (size_t id = 0; id < g.values.size(); ++id) {
-      switch (p.placement[id]) {
-        case Placement::Input: ptr[id] = inputs[size_t(g.values[id].producer)].data; break;
-        case Placement::Const: ptr[id] = const_ptr[id]; break;
-        case Placement::Arena: ptr[id] = base + p.offset[id]; break;
-        case Placement::Output: ptr[id] = outputs[size_t(p.offset[id])].data; break;
-      }
-      if (!ptr[id]) ptr[id] = g_empty_storage;
-    }
-    TensorView ins[64], outs[16];
-    auto call_start = std::chrono::steady_clock::now();
+      Workspace w;
+      ~Release() { self->release_workspace(std::move(w)); }
+    } ws{this, acquire_workspace(p.arena_bytes)};
+    uint8_t* base = static_cast<uint8_t*>(ws.w.arena);
+    std::vector<TensorView>& views = ws.w.views;
+    views.assign(p.slot_views.begin(), p.slot_views.end());
+    for (size_t s = 0; s < views.size(); ++s)
+      if (p.slot_value[s] >= 0) views[s].data = pointer_of(p, p.slot_value[s], base, inputs, outputs);
+    auto call_start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const NodeDef& n = g.nodes[i];
-      for (size_t k = 0; k < n.inputs.size(); ++k) {
-        int id = n.inputs[k];
-        ins[k] = id >= 0 ? p.views[size_t(id)] : TensorView();
-        if (id >= 0) ins[k].data = ptr[size_t(id)];
-      }
-      for (size_t k = 0; k < n.outputs.size(); ++k) {
-        outs[k] = p.views[size_t(n.outputs[k])];
-        outs[k].data = ptr[size_t(n.outputs[k])];
-      }
       KernelArgs args;
-      args.in = ins;
+      args.in = views.data() + p.node_slot[i];
       args.n_in = int(n.inputs.size());
-      args.out = outs;
+      args.out = views.data() + p.node_slot[i] + n.inputs.size();
       args.n_out = int(n.outputs.size());
       args.attrs = &p.attrs_of(g, i);
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = timings ? std::chrono::steady_clock::now() : call_start;
       try {
         n.fn(args);
       } catch (const std::exception& e) {
@@ -175,7 +203,8 @@ struct Model::Impl {
       }
     }
     for (auto [k, id] : p.output_copies)
-      if (p.nbytes[size_t(id)]) std::memcpy(outputs[size_t(k)].data, ptr[size_t(id)], p.nbytes[size_t(id)]);
+      if (p.nbytes[size_t(id)])
+        std::memcpy(outputs[size_t(k)].data, pointer_of(p, id, base, inputs, outputs), p.nbytes[size_t(id)]);
   }
 
   ValueInfo info(int id) const {
@@ -238,6 +267,11 @@ ValueInfo Model::output_info(size_t i) const {
   return impl_->info(impl_->model.graph.outputs[i]);
 }
 
+DType Model::output_dtype(size_t i) const {
+  FW_CHECK(i < num_outputs(), "output index ", i, " out of range");
+  return impl_->model.graph.values[size_t(impl_->model.graph.outputs[i])].dtype;
+}
+
 std::vector<NodeInfo> Model::nodes() const {
   std::vector<NodeInfo> out;
   for (const NodeDef& n : impl_->model.graph.nodes) out.push_back({n.op, n.kernel, n.source, n.inputs, n.outputs});
@@ -256,16 +290,12 @@ std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) 
 
 void Model::run(const std::vector<TensorRef>& inputs, const std::vector<TensorRef>& outputs,
                 std::vector<NodeTiming>* timings) const {
-  InputShapes shapes;
-  for (const TensorRef& t : inputs) shapes.push_back(t.shape);
-  auto plan = impl_->plan_for(shapes);
+  auto plan = impl_->plan_for(inputs);
   impl_->execute(*plan, inputs, outputs, timings);
 }
 
 std::vector<OwnedTensor> Model::run(const std::vector<TensorRef>& inputs) const {
-  InputShapes shapes;
-  for (const TensorRef& t : inputs) shapes.push_back(t.shape);
-  auto plan = impl_->plan_for(shapes);
+  auto plan = impl_->plan_for(inputs);
   const GraphDef& g = impl_->model.graph;
   std::vector<OwnedTensor> outs;
   std::vector<TensorRef> refs;

@@ -105,6 +105,7 @@ class FW_API Model {
   size_t num_outputs() const;
   ValueInfo input_info(size_t i) const;
   ValueInfo output_info(size_t i) const;
+  DType output_dtype(size_t i) const;
   std::vector<NodeInfo> nodes() const;
   std::vector<std::string> value_names() const;
 

@@ -204,16 +204,23 @@ def serialize(graph) -> bytes:
     return b"".join([header, graph_bytes, gap, *data])
 
 
-def _as_array(x, i: int) -> np.ndarray:
-    from ..tensor import Tensor
+def _as_array(x) -> np.ndarray:
+    """The numpy array of a Tensor or array-like (the runtime copies non-contiguous ones)."""
+    arr = getattr(x, "_data", None)
+    return arr if isinstance(arr, np.ndarray) else np.asarray(x)
 
-    if isinstance(x, Tensor):
-        arr = x._data
-    else:
-        arr = np.asarray(x)
-    if not arr.flags.c_contiguous:
-        arr = np.array(arr, order="C")  # NOTE: not ascontiguousarray, which makes 0-d 1-d
-    return arr
+
+_WRAP = None
+
+
+def _tensor_wrap():
+    """Tensor._wrap (imported on first use: framework.tensor imports this package)."""
+    global _WRAP
+    if _WRAP is None:
+        from ..tensor import Tensor
+
+        _WRAP = Tensor._wrap
+    return _WRAP
 
 
 class CompiledGraph:
@@ -241,25 +248,32 @@ class CompiledGraph:
 
     def run(self, inputs: Sequence) -> list:
         """Runs the graph on Tensors or numpy arrays; returns a list of Tensors."""
-        from ..tensor import Tensor
-
-        arrays = [_as_array(x, i) for i, x in enumerate(inputs)]
+        arrays = [_as_array(x) for x in inputs]
+        wrap = _tensor_wrap()
         if not _profiler._ACTIVE:
-            outs, _ = self._model.run(arrays, False)
-            return [Tensor._wrap(a) for a in outs]
+            return [wrap(a) for a in self._model(arrays)]
         start = time.perf_counter()
         outs, timings = self._model.run(arrays, True)
         for prof in _profiler.active():
             prof.add_graph_call(self, [a.shape for a in arrays], timings, start)
-        return [Tensor._wrap(a) for a in outs]
+        return [wrap(a) for a in outs]
+
+    def run_arrays(self, arrays: list) -> list:
+        """Runs the graph on numpy arrays; returns numpy arrays (the lean per-call path:
+        callers check inputs themselves; the profiler, when active, still sees the call)."""
+        if not _profiler._ACTIVE:
+            return self._model(arrays)
+        start = time.perf_counter()
+        outs, timings = self._model.run(arrays, True)
+        for prof in _profiler.active():
+            prof.add_graph_call(self, [a.shape for a in arrays], timings, start)
+        return outs
 
     def run_profiled(self, inputs: Sequence) -> tuple:
         """(outputs, [(node index, start s, duration s)]) for one run."""
-        from ..tensor import Tensor
-
-        arrays = [_as_array(x, i) for i, x in enumerate(inputs)]
-        outs, timings = self._model.run(arrays, True)
-        return [Tensor._wrap(a) for a in outs], timings
+        wrap = _tensor_wrap()
+        outs, timings = self._model.run([_as_array(x) for x in inputs], True)
+        return [wrap(a) for a in outs], timings
 
     def __call__(self, *inputs):
         outs = self.run(inputs)
