@@ -13,8 +13,9 @@ namespace py = pybind11;
 namespace fw {
 namespace {
 
-ModelOptions options_of(uint64_t max_memory, size_t plan_cache) {
+ModelOptions options_of(uint64_t max_memory, size_t plan_cache, bool prepack) {
   ModelOptions o;
+  o.prepack = prepack;
   if (max_memory) o.max_memory_bytes = max_memory;
   if (plan_cache) o.plan_cache_size = plan_cache;
   return o;
@@ -93,18 +94,18 @@ py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
 
 void register_runtime_bindings(py::module_& m) {
   py::class_<Model>(m, "RuntimeModel", "A loaded graph (csrc/runtime/runtime.h).")
-      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache) {
+      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache, bool prepack) {
             py::buffer_info info = b.request();
             const void* p = info.ptr;
             size_t n = size_t(info.size * info.itemsize);
             py::gil_scoped_release release;
-            return Model::from_bytes(p, n, options_of(max_memory, plan_cache));
-          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
+            return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack));
+          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
           "Parses a model file held in memory (copied).")
-      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache) {
+      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack) {
             py::gil_scoped_release release;
-            return Model::load(path, options_of(max_memory, plan_cache));
-          }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0,
+            return Model::load(path, options_of(max_memory, plan_cache, prepack));
+          }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
           "Memory-maps and parses a model file.")
       .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
            "Runs on numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")

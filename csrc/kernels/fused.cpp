@@ -104,6 +104,7 @@ void bias_act_dispatch(Act act, T* o, const T* b, int64_t bst, int64_t M, int64_
 }
 
 // linear_act(x (..., K), weight (N, K), bias (N)?, activation=#0) -> act(x @ weight^T + bias).
+// The graph runtime may pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h).
 template <class T>
 void linear_act_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
@@ -140,6 +141,11 @@ void linear_act_k(const KernelArgs& k) {
     bst = b.ndim ? b.strides[b.ndim - 1] : 0;
   }
   T* o = out.ptr<T>();
+  if (const T* packed = packed_weight_arg<T>(k, 3, M, N, K, x_cs)) {
+    linear_packed<T>(M, N, K, xp, x_rs, packed, bp, bst, o, N);
+    if (act != Act::none) bias_act_dispatch<T>(act, o, nullptr, 0, M, N);
+    return;
+  }
   gemm_strided<T>(M, N, K, T(1), xp, x_rs, x_cs, w.ptr<T>(), w.strides[1], w.strides[0], T(0), o, N);
   bias_act_dispatch<T>(act, o, bp, bst, M, N);
 }

@@ -94,6 +94,106 @@ template void gemm_strided<float>(int64_t, int64_t, int64_t, float, const float*
 template void gemm_strided<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                                    const double*, int64_t, int64_t, double, double*, int64_t);
 
+template <class T>
+void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t w_cs, T* out) {
+  int64_t panels = (N + kPackedPanel - 1) / kPackedPanel;
+  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      T* dst = out + p * K * kPackedPanel;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < kPackedPanel; ++j) {
+          int64_t n = p * kPackedPanel + j;
+          dst[k * kPackedPanel + j] = n < N ? w[n * w_rs + k * w_cs] : T(0);
+        }
+    }
+  });
+}
+template void pack_linear_weight<float>(const float*, int64_t, int64_t, int64_t, int64_t, float*);
+template void pack_linear_weight<double>(const double*, int64_t, int64_t, int64_t, int64_t, double*);
+
+namespace {
+
+// One panel (kPackedPanel columns) for MB rows of x: res[m][j] = sum_k x[m,k] * P[k,j].
+// C independent accumulator chains per row (k split round robin) hide the FMA latency when
+// MB is small; the chains are summed in a fixed order, so results are deterministic.
+// NOTE: GCC vector types, not arrays: GCC does not vectorize the array form (it keeps the
+// accumulators on the stack); a 16-wide vector is one zmm (f32) under the avx512f clone.
+template <class T, int MB, int C>
+FW_TARGET_CLONES void packed_panel(const T* __restrict x, int64_t x_rs, const T* __restrict P, int64_t K,
+                                   T* __restrict res) {
+  typedef T Vec __attribute__((vector_size(kPackedPanel * sizeof(T))));
+  Vec acc[MB * C];
+  for (int i = 0; i < MB * C; ++i) acc[i] = Vec{};
+  Vec pk;
+  int64_t k = 0;
+  for (; k + C <= K; k += C) {
+    for (int c = 0; c < C; ++c) {
+      std::memcpy(&pk, P + (k + c) * kPackedPanel, sizeof(Vec));
+      for (int m = 0; m < MB; ++m) acc[m * C + c] += x[m * x_rs + k + c] * pk;
+    }
+  }
+  for (; k < K; ++k) {
+    std::memcpy(&pk, P + k * kPackedPanel, sizeof(Vec));
+    for (int m = 0; m < MB; ++m) acc[m * C] += x[m * x_rs + k] * pk;
+  }
+  for (int m = 0; m < MB; ++m) {
+    Vec sum = acc[m * C];
+    for (int c = 1; c < C; ++c) sum += acc[m * C + c];
+    std::memcpy(res + m * kPackedPanel, &sum, sizeof(Vec));
+  }
+}
+
+template <class T, int MB>
+void packed_rows(int64_t p0, int64_t p1, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed,
+                 const T* bias, int64_t b_st, T* out, int64_t ldo) {
+  constexpr int C = MB == 1 ? 4 : MB == 2 ? 2 : 1;
+  T res[MB * kPackedPanel];
+  for (int64_t p = p0; p < p1; ++p) {
+    packed_panel<T, MB, C>(x, x_rs, packed + p * K * kPackedPanel, K, res);
+    int64_t n0 = p * kPackedPanel, w = std::min<int64_t>(kPackedPanel, N - n0);
+    for (int m = 0; m < MB; ++m)
+      for (int64_t j = 0; j < w; ++j)
+        out[m * ldo + n0 + j] = res[m * kPackedPanel + j] + (bias ? bias[(n0 + j) * b_st] : T(0));
+  }
+}
+
+}  // namespace
+
+template <class T>
+void linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed, const T* bias,
+                   int64_t b_st, T* out, int64_t ldo) {
+  FW_CHECK(M <= kPackedMaxRows, "linear_packed: ", M, " rows is more than ", kPackedMaxRows);
+  if (M == 0 || N == 0) return;
+  int64_t panels = (N + kPackedPanel - 1) / kPackedPanel;
+  // At least ~64K multiply-adds per task: waking a worker costs microseconds.
+  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * K * kPackedPanel));
+  parallel_for(panels, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t m0 = 0; m0 < M;) {  // row blocks of 8, 4, then the rest
+      const T* xm = x + m0 * x_rs;
+      T* om = out + m0 * ldo;
+      int64_t rows = M - m0;
+      if (rows >= 8) {
+        packed_rows<T, 8>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        rows = 8;
+      } else if (rows >= 4) {
+        packed_rows<T, 4>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        rows = 4;
+      } else if (rows == 3) {
+        packed_rows<T, 3>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+      } else if (rows == 2) {
+        packed_rows<T, 2>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+      } else {
+        packed_rows<T, 1>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+      }
+      m0 += rows;
+    }
+  });
+}
+template void linear_packed<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, const float*,
+                                   int64_t, float*, int64_t);
+template void linear_packed<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                                    const double*, int64_t, double*, int64_t);
+
 namespace {
 
 // Batched C = alpha * A @ B + beta * C over broadcast batch dims. a: (..., M, K), b: (..., K, N),
@@ -165,7 +265,8 @@ void addmm_k(const KernelArgs& k) {
   batched_gemm<T>(k.input(1), k.input(2), out, alpha, beta != T(0) ? T(1) : T(0));
 }
 
-// linear(x (..., K), weight (N, K), bias (N) optional) -> (..., N).
+// linear(x (..., K), weight (N, K), bias (N) optional) -> (..., N). The graph runtime may
+// pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h), used for few rows.
 template <class T>
 void linear_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
@@ -192,6 +293,18 @@ void linear_k(const KernelArgs& k) {
       unary_kernel<T, T>(dst, x, [](T v) { return v; });
       xp = xpack.data();
     }
+  }
+  if (const T* packed = packed_weight_arg<T>(k, 3, M, N, K, x_cs)) {
+    const T* bp = nullptr;
+    int64_t bst = 0;
+    if (k.has_input(2)) {
+      const TensorView& b = k.input(2);
+      FW_CHECK(b.numel() == N, "linear: bias has ", b.numel(), " elements, expected ", N);
+      bp = b.ptr<T>();
+      bst = b.ndim ? b.strides[b.ndim - 1] : 0;
+    }
+    linear_packed<T>(M, N, K, xp, x_rs, packed, bp, bst, out.ptr<T>(), N);
+    return;
   }
   T beta = T(0);
   if (k.has_input(2)) {

@@ -40,6 +40,7 @@ struct NodeDef {
   DType dtype = DType::f32;  // dispatch dtype
   KernelFn fn = nullptr;
   std::vector<int> inputs;  // value ids; -1 = absent optional input
+  int runtime_inputs = 0;   // trailing inputs the runtime appended at load (prepack.h), not in the file
   std::vector<int> outputs;
   std::vector<AttrSpec> attrs;
   bool symbolic_attrs = false;

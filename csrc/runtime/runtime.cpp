@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "runtime/model_file.h"
 #include "runtime/planner.h"
+#include "runtime/prepack.h"
 
 namespace fw {
 namespace {
@@ -46,6 +47,7 @@ struct Model::Impl {
   ParsedModel model;
   ModelOptions options;
   std::vector<void*> const_ptr;  // per value (consts only)
+  std::vector<PackedConst> packed;  // weights pre-packed at load (prepack.h)
 
   // Per-call scratch: the arena and the node argument views, pooled so that a steady
   // stream of calls allocates nothing.
@@ -66,6 +68,11 @@ struct Model::Impl {
     const_ptr.assign(g.values.size(), nullptr);
     for (const ConstDef& c : g.consts)
       const_ptr[size_t(c.value)] = c.nbytes ? const_cast<uint8_t*>(model.data + c.offset) : g_empty_storage;
+    if (options.prepack) {
+      packed = prepack_weights(model.graph, const_ptr);
+      const_ptr.resize(model.graph.values.size(), nullptr);
+      for (const PackedConst& pc : packed) const_ptr[size_t(pc.value)] = pc.storage.get();
+    }
   }
 
   ~Impl() {
@@ -274,7 +281,10 @@ DType Model::output_dtype(size_t i) const {
 
 std::vector<NodeInfo> Model::nodes() const {
   std::vector<NodeInfo> out;
-  for (const NodeDef& n : impl_->model.graph.nodes) out.push_back({n.op, n.kernel, n.source, n.inputs, n.outputs});
+  for (const NodeDef& n : impl_->model.graph.nodes) {
+    std::vector<int> inputs(n.inputs.begin(), n.inputs.end() - n.runtime_inputs);  // as in the file
+    out.push_back({n.op, n.kernel, n.source, inputs, n.outputs});
+  }
   return out;
 }
 

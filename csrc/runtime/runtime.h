@@ -67,6 +67,7 @@ struct ModelOptions {
   uint64_t max_memory_bytes = uint64_t(16) << 30;  // per value and per arena; larger plans error
   size_t plan_cache_size = 8;                      // input-shape signatures kept
   size_t arena_pool_size = 16;                     // idle arenas kept for reuse
+  bool prepack = true;  // pack linear weights at load for small batches (value "<w>.packed")
 };
 
 struct NodeTiming {
@@ -93,7 +94,7 @@ struct ValueInfo {
 
 struct NodeInfo {
   std::string op, kernel, source;
-  std::vector<int> inputs, outputs;  // value indices (-1 = absent)
+  std::vector<int> inputs, outputs;  // value indices (-1 = absent), as in the model file
 };
 
 class FW_API Model {

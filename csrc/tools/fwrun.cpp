@@ -2,7 +2,7 @@
 //
 //   fwrun model.fwm --input x.npy [--input ...] --output y.npy [--output ...]
 //   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...]
-//   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES]
+//   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES] [--no-prepack]
 //
 // Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
 #include <algorithm>
@@ -31,7 +31,7 @@ struct Args {
   int bench = 0;
   int threads = 0;
   uint64_t max_memory = 0;
-  bool info = false, plan = false;
+  bool info = false, plan = false, prepack = true;
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -40,7 +40,8 @@ struct Args {
                "usage: fwrun MODEL --input X.npy [--input ...] --output Y.npy [--output ...]\n"
                "       fwrun MODEL --bench N [--input X.npy ... | --shape 1,3,224,224 ...] [--threads T]\n"
                "       fwrun MODEL --info | --plan [--shape ...]\n"
-               "options: --threads T (kernel threads), --max-memory BYTES (per value and per arena)\n",
+               "options: --threads T (kernel threads), --max-memory BYTES (per value and per arena),\n"
+               "         --no-prepack (keep linear weights as stored; see docs/runtime.md)\n",
                msg);
   std::exit(2);
 }
@@ -61,6 +62,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--max-memory") a.max_memory = std::strtoull(value().c_str(), nullptr, 10);
     else if (s == "--info") a.info = true;
     else if (s == "--plan") a.plan = true;
+    else if (s == "--no-prepack") a.prepack = false;
     else if (s == "-h" || s == "--help") usage("help");
     else if (!s.empty() && s[0] == '-') usage(("unknown option " + s).c_str());
     else if (a.model.empty()) a.model = s;
@@ -159,6 +161,7 @@ int run(const Args& a) {
   auto t0 = Clock::now();
   fw::ModelOptions options;
   if (a.max_memory) options.max_memory_bytes = a.max_memory;
+  options.prepack = a.prepack;
   fw::Model model = fw::Model::load(a.model, options);
   double load_ms = ms_since(t0);
   if (a.info) print_info(model);

@@ -311,9 +311,11 @@ class CompiledGraph:
         _write(path, self._model.to_bytes())
 
 
-def compile(graph, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None) -> CompiledGraph:
-    """Loads a Graph into the C++ runtime (kernels resolved, everything validated)."""
-    model = _C.RuntimeModel.from_bytes(serialize(graph), max_memory or 0, plan_cache or 0)
+def compile(graph, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
+            prepack: bool = True) -> CompiledGraph:
+    """Loads a Graph into the C++ runtime (kernels resolved, everything validated; linear
+    weights pre-packed for small batches unless prepack=False)."""
+    model = _C.RuntimeModel.from_bytes(serialize(graph), max_memory or 0, plan_cache or 0, prepack)
     return CompiledGraph(model, graph)
 
 
@@ -332,9 +334,10 @@ def save(graph, path) -> None:
         _write(path, serialize(graph))
 
 
-def load(path, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None) -> CompiledGraph:
+def load(path, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
+         prepack: bool = True) -> CompiledGraph:
     """Loads a model file (memory-mapped) into the C++ runtime."""
-    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0)
+    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0, prepack)
     return CompiledGraph(model)
 
 

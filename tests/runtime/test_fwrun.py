@@ -20,13 +20,14 @@ def _fwrun(*args):
     return subprocess.run([str(FWRUN), *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("batch", [1, 6])
-def test_fwrun_output_equals_python_output(tmp_path, batch):
-    compiled = rt.compile(mlp_graph())
+@pytest.mark.parametrize("batch,prepack", [(1, True), (6, True), (12, True), (1, False)])
+def test_fwrun_output_equals_python_output(tmp_path, batch, prepack):
+    compiled = rt.compile(mlp_graph(), prepack=prepack)
     compiled.save(tmp_path / "m.fwm")
     x = np.random.default_rng(batch).standard_normal((batch, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    proc = _fwrun(tmp_path / "m.fwm", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    flags = [] if prepack else ["--no-prepack"]
+    proc = _fwrun(tmp_path / "m.fwm", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", *flags)
     assert proc.returncode == 0, proc.stderr
     got = np.load(tmp_path / "y.npy")
     want = compiled.run([x])[0].numpy()

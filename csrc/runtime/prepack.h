@@ -1,0 +1,26 @@
+// prepack.h: weights re-laid out once per loaded model, for kernels that read them faster so.
+//
+// Today: the constant weights of linear / linear_act nodes (f32, f64) are packed into panels
+// (kernels/blas.h, pack_linear_weight), which the kernels use for products with few rows
+// (batch 1 inference). Each packed weight becomes a new constant value of the loaded graph,
+// named "<weight>.packed", that the node gets as an extra trailing input (after the bias), so
+// the memory plan prints it and the planner needs no special case. Nothing is written back
+// to the model file; a weight shared by several nodes is packed once.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace fw {
+
+struct PackedConst {
+  int value = -1;                 // the new constant value's id
+  std::shared_ptr<void> storage;  // its bytes (64-byte aligned)
+};
+
+// Rewrites `g` (adds the packed values and node inputs); const_ptr (per value, consts only)
+// gives the original weights' bytes. Returns the packed buffers, which must outlive the graph.
+std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr);
+
+}  // namespace fw
