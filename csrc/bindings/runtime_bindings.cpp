@@ -102,6 +102,22 @@ void register_runtime_bindings(py::module_& m) {
             return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack));
           }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
           "Parses a model file held in memory (copied).")
+      .def_static("from_array", [](py::array a, uint64_t max_memory, size_t plan_cache, bool prepack) {
+            if (!(a.flags() & py::array::c_style) || a.itemsize() != 1)
+              throw py::value_error("from_array: expected a C-contiguous uint8 array");
+            size_t n = size_t(a.size());
+            // The model runs from the array's memory: the shared_ptr owns a reference to it
+            // (dropped with the GIL held; leaked if Python is already gone).
+            auto* keep = new py::object(a);
+            std::shared_ptr<const void> bytes(a.data(), [keep](const void*) {
+              if (!Py_IsInitialized()) return;
+              py::gil_scoped_acquire gil;
+              delete keep;
+            });
+            py::gil_scoped_release release;
+            return Model::from_shared(std::move(bytes), n, options_of(max_memory, plan_cache, prepack));
+          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
+          "Parses a model file held in a 64-byte-aligned uint8 numpy array, without copying it.")
       .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack) {
             py::gil_scoped_release release;
             return Model::load(path, options_of(max_memory, plan_cache, prepack));

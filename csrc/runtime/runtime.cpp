@@ -261,6 +261,12 @@ Model Model::from_bytes(const void* data, size_t size, const ModelOptions& optio
   return Model(std::make_shared<Impl>(std::move(bytes), size, options));
 }
 
+Model Model::from_shared(std::shared_ptr<const void> data, size_t size, const ModelOptions& options) {
+  FW_CHECK(size == 0 || reinterpret_cast<uintptr_t>(data.get()) % 64 == 0,
+           "Model::from_shared: the model bytes must be 64-byte aligned");
+  return Model(std::make_shared<Impl>(std::move(data), size, options));
+}
+
 size_t Model::num_inputs() const { return impl_->model.graph.inputs.size(); }
 size_t Model::num_outputs() const { return impl_->model.graph.outputs.size(); }
 

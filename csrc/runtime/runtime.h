@@ -101,6 +101,9 @@ class FW_API Model {
  public:
   static Model load(const std::string& path, const ModelOptions& options = {});  // memory-mapped
   static Model from_bytes(const void* data, size_t size, const ModelOptions& options = {});  // copied
+  // Runs from the caller's bytes without copying them; the shared_ptr keeps them alive for as
+  // long as the model (and its copies) live. `data` must be 64-byte aligned.
+  static Model from_shared(std::shared_ptr<const void> data, size_t size, const ModelOptions& options = {});
 
   size_t num_inputs() const;
   size_t num_outputs() const;

@@ -1,7 +1,7 @@
 // fwrun: runs a framework model file with no Python (links only fw_core and the BLAS).
 //
 //   fwrun model.fwm --input x.npy [--input ...] --output y.npy [--output ...]
-//   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...]
+//   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...] [--profile]
 //   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES] [--no-prepack]
 //
 // Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
@@ -31,7 +31,7 @@ struct Args {
   int bench = 0;
   int threads = 0;
   uint64_t max_memory = 0;
-  bool info = false, plan = false, prepack = true;
+  bool info = false, plan = false, prepack = true, profile = false;
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -41,7 +41,8 @@ struct Args {
                "       fwrun MODEL --bench N [--input X.npy ... | --shape 1,3,224,224 ...] [--threads T]\n"
                "       fwrun MODEL --info | --plan [--shape ...]\n"
                "options: --threads T (kernel threads), --max-memory BYTES (per value and per arena),\n"
-               "         --no-prepack (keep linear weights as stored; see docs/runtime.md)\n",
+               "         --no-prepack (keep linear weights as stored; see docs/runtime.md),\n"
+               "         --profile (with --bench: the nodes whose first run costs most over a steady run)\n",
                msg);
   std::exit(2);
 }
@@ -63,6 +64,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--info") a.info = true;
     else if (s == "--plan") a.plan = true;
     else if (s == "--no-prepack") a.prepack = false;
+    else if (s == "--profile") a.profile = true;
     else if (s == "-h" || s == "--help") usage("help");
     else if (!s.empty() && s[0] == '-') usage(("unknown option " + s).c_str());
     else if (a.model.empty()) a.model = s;
@@ -156,6 +158,45 @@ std::string output_path(const Args& a, size_t k) {
   return base + "." + std::to_string(k) + ".npy";
 }
 
+// One run into freshly allocated outputs (as Model::run(inputs) does), with node timings.
+void run_with_timings(const fw::Model& m, const std::vector<fw::TensorRef>& refs, std::vector<fw::NodeTiming>* t) {
+  auto shapes = m.output_shapes([&] {
+    std::vector<fw::Shape> s;
+    for (auto& r : refs) s.push_back(r.shape);
+    return s;
+  }());
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<fw::TensorRef> outs;
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    uint64_t n = 1;
+    for (auto d : shapes[k]) n *= uint64_t(d);
+    fw::DType dt = m.output_dtype(k);
+    bufs.emplace_back(size_t(n * fw::dtype_bytes(dt)) + 1);
+    outs.push_back({bufs.back().data(), dt, shapes[k]});
+  }
+  m.run(refs, outs, t);
+}
+
+// The nodes whose first run costs most over a steady run (what a cold start pays for).
+void print_first_run_profile(const fw::Model& m, const std::vector<fw::NodeTiming>& first,
+                             const std::vector<fw::NodeTiming>& steady) {
+  auto nodes = m.nodes();
+  double f = 0, st = 0;
+  std::vector<std::pair<double, size_t>> extra;
+  for (size_t i = 0; i < first.size() && i < steady.size(); ++i) {
+    f += first[i].seconds;
+    st += steady[i].seconds;
+    extra.emplace_back(first[i].seconds - steady[i].seconds, i);
+  }
+  std::sort(extra.rbegin(), extra.rend());
+  std::printf("profile      first run: nodes %.3f ms; second run: nodes %.3f ms\n", f * 1e3, st * 1e3);
+  for (size_t k = 0; k < extra.size() && k < 8; ++k) {
+    size_t i = extra[k].second;
+    std::printf("  node %-4d %-20s first %8.3f ms  second %8.3f ms\n", first[i].node,
+                nodes[size_t(first[i].node)].op.c_str(), first[i].seconds * 1e3, steady[i].seconds * 1e3);
+  }
+}
+
 int run(const Args& a) {
   if (a.threads > 0) fw::set_runtime_threads(a.threads);
   auto t0 = Clock::now();
@@ -184,9 +225,14 @@ int run(const Args& a) {
       fw::npy::write(output_path(a, k), outs[k].dtype, outs[k].shape, outs[k].raw(), outs[k].nbytes);
   }
   if (a.bench) {
+    std::vector<fw::NodeTiming> first_nodes, steady_nodes;
     auto t1 = Clock::now();
-    model.run(refs);
+    run_with_timings(model, refs, a.profile ? &first_nodes : nullptr);
     double first_ms = ms_since(t1);
+    if (a.profile) {
+      run_with_timings(model, refs, &steady_nodes);
+      print_first_run_profile(model, first_nodes, steady_nodes);
+    }
     std::vector<double> times;
     for (int i = 0; i < a.bench; ++i) {
       auto t = Clock::now();

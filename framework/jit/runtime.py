@@ -134,6 +134,19 @@ def _dispatch_dtype(node, opdef) -> D.dtype:
 
 def serialize(graph) -> bytes:
     """The model file (docs/model-format.md) for a Graph, as bytes."""
+    return _serialize_array(graph).tobytes()
+
+
+def _aligned_bytes(n: int) -> np.ndarray:
+    """n zero bytes (uint8) starting at a 64-byte-aligned address."""
+    raw = np.zeros(n + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + n]
+
+
+def _serialize_array(graph) -> np.ndarray:
+    """The model file for a Graph in one 64-byte-aligned uint8 array: each constant's bytes
+    are copied once, straight into place (the C++ runtime can run from this buffer)."""
     from ..ops.registry import REGISTRY
 
     ids: dict = {}
@@ -162,14 +175,11 @@ def serialize(graph) -> bytes:
         arr = np.asarray(n.const, dtype=v.spec.dtype.np.newbyteorder("<"), order="C")
         if tuple(arr.shape) != tuple(int(d) for d in v.spec.shape):
             raise ValueError(f"constant %{v.name}: payload shape {arr.shape} != spec {v.spec}")
-        raw = arr.tobytes()
         w.u32(ids[id(v)])
         w.u64(offset)
-        w.u64(len(raw))
-        data.append(raw)
-        pad = -len(raw) % ALIGN
-        data.append(b"\0" * pad)
-        offset += len(raw) + pad
+        w.u64(arr.nbytes)
+        data.append((offset, arr))
+        offset += arr.nbytes + (-arr.nbytes % ALIGN)
     calls = [n for n in graph.nodes if n.op == "call"]
     w.u32(len(calls))
     for n in calls:
@@ -200,8 +210,14 @@ def serialize(graph) -> bytes:
                                  len(graph_bytes), data_offset, offset)
     header += struct.pack("<I4x", zlib.crc32(graph_bytes, zlib.crc32(header)))
     assert len(header) == HEADER_SIZE
-    gap = b"\0" * (data_offset - HEADER_SIZE - len(graph_bytes))
-    return b"".join([header, graph_bytes, gap, *data])
+    out = _aligned_bytes(file_size)
+    out[:HEADER_SIZE] = np.frombuffer(header, np.uint8)
+    out[HEADER_SIZE:HEADER_SIZE + len(graph_bytes)] = np.frombuffer(graph_bytes, np.uint8)
+    for off, arr in data:
+        if arr.nbytes:
+            start = data_offset + off
+            out[start:start + arr.nbytes] = arr.reshape(-1).view(np.uint8)
+    return out
 
 
 def _as_array(x) -> np.ndarray:
@@ -315,7 +331,7 @@ def compile(graph, *, max_memory: Optional[int] = None, plan_cache: Optional[int
             prepack: bool = True) -> CompiledGraph:
     """Loads a Graph into the C++ runtime (kernels resolved, everything validated; linear
     weights pre-packed for small batches unless prepack=False)."""
-    model = _C.RuntimeModel.from_bytes(serialize(graph), max_memory or 0, plan_cache or 0, prepack)
+    model = _C.RuntimeModel.from_array(_serialize_array(graph), max_memory or 0, plan_cache or 0, prepack)
     return CompiledGraph(model, graph)
 
 
@@ -331,7 +347,7 @@ def save(graph, path) -> None:
     if isinstance(graph, CompiledGraph):
         graph.save(path)
     else:
-        _write(path, serialize(graph))
+        _write(path, _serialize_array(graph))
 
 
 def load(path, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,

@@ -32,7 +32,9 @@ def _folded(w: np.ndarray, b, gamma, beta, mean, var, eps: float):
     g = t(gamma) if gamma is not None else t(np.ones(c))
     be = t(beta) if beta is not None else t(np.zeros(c))
     scale = mul(g, rsqrt(add(t(var), eps)))
-    w2 = mul(t(w), scale.reshape((c,) + (1,) * (w.ndim - 1)))
+    # NOTE: as (c, rest) rows: one scale per row is the kernel's fast broadcast (a 4-D
+    # (c, 1, 1, 1) broadcast is several times slower on ResNet-sized weights).
+    w2 = mul(t(w).reshape(c, -1), scale.reshape(c, 1)).reshape(w.shape)
     b0 = t(b) if b is not None else t(np.zeros(c))
     b2 = add(mul(sub(b0, t(mean)), scale), be)
     return (np.ascontiguousarray(w2.numpy(), dtype=w.dtype),
