@@ -7,10 +7,10 @@
 Every mode's output is checked against framework eager (or torch eager where framework
 eager is unavailable) before timing; a mismatch fails the run. Modes of one model are
 interleaved in rounds with equal thread counts, so ratios hold on a noisy machine. Reports
-prepare (compile) time, first-call time, steady-state median/p10/p90, throughput, and the
-process's resident-memory growth during the mode's first call (an upper bound, not an exact
-per-mode peak). Writes a Markdown table, JSON and PNG charts under benchmarks/results/.
-Nothing here asserts timings.
+prepare (compile) time (for fw_graph split into trace, optimize, and load+plan), first-call
+time, steady-state median/p10/p90, throughput, and the process's resident-memory growth
+during the mode's first call (an upper bound, not an exact per-mode peak). Writes a
+Markdown table, JSON and PNG charts under benchmarks/results/. Nothing here asserts timings.
 """
 
 from __future__ import annotations
@@ -106,8 +106,19 @@ def modes_for(name, builder, tmodel, x_np, onnx_dir):
         return run
 
     def fw_graph():
-        traced = fw.jit.trace(fw_model(), (fw.from_numpy(x_np),), check_trace=False).optimize()
-        return lambda x: traced(fw.from_numpy(x)).numpy()
+        model, xt = fw_model(), fw.from_numpy(x_np)
+        t0 = time.perf_counter()
+        traced = fw.jit.trace(model, (xt,), check_trace=False)
+        t1 = time.perf_counter()
+        traced = traced.optimize()
+        t2 = time.perf_counter()
+        traced.compile(xt)  # load into the C++ runtime (weights pre-packed) + memory plan
+        t3 = time.perf_counter()
+
+        def run(x):
+            return traced(fw.from_numpy(x)).numpy()
+        run.stages_ms = {"trace": (t1 - t0) * 1e3, "optimize": (t2 - t1) * 1e3, "load_plan": (t3 - t2) * 1e3}
+        return run
 
     def fw_onnx():
         m = fw.onnx.load(export_onnx(), optimize=True)
@@ -162,6 +173,8 @@ def bench_model(name, batch, quick, onnx_dir):
             ready[mode.name] = fn
             rows[mode.name] = {"prepare_ms": prep * 1e3, "first_ms": first * 1e3,
                                "rss_growth_mb": rss_mb() - r0, "out": out}
+            if hasattr(fn, "stages_ms"):
+                rows[mode.name]["stages_ms"] = fn.stages_ms
         except Exception as e:  # a missing feature, reported, not fatal
             skipped[mode.name] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
             if os.environ.get("FW_BENCH_DEBUG"):
@@ -245,6 +258,13 @@ def markdown(results):
             lines.append(f"| {res['model']} | {res['batch']} | {mode} | {fmt(r.get('prepare_ms'))} | "
                          f"{fmt(r.get('first_ms'))} | {fmt(r['median_ms'])} | {fmt(r.get('p10_ms'))} | "
                          f"{fmt(r.get('p90_ms'))} | {fmt(r.get('throughput_per_s'))} |")
+    lines += ["", "fw_graph compile: trace + optimize + load into the runtime and plan (= its prepare ms)", "",
+              "| model | batch | trace ms | optimize ms | load+plan ms | total ms |", "|---|---|---|---|---|---|"]
+    for res in results:
+        st = res["modes"].get("fw_graph", {}).get("stages_ms")
+        if st:
+            lines.append(f"| {res['model']} | {res['batch']} | {fmt(st['trace'])} | {fmt(st['optimize'])} | "
+                         f"{fmt(st['load_plan'])} | {fmt(sum(st.values()))} |")
     lines += ["", "| model | batch | graph/eager | graph/ORT | eager/torch | fw_onnx/ORT | skipped |",
               "|---|---|---|---|---|---|---|"]
     for res in results:

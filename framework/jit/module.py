@@ -100,6 +100,18 @@ class TracedModule:
             self._runner, self.executor = self._make_runner()
         return self._runner(list(inputs))
 
+    def compile(self, *example_inputs) -> "TracedModule":
+        """Loads the graph into its executor now (else the first call does), and with example
+        inputs also makes the runtime's memory plan for their shapes; returns self."""
+        if self._runner is None:
+            self._runner, self.executor = self._make_runner()
+        if example_inputs and self._compiled is not None:
+            ins = [_as_tensor(x, f"input {i}") for i, x in enumerate(example_inputs)]
+            self.check_inputs(ins)
+            full = ins + [t for _, t in self._param_inputs]
+            self._compiled.output_shapes([t._data.shape for t in full])
+        return self
+
     def _make_runner(self):
         mode = config.jit_executor
         if mode not in ("auto", "interpreter", "runtime"):

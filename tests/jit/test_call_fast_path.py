@@ -52,3 +52,12 @@ def test_other_batch_and_non_contiguous_input():
     for _ in range(2):
         y, _ = traced(xt)
         np.testing.assert_allclose(y.numpy(), fn(xt)[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_compile_loads_and_plans_before_the_first_call():
+    traced, fn, x = _traced()
+    assert traced.compile(x) is traced
+    assert traced.executor == "runtime" and traced._compiled.cached_plans == 1
+    np.testing.assert_allclose(traced(x)[0].numpy(), fn(x)[0].numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dim 1 must be 4"):
+        traced.compile(fw.zeros(2, 3))
