@@ -388,9 +388,10 @@ void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const
     }
     return;
   }
-  // Strided: im2col columns, one tile of output rows at a time.
-  float* col = col_scratch<float>(g);
-  const int64_t th = tile_rows(g);
+  // Strided: im2col columns, a few output rows at a time (the columns stay in L2 between
+  // im2col writing and the tiles reading them).
+  const int64_t th = std::max<int64_t>(1, std::min<int64_t>(g.Ho, (int64_t(1) << 16) / std::max<int64_t>(1, K * g.Wo)));
+  float* col = static_cast<float*>(thread_scratch(size_t(K * th * g.Wo) * sizeof(float)));
   for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
     const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
     im2col<float>(g, x_n, col, oh0, oh1);

@@ -1,7 +1,7 @@
 """The fast paths of the conv2d and max_pool2d kernels against torch: the register-tiled f32
 convolution (stride 1 over a padded input with dropped columns, strided via im2col, fused
-bias and relu, tiles with partial rows and columns, batch 1 and > 1), and max pooling's
-2x2 stride-2 loop, separable values-only loop and per-tap loop with indices (NaN
+bias, residual and relu, tiles with partial rows and columns, batch 1 and > 1), and max
+pooling's 2x2 stride-2 loop, separable values-only loop and per-tap loop with indices (NaN
 propagation and torch's argmax indices included). Shapes stay small."""
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ CONV_CASES = [
     (1, 8, 9, 9, 5, 1, 2, 0, 1),        # 1x1 stride 2
     (1, 3, 10, 12, 4, 3, 1, 2, 2),      # dilation
     (1, 2, 70, 3, 3, 3, 1, 1, 1),       # more than one tile of pixels, narrow rows
+    # more channels than one tile of output channels, odd sizes, no padding
+    (1, 16, 12, 12, 17, 3, 1, 1, 1),
+    (2, 16, 13, 11, 16, 3, 1, 1, 1),
+    (1, 18, 14, 15, 16, 3, 1, 0, 1),    # no padding
 ]
 
 
@@ -61,6 +65,18 @@ def test_conv2d_without_bias_matches_torch(case):
     got = fw.conv2d(fw.from_numpy(x), fw.from_numpy(wt), None, stride=s, padding=p, dilation=d).numpy()
     want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(wt), None, stride=s, padding=p, dilation=d)
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[-2]], ids=lambda c: "x".join(map(str, c)))
+def test_conv2d_act_residual_matches_torch(case):
+    n, c, h, w, co, k, s, p, d = case
+    x, wt, b = _a(n, c, h, w), _a(co, c, k, k) * 0.3, _a(co)
+    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b), stride=s, padding=p,
+                     dilation=d)
+    r = _a(*want.shape)
+    got = F.conv2d_act(fw.from_numpy(x), fw.from_numpy(wt), fw.from_numpy(b), stride=(s, s), padding=(p, p, p, p),
+                       dilation=(d, d), activation="relu", residual=fw.from_numpy(r)).numpy()
+    np.testing.assert_allclose(got, torch.relu(want + torch.from_numpy(r)).numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_act_relu_keeps_nan_like_torch():
