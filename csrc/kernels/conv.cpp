@@ -388,9 +388,13 @@ void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const
     }
     return;
   }
-  // Strided: im2col columns, a few output rows at a time (the columns stay in L2 between
-  // im2col writing and the tiles reading them).
-  const int64_t th = std::max<int64_t>(1, std::min<int64_t>(g.Ho, (int64_t(1) << 16) / std::max<int64_t>(1, K * g.Wo)));
+  // Strided: im2col columns, some output rows at a time. One thread (or one sample per
+  // thread) takes L2-sized tiles, so the columns stay in cache between im2col and the tiles;
+  // a sample split over the pool takes ~1M-element tiles, as each tile costs two parallel
+  // regions (im2col, then the tiles).
+  const bool serial = in_parallel_region() || get_num_threads() == 1;
+  const int64_t budget = serial ? (int64_t(1) << 16) : (int64_t(1) << 20);
+  const int64_t th = std::max<int64_t>(1, std::min<int64_t>(g.Ho, budget / std::max<int64_t>(1, K * g.Wo)));
   float* col = static_cast<float*>(thread_scratch(size_t(K * th * g.Wo) * sizeof(float)));
   for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
     const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;

@@ -33,6 +33,7 @@ CONV_CASES = [
     (1, 4, 6, 6, 7, 3, 1, 0, 1),        # no padding: input read in place plus a tail
     (3, 6, 11, 10, 9, 3, 2, 1, 1),      # strided (im2col columns)
     (1, 3, 15, 15, 8, 7, 2, 3, 1),      # a stem-like 7x7 stride 2
+    (2, 64, 40, 40, 8, 3, 2, 1, 1),     # strided with several im2col row tiles per sample
     (2, 8, 5, 5, 6, 1, 1, 0, 1),        # 1x1: the input is the GEMM operand itself
     (1, 8, 9, 9, 5, 1, 2, 0, 1),        # 1x1 stride 2
     (1, 3, 10, 12, 4, 3, 1, 2, 2),      # dilation
