@@ -159,29 +159,36 @@ class MultiheadAttention(Module):
     ):
         """Returns (attn_output, attn_weights or None)."""
         batched = query.ndim == 3
+        self_attention = query is key and key is value and self._qkv_same_embed_dim
         if not batched:
             query, key, value = (S.unsqueeze(t, 1) for t in (query, key, value))
             if key_padding_mask is not None:
                 key_padding_mask = S.unsqueeze(key_padding_mask, 0)
-        elif self.batch_first:
-            query, key, value = (S.transpose(t, 0, 1) for t in (query, key, value))
-        # (L, N, E) from here on
-        tgt_len, bsz, e = query.shape
-        src_len = key.shape[0]
+        # layout of the inputs: (N, L, E) when batch_first (and batched), else (L, N, E)
+        seq_first = not (batched and self.batch_first)
+        ld, bd = (0, 1) if seq_first else (1, 0)
+        tgt_len, bsz, e = query.shape[ld], query.shape[bd], query.shape[2]
+        src_len = key.shape[ld]
         h, hd = self.num_heads, self.head_dim
         if e != self.embed_dim:
             raise AssertionError(
                 f"was expecting embedding dimension of {self.embed_dim}, but got {e}"
             )
-        (wq, wk, wv), (bq, bk, bv) = self._projections()
-        q = F.linear(query, wq, bq)
-        k = F.linear(key, wk, bk)
-        v = F.linear(value, wv, bv)
+        if self_attention:
+            # one (.., 3E) projection of x in its own layout, then q, k, v as views
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+            order = (2, 1, 3, 0, 4) if seq_first else (2, 0, 3, 1, 4)
+            qkv = S.permute(S.reshape(qkv, tuple(query.shape[:2]) + (3, h, hd)), order)
+            q, k, v = S.select(qkv, 0, 0), S.select(qkv, 0, 1), S.select(qkv, 0, 2)
+        else:
+            (wq, wk, wv), (bq, bk, bv) = self._projections()
 
-        def heads(t, n):  # (n, N, E) -> (N, H, n, hd)
-            return S.permute(S.reshape(t, (n, bsz, h, hd)), (1, 2, 0, 3))
+            def heads(t, w, b, n):  # input layout -> (N, H, n, hd)
+                t = F.linear(t, w, b)
+                shape = (n, bsz, h, hd) if seq_first else (bsz, n, h, hd)
+                return S.permute(S.reshape(t, shape), (1, 2, 0, 3) if seq_first else (0, 2, 1, 3))
 
-        q, k, v = heads(q, tgt_len), heads(k, src_len), heads(v, src_len)
+            q, k, v = heads(query, wq, bq, tgt_len), heads(key, wk, bk, src_len), heads(value, wv, bv, src_len)
         if is_causal and attn_mask is None:
             attn_mask = E.lt(S.unsqueeze(C.arange(tgt_len), 1), S.unsqueeze(C.arange(src_len), 0))
         mask = self._merged_mask(attn_mask, key_padding_mask, bsz, tgt_len, src_len, q.dtype)
@@ -197,12 +204,13 @@ class MultiheadAttention(Module):
             attn = F.softmax(scores, -1)
             weights_for_out = F.dropout(attn, p, True) if p > 0.0 else attn
             out = L.matmul(weights_for_out, v)  # (N, H, L, hd)
-        out = S.reshape(S.permute(out, (2, 0, 1, 3)), (tgt_len, bsz, e))
+        if seq_first:
+            out = S.reshape(S.permute(out, (2, 0, 1, 3)), (tgt_len, bsz, e))
+        else:
+            out = S.reshape(S.permute(out, (0, 2, 1, 3)), (bsz, tgt_len, e))
         out = self.out_proj(out)
         if not batched:
             out = S.squeeze(out, 1)
-        elif self.batch_first:
-            out = S.transpose(out, 0, 1)
         weights = None
         if attn is not None:
             weights = R.mean(attn, 1) if average_attn_weights else attn
