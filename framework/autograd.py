@@ -8,9 +8,12 @@ with registered ops so that backward can itself be differentiated or traced.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from typing import Callable, Optional, Sequence
+
+import numpy as np
 
 _state = threading.local()
 
@@ -165,7 +168,13 @@ class AccumulateGrad(Node):
         if g is None:
             return ()
         if v.grad is None:
-            # NOTE: always copy: g may be shared with another leaf's grad or a user tensor,
+            if not is_grad_enabled() and _sole_owner(grads, v):
+                # The engine's buffer holds the only reference to a fresh gradient: take it
+                # (torch's AccumulateGrad steals it the same way) instead of copying.
+                grads[0] = None
+                v.grad = g
+                return ()
+            # NOTE: otherwise copy: g may be shared with another leaf's grad or a user tensor,
             # and later accumulation writes into .grad in place.
             v.grad = g.clone() if is_grad_enabled() else g.detach().clone()
         elif is_grad_enabled():
@@ -173,6 +182,23 @@ class AccumulateGrad(Node):
         else:
             v.grad.add_(g)
         return ()
+
+
+def _sole_owner(grads, v) -> bool:
+    """True when grads[0] is a gradient nobody else references (only the engine's buffer
+    list `grads`) over its own contiguous, writable, unshared storage of v's shape and dtype,
+    so v.grad may take it over."""
+    g = grads[0]
+    a = g._data
+    # NOTE: references to g: the list, AccumulateGrad.apply's g, the local g, getrefcount's
+    # argument. Any other holder
+    # (a user tensor, a hook, another leaf's buffer) raises the count and forces a copy.
+    # References to a: g's slot, the local a, getrefcount's argument (a view of a would be a
+    # fourth, through its .base).
+    return (sys.getrefcount(g) == 4 and g._base is None and g.grad_fn is None
+            and sys.getrefcount(a) == 3 and not isinstance(a.base, np.ndarray)
+            and a.flags.c_contiguous and a.flags.writeable
+            and a.shape == v._data.shape and a.dtype == v._data.dtype)
 
 
 def _edge_of(t):
@@ -284,6 +310,9 @@ def _run_engine(roots, root_grads, retain_graph, create_graph, capture=None):
                 deps[nxt] -= 1
                 if deps[nxt] == 0:
                     ready.append(nxt)
+            # NOTE: drop this iteration's references so a later AccumulateGrad sees its
+            # gradient held only by the buffer (see _sole_owner).
+            in_grads = grads = g = None
     finally:
         set_grad_enabled(prev)
 

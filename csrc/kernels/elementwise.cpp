@@ -188,6 +188,14 @@ void where_k(const KernelArgs& a) {
                                 [](bool c, T x, T y) { return c ? x : y; });
 }
 
+// threshold_backward(grad_output, x; threshold=#0) = x <= threshold ? 0 : grad_output (torch's
+// relu backward: one pass instead of a comparison and a where; NaN in x passes the grad).
+template <class T>
+void threshold_backward_k(const KernelArgs& a) {
+  const T t = T(a.attrs->f(0));
+  binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), [=](T g, T x) { return x <= t ? T(0) : g; });
+}
+
 // masked_fill(x, mask, value=attr#0)
 template <class T>
 void masked_fill_k(const KernelArgs& a) {
@@ -293,6 +301,8 @@ FW_REGISTER_KERNELS(elementwise) {
 #undef REG_I
   register_kernel("gelu", D::f32, &gelu_any);
   register_kernel("gelu", D::f64, &gelu_any);
+  register_kernel("threshold_backward", D::f32, &threshold_backward_k<float>);
+  register_kernel("threshold_backward", D::f64, &threshold_backward_k<double>);
   register_kernel("leaky_relu", D::f32, &leaky_relu_k<float>);
   register_kernel("leaky_relu", D::f64, &leaky_relu_k<double>);
   register_kernel("elu", D::f32, &elu_k<float>);

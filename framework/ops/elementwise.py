@@ -85,13 +85,30 @@ sin = _unary("sin", lambda c, g: (g * cos(c.inputs[0]),))
 cos = _unary("cos", lambda c, g: (-(g * sin(c.inputs[0])),))
 tanh = _unary("tanh", lambda c, g: (g * (1 - c.outputs[0] * c.outputs[0]),))
 sigmoid = _unary("sigmoid", lambda c, g: (g * c.outputs[0] * (1 - c.outputs[0]),))
-relu = _unary("relu", lambda c, g: (where(c.outputs[0] > 0, g, 0.0),), ints=True)
+relu = _unary("relu", lambda c, g: (threshold_backward(g, c.outputs[0], 0.0),), ints=True)
 erf = _unary("erf", lambda c, g: (g * exp(-(c.inputs[0] * c.inputs[0])) * (2 / math.sqrt(math.pi)),))
 reciprocal = _unary("reciprocal", lambda c, g: (-(g * c.outputs[0] * c.outputs[0]),), low=0.5, high=2.0)
 sign = _unary("sign", _zero_grad, ints=True)
 floor = _unary("floor", _zero_grad, float_compute=False)
 ceil = _unary("ceil", _zero_grad, float_compute=False)
 round = _unary("round", _zero_grad, float_compute=False)
+
+
+def _threshold_backward_grad(c, gg):
+    from ..creation import zeros
+
+    gg_x = zeros(c.shapes[1], dtype=gg.dtype) if c.needs_input_grad[1] else None  # piecewise constant
+    return sum_to(threshold_backward(gg, c.inputs[1], c.attrs[0]), c.shapes[0]), gg_x
+
+
+@defop(name="threshold_backward", inputs=("grad_output", "x"), attrs=("threshold",),
+       infer=binary_infer, grad=_threshold_backward_grad, dtypes=FLOAT, tags=("elementwise", "backward"),
+       torch_ref="torch.ops.aten.threshold_backward",
+       samples=lambda dt: [Sample((arg((3, 4), dt), arg((3, 4), dt), 0.0)),
+                           Sample((arg((2, 3), dt), arg((3,), dt), 0.5), note="broadcast")])
+def threshold_backward(grad_output, input, threshold: float):
+    """Gradient of threshold/relu: 0 where input <= threshold, else grad_output."""
+    return dispatch(threshold_backward.opdef, [grad_output, input], (float(threshold),))
 
 
 def _silu_grad(c, g):
@@ -417,7 +434,7 @@ def masked_fill(input, mask, value):
 
 __all__ = ["to", "clone", "neg", "abs", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos",
            "tanh", "sigmoid", "relu", "erf", "reciprocal", "sign", "floor", "ceil", "round",
-           "silu", "gelu", "leaky_relu", "elu", "softplus", "clamp", "clip", "add", "sub", "mul",
+           "silu", "gelu", "threshold_backward", "leaky_relu", "elu", "softplus", "clamp", "clip", "add", "sub", "mul",
            "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "greater",
            "less", "greater_equal", "less_equal", "not_equal", "logical_and", "logical_or",
            "logical_not", "where", "masked_fill"]
