@@ -52,6 +52,27 @@ struct ReducePlan {
     }
     return off;
   }
+  // Calls run(ptr, n, stride) for each run along the innermost reduced dim of the block at
+  // `base` (one call per element of the outer reduced dims).
+  template <class T, class F>
+  void visit_runs(const T* base, F&& run) const {
+    if (nr == 0) {
+      run(base, int64_t(1), int64_t(1));
+      return;
+    }
+    const int last = nr - 1;
+    const int64_t outer = red_numel / std::max<int64_t>(rshape[last], 1);
+    int64_t idx[kMaxDims] = {};
+    for (int64_t r = 0; r < outer; ++r) {
+      int64_t off = 0;
+      for (int d = 0; d < last; ++d) off += idx[d] * rstride[d];
+      run(base + off, rshape[last], rstride[last]);
+      for (int d = last - 1; d >= 0; --d) {
+        if (++idx[d] < rshape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
   // Calls f(value) for every element of the reduced block at `base`, in row-major order.
   template <class T, class F>
   void visit(const T* base, F&& f) const {
@@ -80,6 +101,21 @@ struct ReducePlan {
     }
   }
 };
+
+// Sum of a contiguous run with independent accumulators (a single running sum is one long
+// dependency chain; this vectorizes).
+template <class A, class T>
+FW_TARGET_CLONES A sum_run(const T* __restrict x, int64_t n) {
+  constexpr int kLanes = 16;
+  A lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += A(x[i + l]);
+  A acc = 0;
+  for (; i < n; ++i) acc += A(x[i]);
+  for (int l = 0; l < kLanes; ++l) acc += lanes[l];
+  return acc;
+}
 
 template <class T> using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
@@ -155,7 +191,13 @@ void sum_k(const KernelArgs& k) {
   if (sum_outer<T, O>(k, k.attrs->ints(0), 1.0)) return;
   reduce_each<T, O>(k, k.attrs->ints(0), [](const ReducePlan& p, const T* b) {
     A acc = 0;
-    p.visit(b, [&](T v) { acc += A(v); });
+    p.visit_runs(b, [&](const T* x, int64_t n, int64_t s) {
+      if (s == 1) {
+        acc += sum_run<A>(x, n);
+      } else {
+        for (int64_t i = 0; i < n; ++i) acc += A(x[i * s]);
+      }
+    });
     return O(acc);
   });
 }
