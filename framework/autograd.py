@@ -15,12 +15,18 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-_state = threading.local()
+from . import dtypes as D
+
+class _GradState(threading.local):
+    grad = True  # a class default: reading an unset threading.local attribute raises inside
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
     """True when ops record autograd history (torch.is_grad_enabled)."""
-    return getattr(_state, "grad", True)
+    return _state.grad
 
 
 def set_grad_enabled(mode: bool) -> None:
@@ -79,15 +85,17 @@ class set_grad_enabled_ctx(_GradMode):
 class SavedTensors:
     """Tensors a grad rule may read; each is checked against in-place edits when read."""
 
-    __slots__ = ("_items", "_op")
+    __slots__ = ("_tensors", "_versions", "_op")
 
     def __init__(self, tensors, op_name: str):
-        self._items = [(t, t._version.value) if t is not None else (None, 0) for t in tensors]
+        self._tensors = tensors
+        self._versions = [t._version.value if t is not None else 0 for t in tensors]
         self._op = op_name
 
     def __getitem__(self, i):
-        t, v = self._items[i]
-        if t is not None and t._version.value != v:
+        t = self._tensors[i]
+        if t is not None and t._version.value != self._versions[i]:
+            v = self._versions[i]
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [{t.dtype.name} tensor of shape {list(t.shape)}], input of "
@@ -96,10 +104,10 @@ class SavedTensors:
         return t
 
     def __len__(self):
-        return len(self._items)
+        return len(self._tensors)
 
     def __iter__(self):
-        return (self[i] for i in range(len(self._items)))
+        return (self[i] for i in range(len(self._tensors)))
 
 
 class Context:
@@ -110,7 +118,7 @@ class Context:
 
     def __init__(self, inputs, outputs, attrs, needs_input_grad, op_name):
         # Shapes are metadata: reading them never trips the in-place check.
-        self.shapes = tuple(t._data.shape if t is not None else None for t in inputs)
+        self.shapes = tuple([t._data.shape if t is not None else None for t in inputs])
         self.inputs = SavedTensors(inputs, op_name)
         self.outputs = SavedTensors(outputs, op_name) if outputs is not None else None
         self.attrs = attrs
@@ -131,7 +139,7 @@ class Node:
         self.next_edges = next_edges  # list of (Node, output_nr) or None per input
         self.num_outputs = num_outputs
         self.pre_hooks = None  # {output_nr: [hook]}
-        self.output_meta = output_meta  # [(shape, dtype)] to materialize missing grads
+        self.output_meta = output_meta  # [(shape, numpy dtype)] to materialize missing grads
 
     def name_(self):
         return self.name
@@ -140,12 +148,20 @@ class Node:
         return f"<{self.name} object>"
 
     def apply(self, grads):
-        if self.ctx is None:
+        ctx = self.ctx
+        if ctx is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (in {self.name}); "
                 "specify retain_graph=True the first time."
             )
-        return self.apply_fn(self.ctx, *grads)
+        if ctx.outputs is not None and is_grad_enabled():
+            # create_graph: the saved outputs take part in the new graph as this node's outputs
+            for i, t in enumerate(ctx.outputs._tensors):
+                if t._data.dtype.kind == "f":
+                    t.requires_grad = True
+                    t.grad_fn = self
+                    t._output_nr = i
+        return self.apply_fn(ctx, *grads)
 
     def register_hook(self, output_nr, hook):
         if self.pre_hooks is None:
@@ -159,7 +175,7 @@ class AccumulateGrad(Node):
     __slots__ = ("variable",)
 
     def __init__(self, variable):
-        super().__init__("AccumulateGrad", None, None, [], 1, [(variable.shape, variable.dtype)])
+        super().__init__("AccumulateGrad", None, None, [], 1, [(variable._data.shape, variable._data.dtype)])
         self.variable = variable
 
     def apply(self, grads):
@@ -214,16 +230,35 @@ def _edge_of(t):
     return None
 
 
+def _alias(t):
+    """A tensor sharing t's storage, view base and version counter, without autograd history."""
+    a = object.__new__(type(t))
+    a._data = t._data
+    a._version = t._version
+    if t._base is not None:
+        a._base = t._base
+    return a
+
+
 def record(name: str, grad_fn: Callable, inputs, outputs, attrs, save_outputs=True):
     """Links differentiable outputs to a new Node whose inputs are `inputs`."""
-    edges = [(_edge_of(t) if t is not None and t.requires_grad else None) for t in inputs]
     # NOTE: inputs that are Python numbers never reach here: dispatch casts them to tensors.
-    needs = tuple(e is not None for e in edges)
-    ctx = Context(inputs, outputs if save_outputs else None, attrs, needs, name)
-    node = Node(name, grad_fn, ctx, edges, len(outputs),
-                [(o._data.shape, o.dtype) for o in outputs])
+    edges = []
+    for t in inputs:
+        if t is None or not t.requires_grad:
+            edges.append(None)
+        elif t.grad_fn is not None:
+            edges.append((t.grad_fn, t._output_nr))
+        else:
+            edges.append(_edge_of(t))
+    needs = tuple([e is not None for e in edges])
+    # NOTE: outputs are saved as aliases without grad_fn (same storage and version counter):
+    # saving the outputs themselves would make a cycle output -> node -> ctx -> output that
+    # only the cyclic garbage collector frees (slow, and memory stays until it runs).
+    ctx = Context(inputs, [_alias(o) for o in outputs] if save_outputs else None, attrs, needs, name)
+    node = Node(name, grad_fn, ctx, edges, len(outputs), [(o._data.shape, o._data.dtype) for o in outputs])
     for i, o in enumerate(outputs):
-        if o.dtype.is_floating_point:
+        if o._data.dtype.kind == "f":
             o.requires_grad = True
             o.grad_fn = node
             o._output_nr = i
@@ -292,9 +327,9 @@ def _run_engine(roots, root_grads, retain_graph, create_graph, capture=None):
             else:
                 for i, g in enumerate(grads):
                     if g is None:
-                        shape, dt = node.output_meta[i]
-                        if dt.is_floating_point:
-                            grads[i] = Tensor._wrap_zeros(shape, dt)
+                        shape, npdt = node.output_meta[i]
+                        if npdt.kind == "f":
+                            grads[i] = Tensor._wrap_zeros(shape, D._BY_NP[npdt])
                 in_grads = node.apply(grads)
                 if not isinstance(in_grads, (tuple, list)):
                     in_grads = (in_grads,)
