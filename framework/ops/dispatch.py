@@ -25,11 +25,13 @@ INPLACE = _InplaceState()
 
 
 _TENSOR = []
+_Version = None  # tensor._Version, bound with _TENSOR (tensor.py imports this package)
 
 
 def _tensor_cls():
     if not _TENSOR:
-        from ..tensor import Tensor
+        global _Version
+        from ..tensor import Tensor, _Version
 
         _TENSOR.append(Tensor)
     return _TENSOR[0]
@@ -82,44 +84,68 @@ def _C_cast(x, dt):
     return dispatch(REGISTRY["to"], [x], (dt.code,))
 
 
+def _promoted(op: OpDef, inputs):
+    """inputs with the promoted ones cast to their common dtype (the list itself when no
+    cast is needed, the common case: tensors of one dtype)."""
+    if op.promote == "all":
+        npdt = None
+        for x in inputs:
+            if x is None:
+                continue
+            d = getattr(x, "_data", None)
+            if d is None or (npdt is not None and d.dtype != npdt):
+                break  # a Python number or a second dtype: the general path
+            npdt = d.dtype
+        else:
+            if npdt is None or not op.float_compute or npdt.kind == "f":
+                return inputs
+    dt = common_dtype(op, inputs)
+    idx = range(len(inputs)) if op.promote == "all" else op.promote
+    inputs = list(inputs)
+    for i in idx:
+        x = inputs[i]
+        if x is not None and (isinstance(x, _Number) or x.dtype is not dt):
+            inputs[i] = cast(x, dt)
+    return inputs
+
+
 def dispatch(op: OpDef, inputs: list, attrs: tuple):
     """Runs op on inputs (Tensors, Python numbers where promotion allows, or None for
     optional inputs) with attributes in kernel order. Returns a Tensor or a tuple."""
-    Tensor = _tensor_cls()
     target = INPLACE.target
     if target is not None and target[0] is op:
         INPLACE.target = None
         return run_inplace(op, target[1], list(inputs[1:]), attrs)
-    if TRACE.tracer is not None:  # symbolic dims used as operands become (guarded) numbers
-        inputs = TRACE.tracer.scalar_inputs(inputs)
-    dt = common_dtype(op, inputs)
-    if dt is not None:
-        idx = range(len(inputs)) if op.promote == "all" else op.promote
-        inputs = list(inputs)
-        for i in idx:
-            x = inputs[i]
-            if x is not None and (isinstance(x, _Number) or x.dtype is not dt):
-                inputs[i] = cast(x, dt)
+    tracer = TRACE.tracer
+    if tracer is not None:  # symbolic dims used as operands become (guarded) numbers
+        inputs = tracer.scalar_inputs(inputs)
+    if op.promote is not None:
+        inputs = _promoted(op, inputs)
     if op.composite is not None:
         return op.composite(*inputs, *attrs)
     hook_attrs = attrs
-    if TRACE.tracer is None:
+    if tracer is None:
         specs = op.infer(*inputs, *attrs)
     else:  # attrs may hold symbolic dims: run on the concrete ones, record the symbolic ones
-        attrs, specs = TRACE.tracer.eager_infer(op, inputs, attrs)
+        attrs, specs = tracer.eager_infer(op, inputs, attrs)
+    Tensor = _TENSOR[0] if _TENSOR else _tensor_cls()
     if op.view is not None:
         base = inputs[0]
         arr = op.view(base._data, *attrs)
-        out = Tensor._make_view(arr, base)
-        outs = [out]
+        outs = [Tensor._make_view(arr, base)]
     else:
         if op.kernel is None:
             raise NotImplementedError(f"{op.name} has neither a kernel nor a composite")
         kdt = inputs[op.dispatch_input].dtype if inputs else specs[0][1]
         arrays = _C.call(op.handle(kdt), tuple([x._data if x is not None else None for x in inputs]),
                          [(shape, sdt.code) for shape, sdt in specs], attrs)
-        outs = [Tensor._wrap(a) for a in arrays]
-    if op.grad is not None and op.differentiable and AG.is_grad_enabled():
+        outs = []
+        for a in arrays:
+            t = object.__new__(Tensor)
+            t._data = a
+            t._version = _Version()
+            outs.append(t)
+    if op.grad is not None and op.differentiable and AG._state.grad:
         for x in inputs:
             if x is not None and x.requires_grad:
                 AG.record(op.backward_name, op.grad, inputs, outs, attrs)

@@ -97,12 +97,14 @@ def _linear_grad(c, g):
     gx = gw = gb = None
     if c.needs_input_grad[0]:
         gx = matmul(g, w)
+    g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
     if c.needs_input_grad[1]:
-        g2 = g.reshape(-1, g.shape[-1])
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         gw = matmul(g2.transpose(0, 1), x2)
     if b is not None and c.needs_input_grad[2]:
-        gb = g.reshape(-1, g.shape[-1]).sum(0).reshape(b.shape)
+        gb = g2.sum(0)
+        if b.ndim != 1:
+            gb = gb.reshape(b.shape)
     return gx, gw, gb
 
 

@@ -75,6 +75,7 @@ class OpDef:
     output_switches: dict = field(default_factory=dict)
     tags: tuple = ()  # free-form: "elementwise", "reduction", "view", "fused", ...
     _handles: dict = field(default_factory=dict, repr=False)
+    _bw_name: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kernel == "<name>":
@@ -83,7 +84,10 @@ class OpDef:
     @property
     def backward_name(self) -> str:
         """The grad_fn name torch would show, e.g. AddBackward0."""
-        return "".join(p.capitalize() for p in self.name.split("_")) + "Backward0"
+        name = self._bw_name
+        if name is None:
+            name = self._bw_name = "".join(p.capitalize() for p in self.name.split("_")) + "Backward0"
+        return name
 
     def handle(self, dt: D.dtype) -> int:
         h = self._handles.get(dt.code)
