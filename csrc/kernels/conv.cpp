@@ -189,33 +189,6 @@ T* col_scratch(const ConvGeom& g) {
   return static_cast<T*>(thread_scratch(size_t(g.K() * tile_rows(g) * g.Wo) * sizeof(T)));
 }
 
-// C[M, N] = A[M, K] @ B[K, N] + beta * C with the larger of M and N split over the thread
-// pool; each worker runs single-threaded BLAS on its block (a parallel region sets OpenBLAS
-// to one thread). NOTE: OpenBLAS's own threads spin while they wait, which on a busy machine
-// made shapes like the stem's weight gradient (64 x 147, inner 12544) 60x slower than one
-// thread; the pool's workers sleep instead.
-template <class T>
-void gemm_split(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* B,
-                int64_t b_rs, int64_t b_cs, T beta, T* C, int64_t ldc) {
-  const int64_t threads = get_num_threads();
-  if (threads <= 1 || in_parallel_region() || M * N * K < (int64_t(1) << 18)) {
-    gemm_strided<T>(M, N, K, T(1), A, a_rs, a_cs, B, b_rs, b_cs, beta, C, ldc);
-    return;
-  }
-  const bool split_n = N >= M;
-  const int64_t len = split_n ? N : M;
-  const int64_t chunk = ((len + threads - 1) / threads + 15) / 16 * 16;
-  parallel_for((len + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t s = c * chunk, n = std::min(len, s + chunk) - s;
-      if (split_n)
-        gemm_strided<T>(M, n, K, T(1), A, a_rs, a_cs, B + s * b_cs, b_rs, b_cs, beta, C + s, ldc);
-      else
-        gemm_strided<T>(n, N, K, T(1), A + s * a_rs, a_rs, a_cs, B, b_rs, b_cs, beta, C + s * ldc, ldc);
-    }
-  });
-}
-
 // Fills each of `channels` rows of length `len` with bias[c] (or 0 without a bias).
 template <class T>
 void fill_rows(T* out, int64_t channels, int64_t len, const TensorView* bias) {
@@ -420,13 +393,13 @@ void conv_forward_sample(const ConvGeom& g, const T* x_n, const T* w, const Tens
     const T* wg = w + gr * Coutg * K;
     T* og = out_n + gr * Coutg * HoWo;
     if (g.direct()) {
-      gemm_split<T>(Coutg, HoWo, K, wg, K, 1, xg, HoWo, 1, beta, og, HoWo);
+      gemm_strided<T>(Coutg, HoWo, K, T(1), wg, K, 1, xg, HoWo, 1, beta, og, HoWo);
       continue;
     }
     for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
       const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
       im2col<T>(g, xg, col, oh0, oh1);
-      gemm_split<T>(Coutg, len, K, wg, K, 1, col, len, 1, beta, og + oh0 * g.Wo, HoWo);
+      gemm_strided<T>(Coutg, len, K, T(1), wg, K, 1, col, len, 1, beta, og + oh0 * g.Wo, HoWo);
     }
   }
 }
@@ -519,12 +492,12 @@ void conv_input_backward(const ConvGeom& g, const T* go, const T* w, const Tenso
       const T* gog = go_n + gr * Coutg * HoWo;
       T* gig = gi_n + gr * Cg * g.HW();
       if (g.direct()) {
-        gemm_split<T>(K, HoWo, Coutg, wg, 1, K, gog, HoWo, 1, T(1), gig, HoWo);
+        gemm_strided<T>(K, HoWo, Coutg, T(1), wg, 1, K, gog, HoWo, 1, T(1), gig, HoWo);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
         const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
-        gemm_split<T>(K, len, Coutg, wg, 1, K, gog + oh0 * g.Wo, HoWo, 1, T(0), col, len);
+        gemm_strided<T>(K, len, Coutg, T(1), wg, 1, K, gog + oh0 * g.Wo, HoWo, 1, T(0), col, len);
         col2im<T>(g, col, gig, oh0, oh1);
       }
     }
@@ -575,13 +548,13 @@ void conv2d_backward_weight_k(const KernelArgs& k) {
       const T* gog = gop + (n * g.Cout + gr * Coutg) * HoWo;
       T* gwg = gwp + gr * Coutg * K;
       if (g.direct()) {  // x_g (K, HoWo) used transposed
-        gemm_split<T>(Coutg, K, HoWo, gog, HoWo, 1, xg, 1, HoWo, T(1), gwg, K);
+        gemm_strided<T>(Coutg, K, HoWo, T(1), gog, HoWo, 1, xg, 1, HoWo, T(1), gwg, K);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
         const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
         im2col<T>(g, xg, col, oh0, oh1);
-        gemm_split<T>(Coutg, K, len, gog + oh0 * g.Wo, HoWo, 1, col, 1, len, T(1), gwg, K);
+        gemm_strided<T>(Coutg, K, len, T(1), gog + oh0 * g.Wo, HoWo, 1, col, 1, len, T(1), gwg, K);
       }
     }
   }
