@@ -15,7 +15,10 @@ bool is_packable_linear(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t
   if (n.inputs.size() < 2 || n.inputs.size() > 3 || n.inputs[1] < 0) return false;
   const ValueDef& w = g.values[size_t(n.inputs[1])];
   if (w.kind != ValueDef::Const || w.dtype != n.dtype || w.dims.size() != 2) return false;
-  return program_is_const(w.dims[0], N) && program_is_const(w.dims[1], K) && *N > 0 && *K > 0;
+  if (!program_is_const(w.dims[0], N) || !program_is_const(w.dims[1], K) || *N <= 0 || *K <= 0) return false;
+  // NOTE: the padding to whole panels must not blow up memory (a crafted file's 1 x huge
+  // weight would need 16x its bytes): pack only when the copy is at most twice the weight.
+  return packed_weight_numel(*N, *K) / *K <= 2 * *N;
 }
 
 template <class T>
@@ -30,12 +33,13 @@ std::shared_ptr<void> pack(const void* w, int64_t N, int64_t K) {
 
 }  // namespace
 
-std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr) {
+std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr, uint64_t max_bytes) {
   std::vector<PackedConst> packed;
   std::map<int, int> packed_of;  // weight value -> packed value
   for (NodeDef& n : g.nodes) {
     int64_t N = 0, K = 0;
     if (!is_packable_linear(g, n, &N, &K)) continue;
+    if (uint64_t(packed_weight_numel(N, K)) * dtype_size(n.dtype) > max_bytes) continue;  // keep it as stored
     int w = n.inputs[1];
     auto it = packed_of.find(w);
     if (it == packed_of.end()) {

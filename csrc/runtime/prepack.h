@@ -7,6 +7,7 @@
 // the memory plan prints it and the planner needs no special case. Nothing is written back
 // to the model file; a weight shared by several nodes is packed once.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -20,7 +21,9 @@ struct PackedConst {
 };
 
 // Rewrites `g` (adds the packed values and node inputs); const_ptr (per value, consts only)
-// gives the original weights' bytes. Returns the packed buffers, which must outlive the graph.
-std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr);
+// gives the original weights' bytes. A weight whose packed copy would exceed max_bytes, or
+// twice its own size (panel padding), stays as stored. Returns the packed buffers, which
+// must outlive the graph.
+std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr, uint64_t max_bytes);
 
 }  // namespace fw

@@ -69,7 +69,7 @@ struct Model::Impl {
     for (const ConstDef& c : g.consts)
       const_ptr[size_t(c.value)] = c.nbytes ? const_cast<uint8_t*>(model.data + c.offset) : g_empty_storage;
     if (options.prepack) {
-      packed = prepack_weights(model.graph, const_ptr);
+      packed = prepack_weights(model.graph, const_ptr, options.max_memory_bytes);
       const_ptr.resize(model.graph.values.size(), nullptr);
       for (const PackedConst& pc : packed) const_ptr[size_t(pc.value)] = pc.storage.get();
     }

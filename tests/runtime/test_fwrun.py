@@ -43,6 +43,13 @@ def test_fwrun_bench_prints_load_first_run_and_latency(tmp_path):
         assert key in proc.stdout
 
 
+def test_fwrun_profile_lists_the_nodes_of_the_first_run(tmp_path):
+    rt.save(mlp_graph(), tmp_path / "m.fwm")
+    proc = _fwrun(tmp_path / "m.fwm", "--bench", 3, "--shape", "2,16", "--profile")
+    assert proc.returncode == 0, proc.stderr
+    assert "first run: nodes" in proc.stdout and "linear" in proc.stdout
+
+
 def test_fwrun_reports_bad_files_and_inputs(tmp_path):
     (tmp_path / "bad.fwm").write_bytes(b"not a model" * 10)
     proc = _fwrun(tmp_path / "bad.fwm", "--info")

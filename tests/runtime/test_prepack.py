@@ -93,3 +93,16 @@ def test_saved_file_has_no_packed_weights_and_loads_either_way(tmp_path):
     for prepack in (True, False):
         got = rt.load(path, prepack=prepack).run([x])[0].numpy()
         np.testing.assert_allclose(got, _torch(x, w, b, None), rtol=1e-4, atol=1e-5)
+
+
+def test_weights_whose_packed_copy_would_be_large_stay_as_stored():
+    # one output column: panel padding would need 16x the weight's bytes
+    g, w, b = _graph("linear", np.float32, n_out=1, k_in=50, bias=True)
+    compiled = rt.compile(g)
+    assert ".packed" not in compiled.memory_plan([(1, 50)])
+    x = np.random.default_rng(3).standard_normal((1, 50)).astype(np.float32)
+    np.testing.assert_allclose(compiled.run([x])[0].numpy(), _torch(x, w, b, None), rtol=1e-4, atol=1e-5)
+    # a packed copy larger than the memory limit is skipped, not an error
+    g, _, _ = _graph("linear", np.float32, n_out=50, k_in=64, bias=False)  # 12.8 KB, packed 16 KB
+    assert ".packed" not in rt.compile(g, max_memory=14 * 1024).memory_plan([(1, 64)])
+    assert ".packed" in rt.compile(g).memory_plan([(1, 64)])
