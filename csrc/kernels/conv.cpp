@@ -504,6 +504,38 @@ void conv_input_backward(const ConvGeom& g, const T* go, const T* w, const Tenso
   });
 }
 
+// A stride-1, dilation-1, ungrouped conv's input gradient is itself a convolution:
+// grad_input = conv2d(grad_out, w', padding = k-1-p per side) with w'[c, co, i, j] =
+// w[co, c, kh-1-i, kw-1-j]. Running it through conv2d_forward uses the fast forward path
+// (no col2im, and a GEMM inner dim of Cout*kh*kw instead of Cout). Returns false when the
+// geometry does not fit (the caller then uses GEMM + col2im).
+template <class T>
+bool conv_input_backward_as_conv(const ConvGeom& g, const TensorView& go, const TensorView& w, TensorView& gi) {
+  if (g.groups != 1 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1) return false;
+  if (g.pt > g.kh - 1 || g.pb > g.kh - 1 || g.pl > g.kw - 1 || g.pr > g.kw - 1) return false;
+  if (g.N == 0 || g.C == 0 || g.H == 0 || g.W == 0) return false;
+  const int64_t khw = g.kh * g.kw;
+  std::vector<T> wt(size_t(g.C * g.Cout * khw));
+  const T* wp = w.ptr<T>();
+  for (int64_t co = 0; co < g.Cout; ++co)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t t = 0; t < khw; ++t) wt[size_t((c * g.Cout + co) * khw + khw - 1 - t)] = wp[(co * g.C + c) * khw + t];
+  const int64_t wshape[4] = {g.C, g.Cout, g.kh, g.kw};
+  TensorView ins[2] = {go, make_view(wt.data(), w.dtype, 4, wshape)};
+  Attrs attrs;
+  attrs.values = {AttrValue::from_ints({1, 1}),
+                  AttrValue::from_ints({g.kh - 1 - g.pt, g.kw - 1 - g.pl, g.kh - 1 - g.pb, g.kw - 1 - g.pr}),
+                  AttrValue::from_ints({1, 1}), AttrValue::from_int(1)};
+  KernelArgs ka;
+  ka.in = ins;
+  ka.n_in = 2;
+  ka.out = &gi;
+  ka.n_out = 1;
+  ka.attrs = &attrs;
+  conv2d_forward<T>(ka, "conv2d_backward_input", false, nullptr);
+  return true;
+}
+
 // conv2d_backward_input(grad_output, weight; input_size=#0, stride=#1, padding=#2,
 // dilation=#3, groups=#4) -> grad_input with shape input_size.
 template <class T>
@@ -512,6 +544,7 @@ void conv2d_backward_input_k(const KernelArgs& k) {
   TensorView& gi = k.output(0);
   ConvGeom g = make_geom("conv2d_backward_input", gi, w, go, k.attrs->ints(1), k.attrs->ints(2),
                          k.attrs->ints(3), k.attrs->i(4));
+  if (conv_input_backward_as_conv<T>(g, go, w, gi)) return;
   conv_input_backward<T>(g, go.ptr<T>(), w.ptr<T>(), nullptr, gi.ptr<T>());
 }
 
