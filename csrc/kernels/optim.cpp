@@ -9,6 +9,7 @@
 // corrections, step size) are computed in double, as torch computes them in Python.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/parallel.h"
 #include "kernels/registry.h"
@@ -44,6 +45,39 @@ T* out_ptr(const KernelArgs& a, int i, const char* op, const char* what) {
   return a.out[i].ptr<T>();
 }
 
+// In-place SGD over [lo, hi) of p (param) and b (momentum buffer), one specialization per
+// flag combination so the loop has no branches and vectorizes. sgn is -1 for maximize
+// (an exact negation). NOTE: no FMA contraction (baseline ISA): torch rounds each product.
+template <class T, bool WD, bool MOM, bool FIRST, bool NEST>
+void sgd_range(T* p, const T* g_in, T* b, T sgn, T lr, T momentum, T damp, T wd, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T pv = p[i];
+    T g = sgn * g_in[i];
+    if constexpr (WD) g = g + wd * pv;
+    if constexpr (MOM) {
+      T buf;
+      if constexpr (FIRST) {
+        buf = g;
+      } else {
+        buf = T(b[i] * momentum) + damp * g;
+      }
+      b[i] = buf;
+      if constexpr (NEST) {
+        g = g + momentum * buf;
+      } else {
+        g = buf;
+      }
+    }
+    p[i] = pv + (-lr) * g;
+  }
+}
+
+template <class T, bool WD, bool MOM>
+auto sgd_pick(bool first, bool nesterov) {
+  if (first) return nesterov ? &sgd_range<T, WD, MOM, true, true> : &sgd_range<T, WD, MOM, true, false>;
+  return nesterov ? &sgd_range<T, WD, MOM, false, true> : &sgd_range<T, WD, MOM, false, false>;
+}
+
 // inputs: param, grad, momentum_buffer?   outputs: param, momentum_buffer?
 // attrs: lr, momentum, dampening, weight_decay, nesterov, maximize, first_step
 template <class T>
@@ -53,6 +87,7 @@ void sgd_update_k(const KernelArgs& a) {
   const T lr = T(at.f(0)), momentum = T(at.f(1)), damp = T(1.0 - at.f(2)), wd = T(at.f(3));
   const bool nesterov = at.i(4) != 0, maximize = at.i(5) != 0, first = at.i(6) != 0;
   const bool use_wd = at.f(3) != 0.0, use_mom = at.f(1) != 0.0;
+  const int64_t n = a.input(0).numel();
   const T* p_in = a.input(0).ptr<T>();
   const T* g_in = a.input(1).ptr<T>();
   const T* b_in = a.has_input(2) ? a.in[2].ptr<T>() : nullptr;
@@ -62,19 +97,16 @@ void sgd_update_k(const KernelArgs& a) {
     b_out = out_ptr<T>(a, 1, "sgd_update", "momentum_buffer");
     FW_CHECK(first || b_in != nullptr, "sgd_update: momentum needs a momentum_buffer input after the first step");
   }
-  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T p = p_in[i];
-      T g = maximize ? -g_in[i] : g_in[i];
-      if (use_wd) g = g + wd * p;
-      if (use_mom) {
-        T buf = first ? g : T(b_in[i] * momentum) + damp * g;
-        b_out[i] = buf;
-        g = nesterov ? g + momentum * buf : buf;
-      }
-      p_out[i] = p + (-lr) * g;
-    }
-  });
+  // The loop runs in place on the outputs: copy the inputs over first when they differ.
+  if (p_out != p_in) std::memmove(p_out, p_in, size_t(n) * sizeof(T));
+  if (use_mom && !first && b_out != b_in) std::memmove(b_out, b_in, size_t(n) * sizeof(T));
+  decltype(&sgd_range<T, false, false, false, false>) fn;
+  if (use_wd)
+    fn = use_mom ? sgd_pick<T, true, true>(first, nesterov) : sgd_pick<T, true, false>(first, nesterov);
+  else
+    fn = use_mom ? sgd_pick<T, false, true>(first, nesterov) : sgd_pick<T, false, false>(first, nesterov);
+  const T sgn = maximize ? T(-1) : T(1);
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, b_out, sgn, lr, momentum, damp, wd, lo, hi); });
 }
 
 // inputs: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq?
