@@ -6,8 +6,9 @@
 //   - float32, groups 1, AVX-512 CPU: a register-tiled direct convolution (6 output channels
 //     x 64 pixels per tile, weights broadcast in place, no repacking). Stride 1 reads a
 //     zero-padded copy of the input with one offset per tap (no im2col); other strides read
-//     im2col columns. Bias, a residual and relu are applied as each tile is stored. Samples
-//     run in parallel at batch > 1, tiles at batch 1.
+//     im2col columns. Both go in bands of output rows, so scratch stays bounded (L2-sized
+//     when one thread runs a sample). Bias, a residual and relu are applied as each tile is
+//     stored. Samples run in parallel at batch > 1, tiles at batch 1.
 //   - otherwise (float64, groups > 1, no AVX-512): im2col + OpenBLAS GEMM per sample, with
 //     the bias pre-filled and the residual added after.
 //
@@ -308,20 +309,89 @@ void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
 #endif
 
 #if FW_CONV_AVX512
-// dst[i] = act(src[i] + r[i]) (r may be null).
-FW_TARGET_CLONES void epilogue_row(float* __restrict dst, const float* __restrict src, const float* __restrict r,
-                                   bool relu, int64_t n) {
-  if (r) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i] + r[i];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-  if (relu)
-    for (int64_t i = 0; i < n; ++i) dst[i] = dst[i] != dst[i] ? dst[i] : (dst[i] > 0.f ? dst[i] : 0.f);
-}
-
 // Whether the f32 fast path runs this convolution (groups > 1 keep the im2col + BLAS path).
 bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
+
+// out[co, oh, ow] = act(src[co, oh, ow] + r[co, oh, ow]) for ow < Wo: one band of the
+// extended grid (src rows of Wp, channel stride rows * Wp) into the output (channel stride
+// plane). One call per band: a call per row costs more than its short loop.
+FW_TARGET_CLONES void compact_band(float* __restrict out, const float* __restrict src, const float* __restrict r,
+                                   bool relu, int64_t channels, int64_t rows, int64_t Wo, int64_t Wp, int64_t plane) {
+  for (int64_t co = 0; co < channels; ++co) {
+    for (int64_t oh = 0; oh < rows; ++oh) {
+      float* d = out + co * plane + oh * Wo;
+      const float* s = src + (co * rows + oh) * Wp;
+      const float* rr = r ? r + co * plane + oh * Wo : nullptr;
+      // NOTE: one pass per case: re-reading d right after storing it stalls on the
+      // store-to-load forwarding of unaligned rows.
+      if (rr && relu) {
+        for (int64_t i = 0; i < Wo; ++i) {
+          const float v = s[i] + rr[i];
+          d[i] = v > 0.f || v != v ? v : 0.f;  // a NaN stays NaN
+        }
+      } else if (relu) {
+        for (int64_t i = 0; i < Wo; ++i) d[i] = s[i] > 0.f || s[i] != s[i] ? s[i] : 0.f;
+      } else if (rr) {
+        for (int64_t i = 0; i < Wo; ++i) d[i] = s[i] + rr[i];
+      } else {
+        for (int64_t i = 0; i < Wo; ++i) d[i] = s[i];
+      }
+    }
+  }
+}
+
+// Stride 1: bands of output rows [oh0, oh1), each reading a zero-padded copy of the input
+// rows it needs (C x (rows + halo) x Wp; the input itself for a 1x1 unpadded conv) with one
+// offset per tap. Bands bound the scratch (~1M floats; L2-sized when this thread runs the
+// sample alone) for any image size. Rows of the extended Ho x Wp grid are compacted into the
+// output when Wp > Wo (with the residual and relu applied there).
+void conv_fast_stride1(const ConvGeom& g, const float* x_n, const float* w, const float* bias, const float* r_n,
+                       bool relu, float* out_n, int64_t* boff) {
+  const int64_t K = g.K(), HoWo = g.HoWo();
+  const int64_t Wp = g.W + g.pl + g.pr, halo = (g.kh - 1) * g.dh, tail = (g.kw - 1) * g.dw;
+  const bool copy = g.pt + g.pb + g.pl + g.pr > 0 || tail > 0;
+  const bool compact = Wp != g.Wo;
+  const bool serial = in_parallel_region() || get_num_threads() == 1;
+  const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);
+  const int64_t per_row = ((copy ? g.C : 0) + (compact ? g.Cout : 0)) * Wp;
+  const int64_t rows = std::max<int64_t>(
+      1, std::min<int64_t>(g.Ho, (budget - (copy ? g.C * halo * Wp : 0)) / std::max<int64_t>(per_row, 1)));
+  const int64_t max_hb = rows + halo;
+  const int64_t pad_elems = copy ? g.C * max_hb * Wp + tail : 0;
+  float* scratch =
+      static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wp : 0)) * sizeof(float)));
+  for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows) {
+    const int64_t oh1 = std::min(g.Ho, oh0 + rows), nr = oh1 - oh0, N = nr * Wp;
+    const float* B;
+    int64_t plane;  // elements between channels of B
+    if (copy) {  // padded rows [oh0, oh0 + nr + halo) of every channel
+      const int64_t hb = nr + halo;
+      float* xp = scratch;
+      std::fill(xp, xp + g.C * hb * Wp + tail, 0.f);
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t r = 0; r < hb; ++r) {
+          const int64_t ih = oh0 + r - g.pt;
+          if (ih >= 0 && ih < g.H)
+            std::memcpy(xp + (c * hb + r) * Wp + g.pl, x_n + (c * g.H + ih) * g.W, size_t(g.W) * sizeof(float));
+        }
+      B = xp;
+      plane = hb * Wp;
+    } else {  // 1x1 unpadded: the input rows themselves
+      B = x_n + oh0 * g.W;
+      plane = g.H * g.W;
+    }
+    for (int64_t c = 0, k = 0; c < g.C; ++c)
+      for (int64_t i = 0; i < g.kh; ++i)
+        for (int64_t j = 0; j < g.kw; ++j) boff[k++] = c * plane + i * g.dh * Wp + j * g.dw;
+    if (!compact) {
+      conv_tiles(g.Cout, N, K, w, B, boff, bias, r_n ? r_n + oh0 * g.Wo : nullptr, relu, out_n + oh0 * g.Wo, HoWo);
+      continue;
+    }
+    float* dst = scratch + pad_elems;
+    conv_tiles(g.Cout, N, K, w, B, boff, bias, nullptr, false, dst, N);
+    compact_band(out_n + oh0 * g.Wo, dst, r_n ? r_n + oh0 * g.Wo : nullptr, relu, g.Cout, nr, g.Wo, Wp, HoWo);
+  }
+}
 
 // One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n + r_n), r_n null or shaped like
 // out_n. Scratch from this thread.
@@ -330,35 +400,7 @@ void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const
   const int64_t K = g.K(), HoWo = g.HoWo();
   std::vector<int64_t> boff(static_cast<size_t>(K));
   if (g.sh == 1 && g.sw == 1) {
-    const int64_t Hp = g.H + g.pt + g.pb, Wp = g.W + g.pl + g.pr, tail = (g.kw - 1) * g.dw;
-    const bool copy = Hp != g.H || Wp != g.W || tail > 0;
-    const int64_t N = g.Ho * Wp, pad_elems = copy ? g.C * Hp * Wp + tail : 0;
-    const bool compact = Wp != g.Wo;
-    float* scratch = static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * N : 0)) * sizeof(float)));
-    const float* B = x_n;
-    if (copy) {  // zero-padded copy of the input
-      float* xp = scratch;
-      std::fill(xp, xp + pad_elems, 0.f);
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t h = 0; h < g.H; ++h)
-          std::memcpy(xp + (c * Hp + h + g.pt) * Wp + g.pl, x_n + (c * g.H + h) * g.W, size_t(g.W) * sizeof(float));
-      B = xp;
-    }
-    for (int64_t c = 0, k = 0; c < g.C; ++c)
-      for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) boff[size_t(k++)] = c * Hp * Wp + i * g.dh * Wp + j * g.dw;
-    float* dst = compact ? scratch + pad_elems : out_n;
-    if (!compact) {
-      conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, r_n, relu, dst, HoWo);
-      return;
-    }
-    conv_tiles(g.Cout, N, K, w, B, boff.data(), bias, nullptr, false, dst, N);
-    for (int64_t co = 0; co < g.Cout; ++co) {
-      for (int64_t oh = 0; oh < g.Ho; ++oh) {
-        const int64_t o = (co * g.Ho + oh) * g.Wo;
-        epilogue_row(out_n + o, dst + co * N + oh * Wp, r_n ? r_n + o : nullptr, relu, g.Wo);
-      }
-    }
+    conv_fast_stride1(g, x_n, w, bias, r_n, relu, out_n, boff.data());
     return;
   }
   // Strided: im2col columns, some output rows at a time. One thread (or one sample per

@@ -59,6 +59,22 @@ def test_conv2d_act_fast_path_matches_torch(case, act):
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, None])
+def test_conv2d_over_several_row_bands_matches_torch(threads):
+    """A wide image exceeds one band of scratch: the stride-1 path runs it band by band."""
+    x, wt, b = _a(2, 8, 80, 254), _a(8, 8, 3, 3) * 0.3, _a(8)
+    before = fw.get_num_threads()
+    try:
+        if threads:
+            fw.set_num_threads(threads)
+        got = F.conv2d_act(fw.from_numpy(x), fw.from_numpy(wt), fw.from_numpy(b), padding=(1, 2, 1, 0),
+                           activation="relu").numpy()
+    finally:
+        fw.set_num_threads(before)
+    want = torch.relu(TF.conv2d(TF.pad(torch.from_numpy(x), (2, 0, 1, 1)), torch.from_numpy(wt), torch.from_numpy(b)))
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("case", CONV_CASES[:4], ids=lambda c: "x".join(map(str, c)))
 def test_conv2d_without_bias_matches_torch(case):
     n, c, h, w, co, k, s, p, d = case
