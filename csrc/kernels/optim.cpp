@@ -109,6 +109,41 @@ void sgd_update_k(const KernelArgs& a) {
   parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, b_out, sgn, lr, momentum, damp, wd, lo, hi); });
 }
 
+template <class T>
+struct AdamScalars {
+  T sgn, decay, wd, w1, b2, w2, bc2s, eps, step_size;
+};
+
+// In-place Adam/AdamW over [lo, hi), one branch-free specialization per flag combination
+// (as sgd_range; no FMA contraction, torch rounds each product).
+template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
+void adam_range(T* p, const T* g_in, T* m, T* v, T* vmax, const AdamScalars<T>& c, int64_t lo, int64_t hi) {
+  const T sgn = c.sgn, decay = c.decay, twd = c.wd, w1 = c.w1, b2 = c.b2, w2 = c.w2, bc2s = c.bc2s, eps = c.eps;
+  const T neg_step = -c.step_size;
+  for (int64_t i = lo; i < hi; ++i) {
+    T pv = p[i];
+    T g = sgn * g_in[i];
+    if constexpr (WD) {
+      if constexpr (DECOUPLED) {
+        pv = pv * decay;
+      } else {
+        g = g + twd * pv;
+      }
+    }
+    const T mv = m[i] + w1 * (g - m[i]);  // lerp, weight < 0.5 form
+    const T vv = T(v[i] * b2) + w2 * g * g;
+    m[i] = mv;
+    v[i] = vv;
+    T vd = vv;
+    if constexpr (AMSGRAD) {
+      vd = vmax[i] > vv ? vmax[i] : vv;
+      vmax[i] = vd;
+    }
+    const T denom = std::sqrt(vd) / bc2s + eps;
+    p[i] = pv + neg_step * (mv / denom);
+  }
+}
+
 // inputs: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq?
 // outputs: param, exp_avg, exp_avg_sq, max_exp_avg_sq?
 // attrs: lr, beta1, beta2, eps, weight_decay, step, amsgrad, maximize, decoupled (AdamW)
@@ -139,27 +174,21 @@ void adam_update_k(const KernelArgs& a) {
     FW_CHECK(vmax_in != nullptr, "adam_update: amsgrad needs a max_exp_avg_sq input");
     vmax_out = out_ptr<T>(a, 3, "adam_update", "max_exp_avg_sq");
   }
-  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      T p = p_in[i];
-      T g = maximize ? -g_in[i] : g_in[i];
-      if (use_wd) {
-        if (decoupled) p = p * decay;
-        else g = g + twd * p;
-      }
-      const T m = m_in[i] + w1 * (g - m_in[i]);  // lerp, weight < 0.5 form
-      const T v = T(v_in[i] * b2) + w2 * g * g;
-      m_out[i] = m;
-      v_out[i] = v;
-      T vv = v;
-      if (amsgrad) {
-        vv = vmax_in[i] > v ? vmax_in[i] : v;
-        vmax_out[i] = vv;
-      }
-      const T denom = std::sqrt(vv) / bc2s + eps;
-      p_out[i] = p + (-step_size) * (m / denom);
-    }
-  });
+  // The loop runs in place on the outputs: copy the inputs over first when they differ.
+  const int64_t n = a.input(0).numel();
+  if (p_out != p_in) std::memmove(p_out, p_in, size_t(n) * sizeof(T));
+  if (m_out != m_in) std::memmove(m_out, m_in, size_t(n) * sizeof(T));
+  if (v_out != v_in) std::memmove(v_out, v_in, size_t(n) * sizeof(T));
+  if (amsgrad && vmax_out != vmax_in) std::memmove(vmax_out, vmax_in, size_t(n) * sizeof(T));
+  AdamScalars<T> c{T(maximize ? -1 : 1), decay, twd, w1, b2, w2, bc2s, eps, step_size};
+  decltype(&adam_range<T, false, false, false>) fn;
+  if (!use_wd)
+    fn = amsgrad ? &adam_range<T, false, false, true> : &adam_range<T, false, false, false>;
+  else if (decoupled)
+    fn = amsgrad ? &adam_range<T, true, true, true> : &adam_range<T, true, true, false>;
+  else
+    fn = amsgrad ? &adam_range<T, true, false, true> : &adam_range<T, true, false, false>;
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, m_out, v_out, vmax_out, c, lo, hi); });
 }
 
 // inputs: param, grad, square_avg, grad_avg?, momentum_buffer?
