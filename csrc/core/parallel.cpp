@@ -98,15 +98,19 @@ class Pool {
       t_in_region = prev;
     };
     task_.store(&body, std::memory_order_relaxed);
-    pending_.store(int(workers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes task_ and pending_
+    uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
+    joined_.store(tag_of(gen), std::memory_order_relaxed);
+    generation_.store(gen, std::memory_order_seq_cst);  // publishes task_ and joined_
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       { std::lock_guard<std::mutex> lk(mu_); }  // a sleeper is either waiting or will see the new generation
       cv_.notify_all();
     }
     body();
-    // The workers finish their last chunks soon: spin, then yield the core to them.
-    for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+    // Every chunk is taken: close the task, so that a worker that has not joined yet (still
+    // asleep, or off its core on a busy machine) skips it instead of being waited for. The
+    // workers that joined finish their last chunks soon: spin, then yield the core to them.
+    joined_.fetch_or(kClosed, std::memory_order_acq_rel);
+    for (int i = 0; (joined_.load(std::memory_order_acquire) & kCountMask) != 0; ++i) {
       if (i < 1024)
         FW_CPU_RELAX();
       else
@@ -125,7 +129,7 @@ class Pool {
     // rather than detach or destroy them.
     new (&workers_) std::vector<std::thread>();
     task_ = nullptr;
-    pending_ = 0;
+    joined_ = 0;
     sleepers_ = 0;
     stopping_ = false;
     scipy_openblas_set_num_threads(1);
@@ -179,15 +183,31 @@ class Pool {
     return generation_.load(std::memory_order_acquire);
   }
 
+  // joined_ = generation tag (high 32 bits) | closed bit | count of workers in the task.
+  static constexpr uint64_t kClosed = uint64_t(1) << 31;
+  static constexpr uint64_t kCountMask = kClosed - 1;
+  static uint64_t tag_of(uint64_t gen) { return (gen & 0xffffffffu) << 32; }
+
+  // Enters the task of generation `gen` unless it is closed or no longer current.
+  bool join(uint64_t gen) {
+    uint64_t s = joined_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((s & ~(kClosed | kCountMask)) != tag_of(gen) || (s & kClosed)) return false;
+      if (joined_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+        return true;
+    }
+  }
+
   void worker_loop(uint64_t seen) {
     t_in_region = true;
     for (;;) {
       uint64_t g = wait_for_work(seen);
       if (stopping_.load()) return;
       seen = g;
+      if (!join(g)) continue;  // the caller finished without this worker, or moved on
       const std::function<void()>* task = task_.load(std::memory_order_relaxed);
       if (task) (*task)();
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      joined_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
@@ -197,7 +217,7 @@ class Pool {
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
   std::atomic<const std::function<void()>*> task_{nullptr};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> joined_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> stopping_{false};
