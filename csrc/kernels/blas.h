@@ -3,6 +3,7 @@
 // on either axis goes straight to BLAS, anything else is packed into scratch first.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor_view.h"
 #include "kernels/registry.h"
@@ -51,5 +52,19 @@ const T* packed_weight_arg(const KernelArgs& k, int index, int64_t M, int64_t N,
            "packed weight: expected ", packed_weight_numel(N, K), " contiguous elements, got ", p.numel());
   return p.ptr<T>();
 }
+
+// The operands of linear / linear_act (x (..., K), weight (N, K), bias (N)?) checked and seen
+// as matrices: x as (M, K) with a fixed row stride (a copy in `pack` when x's strides need
+// one), the bias as a pointer and stride (null without a bias).
+template <class T>
+struct LinearOperands {
+  int64_t M, N, K;
+  const T* x;
+  int64_t x_rs, x_cs;
+  const T* bias;
+  int64_t b_st;
+};
+template <class T>
+LinearOperands<T> linear_operands(const KernelArgs& k, const char* op, std::vector<T>& pack);
 
 }  // namespace fw

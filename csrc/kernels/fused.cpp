@@ -107,47 +107,18 @@ void bias_act_dispatch(Act act, T* o, const T* b, int64_t bst, int64_t M, int64_
 // The graph runtime may pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h).
 template <class T>
 void linear_act_k(const KernelArgs& k) {
-  const TensorView& x = k.input(0);
-  const TensorView& w = k.input(1);
-  TensorView& out = k.output(0);
-  Act act = parse_act(k.attrs->str(0));
-  FW_CHECK(x.ndim >= 1 && w.ndim == 2, "linear_act: bad operand ranks (input ", x.ndim,
-           " dims, weight ", w.ndim, " dims)");
-  int64_t K = x.size(-1), N = w.size(0);
-  FW_CHECK(w.size(1) == K, "linear_act: weight has in_features ", w.size(1), ", input has ", K);
-  FW_CHECK(out.is_contiguous(), "linear_act: output must be contiguous");
-  int64_t M = K == 0 ? out.numel() / std::max<int64_t>(N, 1) : x.numel() / K;
-  FW_CHECK(out.numel() == M * N, "linear_act: output has ", out.numel(), " elements, expected ", M * N);
-  const T* xp = x.ptr<T>();
-  int64_t x_rs = K, x_cs = 1;
+  const Act act = parse_act(k.attrs->str(0));
   std::vector<T> xpack;
-  if (!x.is_contiguous()) {
-    if (x.ndim == 2) {
-      x_rs = x.strides[0];
-      x_cs = x.strides[1];
-    } else {
-      xpack.resize(size_t(x.numel()));
-      TensorView dst = make_view(xpack.data(), x.dtype, x.ndim, x.shape);
-      unary_kernel<T, T>(dst, x, [](T v) { return v; });
-      xp = xpack.data();
-    }
-  }
-  const T* bp = nullptr;
-  int64_t bst = 0;
-  if (k.has_input(2)) {
-    const TensorView& b = k.input(2);
-    FW_CHECK(b.numel() == N, "linear_act: bias has ", b.numel(), " elements, expected ", N);
-    bp = b.ptr<T>();
-    bst = b.ndim ? b.strides[b.ndim - 1] : 0;
-  }
-  T* o = out.ptr<T>();
-  if (const T* packed = packed_weight_arg<T>(k, 3, M, N, K, x_cs)) {
-    linear_packed<T>(M, N, K, xp, x_rs, packed, bp, bst, o, N);
-    if (act != Act::none) bias_act_dispatch<T>(act, o, nullptr, 0, M, N);
+  const LinearOperands<T> o = linear_operands<T>(k, "linear_act", xpack);
+  T* out = k.output(0).ptr<T>();
+  if (const T* packed = packed_weight_arg<T>(k, 3, o.M, o.N, o.K, o.x_cs)) {
+    linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, out, o.N);
+    if (act != Act::none) bias_act_dispatch<T>(act, out, nullptr, 0, o.M, o.N);
     return;
   }
-  gemm_strided<T>(M, N, K, T(1), xp, x_rs, x_cs, w.ptr<T>(), w.strides[1], w.strides[0], T(0), o, N);
-  bias_act_dispatch<T>(act, o, bp, bst, M, N);
+  const TensorView& w = k.input(1);
+  gemm_strided<T>(o.M, o.N, o.K, T(1), o.x, o.x_rs, o.x_cs, w.ptr<T>(), w.strides[1], w.strides[0], T(0), out, o.N);
+  bias_act_dispatch<T>(act, out, o.bias, o.b_st, o.M, o.N);
 }
 
 // conv2d_act(x, weight, bias?, residual?; stride, padding, dilation, groups, activation=#4):

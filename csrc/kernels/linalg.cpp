@@ -194,6 +194,41 @@ template void linear_packed<float>(int64_t, int64_t, int64_t, const float*, int6
 template void linear_packed<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
                                     const double*, int64_t, double*, int64_t);
 
+template <class T>
+LinearOperands<T> linear_operands(const KernelArgs& k, const char* op, std::vector<T>& pack) {
+  const TensorView& x = k.input(0);
+  const TensorView& w = k.input(1);
+  const TensorView& out = k.output(0);
+  FW_CHECK(x.ndim >= 1 && w.ndim == 2, op, ": bad operand ranks (input ", x.ndim, " dims, weight ", w.ndim,
+           " dims)");
+  LinearOperands<T> o{0, w.size(0), x.size(-1), x.ptr<T>(), x.size(-1), 1, nullptr, 0};
+  FW_CHECK(w.size(1) == o.K, op, ": weight has in_features ", w.size(1), ", input has ", o.K);
+  FW_CHECK(out.is_contiguous(), op, ": output must be contiguous");
+  o.M = o.K == 0 ? out.numel() / std::max<int64_t>(o.N, 1) : x.numel() / o.K;
+  FW_CHECK(out.ndim >= 1 && out.size(-1) == o.N && out.numel() == o.M * o.N, op, ": output has ", out.numel(),
+           " elements, expected ", o.M, " x ", o.N);
+  if (!x.is_contiguous()) {  // x as an (M, K) matrix needs rows at a fixed stride
+    if (x.ndim == 2) {
+      o.x_rs = x.strides[0];
+      o.x_cs = x.strides[1];
+    } else {
+      pack.resize(size_t(x.numel()));
+      TensorView dst = make_view(pack.data(), x.dtype, x.ndim, x.shape);
+      unary_kernel<T, T>(dst, x, [](T v) { return v; });
+      o.x = pack.data();
+    }
+  }
+  if (k.has_input(2)) {
+    const TensorView& b = k.input(2);
+    FW_CHECK(b.numel() == o.N, op, ": bias has ", b.numel(), " elements, expected ", o.N);
+    o.bias = b.ptr<T>();
+    o.b_st = b.ndim ? b.strides[b.ndim - 1] : 0;
+  }
+  return o;
+}
+template LinearOperands<float> linear_operands<float>(const KernelArgs&, const char*, std::vector<float>&);
+template LinearOperands<double> linear_operands<double>(const KernelArgs&, const char*, std::vector<double>&);
+
 namespace {
 
 // Batched C = alpha * A @ B + beta * C over broadcast batch dims. a: (..., M, K), b: (..., K, N),
@@ -269,58 +304,22 @@ void addmm_k(const KernelArgs& k) {
 // pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h), used for few rows.
 template <class T>
 void linear_k(const KernelArgs& k) {
-  const TensorView& x = k.input(0);
-  const TensorView& w = k.input(1);
-  TensorView& out = k.output(0);
-  FW_CHECK(x.ndim >= 1 && w.ndim == 2, "linear: bad operand ranks");
-  int64_t K = x.size(-1), N = w.size(0);
-  FW_CHECK(w.size(1) == K, "linear: weight has in_features ", w.size(1), ", input has ", K);
-  FW_CHECK(out.is_contiguous(), "linear: output must be contiguous");
-  int64_t M = K == 0 ? out.numel() / std::max<int64_t>(N, 1) : x.numel() / K;
-  FW_CHECK(out.ndim >= 1 && out.size(-1) == N && out.numel() == M * N, "linear: output has ", out.numel(),
-           " elements, expected ", M, " x ", N);
-  // x as an (M, K) matrix: needs rows at a fixed stride.
-  const T* xp = x.ptr<T>();
-  int64_t x_rs = K, x_cs = 1;
   std::vector<T> xpack;
-  if (!x.is_contiguous()) {
-    if (x.ndim == 2) {
-      x_rs = x.strides[0];
-      x_cs = x.strides[1];
-    } else {
-      xpack.resize(size_t(x.numel()));
-      TensorView dst = make_view(xpack.data(), x.dtype, x.ndim, x.shape);
-      unary_kernel<T, T>(dst, x, [](T v) { return v; });
-      xp = xpack.data();
-    }
-  }
-  if (const T* packed = packed_weight_arg<T>(k, 3, M, N, K, x_cs)) {
-    const T* bp = nullptr;
-    int64_t bst = 0;
-    if (k.has_input(2)) {
-      const TensorView& b = k.input(2);
-      FW_CHECK(b.numel() == N, "linear: bias has ", b.numel(), " elements, expected ", N);
-      bp = b.ptr<T>();
-      bst = b.ndim ? b.strides[b.ndim - 1] : 0;
-    }
-    linear_packed<T>(M, N, K, xp, x_rs, packed, bp, bst, out.ptr<T>(), N);
+  const LinearOperands<T> o = linear_operands<T>(k, "linear", xpack);
+  T* out = k.output(0).ptr<T>();
+  if (const T* packed = packed_weight_arg<T>(k, 3, o.M, o.N, o.K, o.x_cs)) {
+    linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, out, o.N);
     return;
   }
-  T beta = T(0);
-  if (k.has_input(2)) {
-    const TensorView& b = k.input(2);
-    FW_CHECK(b.numel() == N, "linear: bias has ", b.numel(), " elements, expected ", N);
-    T* o = out.ptr<T>();
-    const T* bp = b.ptr<T>();
-    int64_t bst = b.ndim ? b.strides[b.ndim - 1] : 0;
-    parallel_for(M, 256, [&](int64_t s, int64_t e) {
+  if (o.bias) {
+    parallel_for(o.M, 256, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i)
-        for (int64_t j = 0; j < N; ++j) o[i * N + j] = bp[j * bst];
+        for (int64_t j = 0; j < o.N; ++j) out[i * o.N + j] = o.bias[j * o.b_st];
     });
-    beta = T(1);
   }
-  gemm_strided<T>(M, N, K, T(1), xp, x_rs, x_cs, w.ptr<T>(), w.strides[1], w.strides[0], beta,
-                  out.ptr<T>(), N);
+  const TensorView& w = k.input(1);
+  gemm_strided<T>(o.M, o.N, o.K, T(1), o.x, o.x_rs, o.x_cs, w.ptr<T>(), w.strides[1], w.strides[0],
+                  o.bias ? T(1) : T(0), out, o.N);
 }
 
 }  // namespace
