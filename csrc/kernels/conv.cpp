@@ -614,24 +614,44 @@ void conv2d_backward_weight_k(const KernelArgs& k) {
   const T* xp = x.ptr<T>();
   const T* gop = go.ptr<T>();
   T* gwp = gw.ptr<T>();
-  std::fill(gwp, gwp + gw.numel(), T(0));
-  T* col = col_scratch<T>(g);
-  const int64_t th = tile_rows(g);
-  for (int64_t n = 0; n < g.N; ++n) {
-    for (int64_t gr = 0; gr < g.groups; ++gr) {
-      const T* xg = xp + n * g.C * g.HW() + gr * g.Cg() * g.HW();
-      const T* gog = gop + (n * g.Cout + gr * Coutg) * HoWo;
-      T* gwg = gwp + gr * Coutg * K;
-      if (g.direct()) {  // x_g (K, HoWo) used transposed
-        gemm_strided<T>(Coutg, K, HoWo, T(1), gog, HoWo, 1, xg, 1, HoWo, T(1), gwg, K);
-        continue;
-      }
-      for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
-        const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
-        im2col<T>(g, xg, col, oh0, oh1);
-        gemm_strided<T>(Coutg, K, len, T(1), gog + oh0 * g.Wo, HoWo, 1, col, 1, len, T(1), gwg, K);
+  const int64_t wsize = gw.numel();
+  // acc += the gradient contributions of samples [n0, n1) (scratch from the calling thread).
+  auto accumulate = [&](int64_t n0, int64_t n1, T* acc) {
+    T* col = col_scratch<T>(g);
+    const int64_t th = tile_rows(g);
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t gr = 0; gr < g.groups; ++gr) {
+        const T* xg = xp + n * g.C * g.HW() + gr * g.Cg() * g.HW();
+        const T* gog = gop + (n * g.Cout + gr * Coutg) * HoWo;
+        T* gwg = acc + gr * Coutg * K;
+        if (g.direct()) {  // x_g (K, HoWo) used transposed
+          gemm_strided<T>(Coutg, K, HoWo, T(1), gog, HoWo, 1, xg, 1, HoWo, T(1), gwg, K);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += th) {
+          const int64_t oh1 = std::min(g.Ho, oh0 + th), len = (oh1 - oh0) * g.Wo;
+          im2col<T>(g, xg, col, oh0, oh1);
+          gemm_strided<T>(Coutg, K, len, T(1), gog + oh0 * g.Wo, HoWo, 1, col, 1, len, T(1), gwg, K);
+        }
       }
     }
+  };
+  std::fill(gwp, gwp + wsize, T(0));
+  const int64_t chunks = std::min<int64_t>(get_num_threads(), g.N);
+  if (chunks <= 1 || in_parallel_region()) {  // one sample at a time, im2col and GEMM threaded
+    accumulate(0, g.N, gwp);
+    return;
+  }
+  // Samples split over the pool, each chunk into its own accumulator (one pool dispatch
+  // instead of two per sample), then summed.
+  std::vector<T> partial(size_t((chunks - 1) * wsize), T(0));
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      accumulate(c * g.N / chunks, (c + 1) * g.N / chunks, c == 0 ? gwp : partial.data() + (c - 1) * wsize);
+  });
+  for (int64_t c = 1; c < chunks; ++c) {
+    const T* src = partial.data() + (c - 1) * wsize;
+    for (int64_t i = 0; i < wsize; ++i) gwp[i] += src[i];
   }
 }
 
