@@ -6,6 +6,11 @@ training step captures it: avg/adaptive/interpolate backward are the adjoints of
 scatters by the saved indices (its own gradient, a gather, is not implemented yet: double
 backward through max_pool2d raises).
 
+max_pool2d's last attribute, with_indices, says whether its kernel computes output #1 (the
+argmax indices; else an empty int64 tensor): eager calls turn it on only when the indices
+are returned or autograd will need them, and the skip_unused_outputs graph pass turns it off
+where nothing reads them (OpDef.output_switches).
+
 Kernels: csrc/kernels/pool.cpp and csrc/kernels/resize.cpp. No compute here.
 """
 
