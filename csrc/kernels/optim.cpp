@@ -191,6 +191,54 @@ void adam_update_k(const KernelArgs& a) {
   parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, m_out, v_out, vmax_out, c, lo, hi); });
 }
 
+template <class T>
+struct RmspropScalars {
+  T sgn, wd, alpha, w, eps, momentum, lr;
+};
+
+// In-place RMSprop over [lo, hi), one branch-free specialization per flag combination.
+template <class T, bool WD, bool CENTERED, bool MOM>
+void rmsprop_range(T* p, const T* g_in, T* sq, T* ga, T* b, const RmspropScalars<T>& c, int64_t lo, int64_t hi) {
+  const T sgn = c.sgn, wd = c.wd, alpha = c.alpha, w = c.w, eps = c.eps, momentum = c.momentum, lr = c.lr;
+  for (int64_t i = lo; i < hi; ++i) {
+    const T pv = p[i];
+    T g = sgn * g_in[i];
+    if constexpr (WD) g = g + wd * pv;
+    const T sv = T(sq[i] * alpha) + w * g * g;
+    sq[i] = sv;
+    T avg;
+    if constexpr (CENTERED) {
+      const T gav = ga[i] + w * (g - ga[i]);
+      ga[i] = gav;
+      avg = std::sqrt(sv + T(-1) * (gav * gav));
+    } else {
+      avg = std::sqrt(sv);
+    }
+    avg = avg + eps;
+    if constexpr (MOM) {
+      const T buf = T(b[i] * momentum) + g / avg;
+      b[i] = buf;
+      p[i] = pv + (-lr) * buf;
+    } else {
+      p[i] = pv + (-lr) * (g / avg);
+    }
+  }
+}
+
+// In-place Adagrad over [lo, hi).
+template <class T, bool WD>
+void adagrad_range(T* p, const T* g_in, T* sum, T sgn, T wd, T eps, T clr, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const T pv = p[i];
+    T g = sgn * g_in[i];
+    if constexpr (WD) g = g + wd * pv;
+    const T sv = sum[i] + g * g;
+    sum[i] = sv;
+    const T std_ = std::sqrt(sv) + eps;
+    p[i] = pv + (-clr) * (g / std_);
+  }
+}
+
 // inputs: param, grad, square_avg, grad_avg?, momentum_buffer?
 // outputs: param, square_avg, grad_avg?, momentum_buffer?
 // attrs: lr, alpha, eps, weight_decay, momentum, centered, maximize
@@ -219,31 +267,21 @@ void rmsprop_update_k(const KernelArgs& a) {
     FW_CHECK(b_in != nullptr, "rmsprop_update: momentum needs a momentum_buffer input");
     b_out = out_ptr<T>(a, 3, "rmsprop_update", "momentum_buffer");
   }
-  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T p = p_in[i];
-      T g = maximize ? -g_in[i] : g_in[i];
-      if (use_wd) g = g + wd * p;
-      const T s = T(s_in[i] * alpha) + w * g * g;
-      s_out[i] = s;
-      T avg;
-      if (centered) {
-        const T ga = ga_in[i] + w * (g - ga_in[i]);
-        ga_out[i] = ga;
-        avg = std::sqrt(s + T(-1) * (ga * ga));
-      } else {
-        avg = std::sqrt(s);
-      }
-      avg = avg + eps;
-      if (use_mom) {
-        const T buf = T(b_in[i] * momentum) + g / avg;
-        b_out[i] = buf;
-        p_out[i] = p + (-lr) * buf;
-      } else {
-        p_out[i] = p + (-lr) * (g / avg);
-      }
-    }
-  });
+  const int64_t n = a.input(0).numel();
+  // The loop runs in place on the outputs: copy the inputs over first when they differ.
+  if (p_out != p_in) std::memmove(p_out, p_in, size_t(n) * sizeof(T));
+  if (s_out != s_in) std::memmove(s_out, s_in, size_t(n) * sizeof(T));
+  if (centered && ga_out != ga_in) std::memmove(ga_out, ga_in, size_t(n) * sizeof(T));
+  if (use_mom && b_out != b_in) std::memmove(b_out, b_in, size_t(n) * sizeof(T));
+  RmspropScalars<T> c{T(maximize ? -1 : 1), wd, alpha, w, eps, momentum, lr};
+  decltype(&rmsprop_range<T, false, false, false>) fn;
+  if (use_wd)
+    fn = centered ? (use_mom ? &rmsprop_range<T, true, true, true> : &rmsprop_range<T, true, true, false>)
+                  : (use_mom ? &rmsprop_range<T, true, false, true> : &rmsprop_range<T, true, false, false>);
+  else
+    fn = centered ? (use_mom ? &rmsprop_range<T, false, true, true> : &rmsprop_range<T, false, true, false>)
+                  : (use_mom ? &rmsprop_range<T, false, false, true> : &rmsprop_range<T, false, false, false>);
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, s_out, ga_out, b_out, c, lo, hi); });
 }
 
 // inputs: param, grad, state_sum   outputs: param, state_sum
@@ -261,17 +299,12 @@ void adagrad_update_k(const KernelArgs& a) {
   const T* s_in = a.input(2).ptr<T>();
   T* p_out = out_ptr<T>(a, 0, "adagrad_update", "param");
   T* s_out = out_ptr<T>(a, 1, "adagrad_update", "state_sum");
-  parallel_for(a.input(0).numel(), kGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T p = p_in[i];
-      T g = maximize ? -g_in[i] : g_in[i];
-      if (use_wd) g = g + wd * p;
-      const T s = s_in[i] + g * g;
-      s_out[i] = s;
-      const T std_ = std::sqrt(s) + eps;
-      p_out[i] = p + (-clr) * (g / std_);
-    }
-  });
+  const int64_t n = a.input(0).numel();
+  if (p_out != p_in) std::memmove(p_out, p_in, size_t(n) * sizeof(T));
+  if (s_out != s_in) std::memmove(s_out, s_in, size_t(n) * sizeof(T));
+  const T sgn = maximize ? T(-1) : T(1);
+  auto fn = use_wd ? &adagrad_range<T, true> : &adagrad_range<T, false>;
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { fn(p_out, g_in, s_out, sgn, wd, eps, clr, lo, hi); });
 }
 
 }  // namespace
