@@ -22,18 +22,19 @@ def set_threads(n: int = 2) -> None:
     torch.set_num_threads(n)
 
 
-def interleaved(candidates: dict, repeat: int = 20, inner: int = 1, warmup: int = 2) -> dict:
+def interleaved(candidates: dict, repeat: int = 20, inner: int = 1, warmup: int = 2, gap: float = 0.01) -> dict:
     """Times each callable in rounds (a, b, c, a, b, c, ...); returns {name: median seconds per call}.
 
-    Each timed block follows one untimed settling call: thread pools that spin after work
-    (torch's OpenMP, OpenBLAS, onnxruntime) would otherwise slow the next candidate's first
-    call, and the comparison would measure that contention."""
+    Each timed block follows a short sleep (`gap` seconds) and one untimed settling call:
+    thread pools that spin after work (torch's OpenMP, onnxruntime, framework's pool) would
+    otherwise slow the next candidate, and the comparison would measure that contention."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
     samples = {k: [] for k in candidates}
     for _ in range(repeat):
         for name, fn in candidates.items():
+            time.sleep(gap)
             fn()
             t0 = time.perf_counter()
             for _ in range(inner):

@@ -136,16 +136,19 @@ def modes_for(name, builder, tmodel, x_np, onnx_dir):
 def timed_blocks(fns, x, quick, est_s):
     """Per-call samples for each callable, taken in rounds of blocks (a a a, b b b, ...).
 
-    Each block starts with untimed settling calls: runtimes whose worker threads spin after
-    work (torch's OpenMP, OpenBLAS, onnxruntime) otherwise steal the cores from the next
-    mode's first calls, and per-call interleaving then measures that contention (~3 ms per
-    switch on 2 cores), not the modes."""
-    rounds = 5 if quick else 30
-    per_block = max(1, min(50, int(0.010 / max(est_s, 1e-6))))
-    settle = max(1, per_block // 2)
+    Runtimes park their worker threads only after spinning for a while (torch's OpenMP,
+    onnxruntime, and framework's pool for FW_SPIN_US): on 2 cores a peer that spins steals a
+    core from the next mode, and per-call interleaving measured that contention (~3 ms per
+    switch), not the modes. So each block starts after a short sleep (every spinning thread
+    has parked by then) and a few untimed settling calls, then times its calls one by one."""
+    rounds = 5 if quick else 20
+    gap = 0.02 if quick else 0.05
+    per_block = max(1, min(50, int(0.015 / max(est_s, 1e-6))))
+    settle = max(1, per_block // 4)
     samples = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(gap)
             for _ in range(settle):
                 fn(x)
             for _ in range(per_block):
