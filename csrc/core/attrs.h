@@ -10,6 +10,9 @@
 
 namespace fw {
 
+// Whether a double converts to int64 without undefined behaviour (false for NaN, inf, huge).
+inline bool fits_int64(double v) { return v >= -9223372036854775808.0 && v < 9223372036854775808.0; }
+
 struct AttrValue {
   enum Kind : uint8_t { None = 0, Int = 1, Float = 2, Ints = 3, Floats = 4, Str = 5 };
   Kind kind = None;
@@ -20,7 +23,7 @@ struct AttrValue {
   std::string s;
 
   static AttrValue from_int(int64_t v) { AttrValue a; a.kind = Int; a.i = v; a.f = double(v); return a; }
-  static AttrValue from_float(double v) { AttrValue a; a.kind = Float; a.f = v; a.i = int64_t(v); return a; }
+  static AttrValue from_float(double v) { AttrValue a; a.kind = Float; a.f = v; a.i = fits_int64(v) ? int64_t(v) : 0; return a; }
   static AttrValue from_ints(std::vector<int64_t> v) { AttrValue a; a.kind = Ints; a.ints = std::move(v); return a; }
   static AttrValue from_floats(std::vector<double> v) { AttrValue a; a.kind = Floats; a.floats = std::move(v); return a; }
   static AttrValue from_str(std::string v) { AttrValue a; a.kind = Str; a.s = std::move(v); return a; }
@@ -38,7 +41,9 @@ struct Attrs {
   int64_t i(size_t k) const {
     const AttrValue& a = at(k);
     FW_CHECK(a.kind == AttrValue::Int || a.kind == AttrValue::Float, "attribute #", k, " is not a number");
-    return a.kind == AttrValue::Int ? a.i : int64_t(a.f);
+    if (a.kind == AttrValue::Int) return a.i;
+    FW_CHECK(fits_int64(a.f), "attribute #", k, " = ", a.f, " is not a representable integer");
+    return int64_t(a.f);
   }
   double f(size_t k) const {
     const AttrValue& a = at(k);

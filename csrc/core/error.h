@@ -59,8 +59,9 @@ template <class... Args>
     }                            \
   } while (0)
 
-// Runtime CPU dispatch for hot loops: one binary, widest vectors the CPU has.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// Runtime CPU dispatch for hot loops: one binary, widest vectors the CPU has. GCC only:
+// clang rejects target_clones on templates (the clang build, e.g. the fuzzer, gets baseline code).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FW_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
 #else
 #define FW_TARGET_CLONES

@@ -143,6 +143,8 @@ void sdpa_k(const KernelArgs& k) {
   const T scale = T(k.attrs->f(1));
   const double dp = k.attrs->f(2);
   const uint64_t seed = uint64_t(k.attrs->i(3));
+  nn::check_numel(k.output(0), g.B * g.L * g.Ev, op, "output");
+  nn::check_numel(k.output(1), g.B * g.L * g.S, op, "attention weights");
   const T *qp = q.ptr<T>(), *kp = kk.ptr<T>(), *vp = v.ptr<T>();
   T* out = k.output(0).ptr<T>();
   T* P = k.output(1).ptr<T>();
@@ -180,6 +182,10 @@ void sdpa_backward_k(const KernelArgs& k) {
   AttnGeom g = attn_geom(q, kk, v, op);
   FW_CHECK(Pv.numel() == g.B * g.L * g.S && go.numel() == g.B * g.L * g.Ev, op,
            ": saved shapes do not match");
+  nn::check_numel(k.output(0), q.numel(), op, "grad_query");
+  nn::check_numel(k.output(1), kk.numel(), op, "grad_key");
+  nn::check_numel(k.output(2), v.numel(), op, "grad_value");
+  nn::check_numel(k.output(3), g.B * g.L * g.S, op, "grad_scores");
   const T scale = T(k.attrs->f(0));
   const double dp = k.attrs->f(1);
   const uint64_t seed = uint64_t(k.attrs->i(2));

@@ -95,6 +95,9 @@ ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, con
   g.Wo = y.shape[3];
   FW_CHECK(g.sh > 0 && g.sw > 0 && g.dh > 0 && g.dw > 0, op, ": stride and dilation must be positive");
   FW_CHECK(g.pt >= 0 && g.pl >= 0 && g.pb >= 0 && g.pr >= 0, op, ": padding must be non-negative");
+  constexpr int64_t kMaxAttr = int64_t(1) << 24;  // keeps the index arithmetic below far from overflow
+  for (int64_t v : {g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr})
+    FW_CHECK(v <= kMaxAttr, op, ": stride, padding and dilation must be at most ", kMaxAttr, ", got ", v);
   FW_CHECK(groups > 0 && g.C % groups == 0 && g.Cout % groups == 0, op, ": groups=", groups,
            " must divide in_channels ", g.C, " and out_channels ", g.Cout);
   FW_CHECK(w.shape[1] * groups == g.C, op, ": weight ", w.shape[1], "x", groups,

@@ -36,6 +36,7 @@ void embedding_k(const KernelArgs& k) {
   for (int64_t i = 0; i < n; ++i)
     FW_CHECK_INDEX(ip[i] >= 0 && ip[i] < V, "index out of range in self (embedding: index ", ip[i],
                    " with num_embeddings ", V, ")");
+  nn::check_numel(k.output(0), n * D, "embedding", "output");
   const T* wp = w.ptr<T>();
   T* o = k.output(0).ptr<T>();
   parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {

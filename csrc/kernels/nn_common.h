@@ -156,6 +156,12 @@ inline void check_contig(const KernelArgs& k, const char* op) {
     FW_CHECK(k.out[i].numel() == 0 || k.out[i].is_contiguous(), op, ": outputs must be contiguous");
 }
 
+// A view a kernel indexes as a flat array must hold exactly `n` elements (a model file may
+// give any shapes: the Python OpDef's inference is not there to guarantee them).
+inline void check_numel(const TensorView& v, int64_t n, const char* op, const char* what) {
+  FW_CHECK(v.numel() == n, op, ": ", what, " has ", v.numel(), " elements, expected ", n);
+}
+
 // Copies a strided view into `buf` (row-major) and returns a contiguous view over it.
 // Rows along the last dim are copied in one inner loop (memcpy when they are contiguous).
 inline TensorView pack_contiguous(const TensorView& v, std::vector<char>& buf) {

@@ -99,6 +99,9 @@ void layer_norm_k(const KernelArgs& k) {
   const T* b = opt_ptr<T>(k, 2);
   FW_CHECK(!w || k.in[1].numel() == n, "layer_norm: weight has ", k.in[1].numel(), " elements, expected ", n);
   FW_CHECK(!b || k.in[2].numel() == n, "layer_norm: bias has ", k.in[2].numel(), " elements, expected ", n);
+  nn::check_numel(k.output(0), x.numel(), "layer_norm", "output");
+  nn::check_numel(k.output(1), rows, "layer_norm", "mean");
+  nn::check_numel(k.output(2), rows, "layer_norm", "rstd");
   const T* xp = x.ptr<T>();
   T* y = k.output(0).ptr<T>();
   T* mean = k.output(1).ptr<T>();
@@ -122,6 +125,14 @@ void layer_norm_backward_k(const KernelArgs& k) {
   int64_t rows, n;
   split_rows(x, k.attrs->i(0), rows, n, "layer_norm_backward");
   const bool wgrads = k.attrs->i(1) != 0;
+  const char* op = "layer_norm_backward";
+  nn::check_numel(k.input(0), x.numel(), op, "grad_output");
+  nn::check_numel(k.input(2), rows, op, "mean");
+  nn::check_numel(k.input(3), rows, op, "rstd");
+  if (k.has_input(4)) nn::check_numel(k.in[4], n, op, "weight");
+  nn::check_numel(k.output(0), x.numel(), op, "grad_input");
+  nn::check_numel(k.output(1), n, op, "grad_weight");
+  nn::check_numel(k.output(2), n, op, "grad_bias");
   const T* gy = k.input(0).ptr<T>();
   const T* xp = x.ptr<T>();
   const T* mean = k.input(2).ptr<T>();
@@ -209,6 +220,9 @@ void batch_norm_k(const KernelArgs& k) {
   const int64_t cnt = g.N * g.S;
   FW_CHECK(!training || cnt > 1, "Expected more than 1 value per channel when training, got input size ", g.N,
            "x", g.C, "x", g.S);
+  nn::check_numel(k.output(0), x.numel(), "batch_norm", "output");
+  nn::check_numel(k.output(1), g.C, "batch_norm", "mean");
+  nn::check_numel(k.output(2), g.C, "batch_norm", "rstd");
   const T* xp = x.ptr<T>();
   T* y = k.output(0).ptr<T>();
   T* mean = k.output(1).ptr<T>();
@@ -246,6 +260,14 @@ void batch_norm_backward_k(const KernelArgs& k) {
   const TensorView& x = k.input(1);
   NCS g = ncs_of(x, "batch_norm_backward");
   const bool training = k.attrs->i(0) != 0;
+  const char* op = "batch_norm_backward";
+  nn::check_numel(k.input(0), x.numel(), op, "grad_output");
+  nn::check_numel(k.input(2), g.C, op, "mean");
+  nn::check_numel(k.input(3), g.C, op, "rstd");
+  if (k.has_input(4)) nn::check_numel(k.in[4], g.C, op, "weight");
+  nn::check_numel(k.output(0), x.numel(), op, "grad_input");
+  nn::check_numel(k.output(1), g.C, op, "grad_weight");
+  nn::check_numel(k.output(2), g.C, op, "grad_bias");
   const T* gy = k.input(0).ptr<T>();
   const T* xp = x.ptr<T>();
   const T* mean = k.input(2).ptr<T>();
@@ -303,6 +325,9 @@ void group_norm_k(const KernelArgs& k) {
     FW_CHECK(!k.has_input(i) || k.in[i].numel() == g.C, "group_norm: input #", i, " has ", k.in[i].numel(),
              " elements, expected ", g.C);
   const int64_t Cg = g.C / G, blk = Cg * g.S;
+  nn::check_numel(k.output(0), x.numel(), "group_norm", "output");
+  nn::check_numel(k.output(1), g.N * G, "group_norm", "mean");
+  nn::check_numel(k.output(2), g.N * G, "group_norm", "rstd");
   const T* xp = x.ptr<T>();
   T* y = k.output(0).ptr<T>();
   T* mean = k.output(1).ptr<T>();
@@ -333,6 +358,14 @@ void group_norm_backward_k(const KernelArgs& k) {
   const int64_t G = k.attrs->i(0);
   FW_CHECK(G > 0 && g.C % G == 0, "group_norm_backward: channels not divisible by num_groups");
   const int64_t Cg = g.C / G, blk = Cg * g.S;
+  const char* op = "group_norm_backward";
+  nn::check_numel(k.input(0), x.numel(), op, "grad_output");
+  nn::check_numel(k.input(2), g.N * G, op, "mean");
+  nn::check_numel(k.input(3), g.N * G, op, "rstd");
+  if (k.has_input(4)) nn::check_numel(k.in[4], g.C, op, "weight");
+  nn::check_numel(k.output(0), x.numel(), op, "grad_input");
+  nn::check_numel(k.output(1), g.C, op, "grad_weight");
+  nn::check_numel(k.output(2), g.C, op, "grad_bias");
   const T* gy = k.input(0).ptr<T>();
   const T* xp = x.ptr<T>();
   const T* mean = k.input(2).ptr<T>();

@@ -151,6 +151,7 @@ bool sum_outer(const KernelArgs& k, const std::vector<int64_t>& dims, double sca
   TensorView& out = k.output(0);
   ReducePlan p(x, dims);
   if (p.nk == 0 || p.nr == 0 || p.kstride[p.nk - 1] != 1 || !out.is_contiguous()) return false;
+  if (out.numel() != p.kept_numel) return false;  // reduce_each reports it
   for (int d = 0; d < p.nr; ++d)
     if (p.rstride[d] == 1) return false;
   using A = acc_t<T>;

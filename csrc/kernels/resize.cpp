@@ -4,7 +4,9 @@
 // Inputs may be strided; outputs are contiguous. Index rules follow ATen's CPU kernels.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -56,7 +58,10 @@ struct PadPlan {
     src.resize(size_t(nd));
     for (int d = 0; d < nd; ++d) {
       const int64_t l = pads[size_t(2 * d)], h = pads[size_t(2 * d + 1)], n = small.shape[d];
-      FW_CHECK(big.shape[d] == n + l + h, op, ": dim ", d, " has size ", big.shape[d], ", expected ", n + l + h);
+      int64_t want = 0;
+      FW_CHECK(!__builtin_add_overflow(n, l, &want) && !__builtin_add_overflow(want, h, &want), op,
+               ": padding (", l, ", ", h, ") at dim ", d, " is too large");
+      FW_CHECK(big.shape[d] == want, op, ": dim ", d, " has size ", big.shape[d], ", expected ", n + l + h);
       if (mode != PadMode::constant && big.shape[d] > 0) {
         FW_CHECK(n > 0, op, ": cannot pad an empty dim ", d, " in ", a.str(1), " mode");
         FW_CHECK(l >= 0 && h >= 0, op, ": negative padding needs mode 'constant'");
@@ -103,7 +108,11 @@ void pad_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
   TensorView& y = k.output(0);
   FW_CHECK(y.is_contiguous(), "pad: output must be contiguous");
-  const T value = T(k.attrs->f(2));
+  const double fill = k.attrs->f(2);
+  FW_CHECK(std::is_floating_point_v<T> || (fill >= double(std::numeric_limits<T>::lowest()) &&
+                                            fill <= double(std::numeric_limits<T>::max())),
+           "pad: value ", fill, " does not fit the tensor's dtype");
+  const T value = T(fill);
   if (x.ndim == 0) {
     FW_CHECK(y.numel() == 1, "pad: a 0-d tensor has nothing to pad");
     y.ptr<T>()[0] = x.ptr<T>()[0];
@@ -189,6 +198,13 @@ bool opt_scale(const Attrs& a, size_t i, double& s) {
   return s > 0;
 }
 
+// floor(v) as a source index in [0, in - 1]; NaN and out-of-range values (from absurd
+// scales in a model file) clamp instead of overflowing the conversion.
+inline int64_t clamp_index(double v, int64_t in) {
+  if (!(v < double(in - 1))) return in - 1;
+  return v > 0 ? int64_t(v) : 0;
+}
+
 // ATen's nearest_idx: float arithmetic, with the exact 1x and 2x cases.
 Taps<double> nearest_taps(int64_t in, int64_t out, bool has_scale, double scale) {
   Taps<double> t;
@@ -197,7 +213,7 @@ Taps<double> nearest_taps(int64_t in, int64_t out, bool has_scale, double scale)
     int64_t i;
     if (out == in) i = o;
     else if (out == 2 * in) i = o >> 1;
-    else i = std::min(int64_t(std::floor(float(o) * s)), in - 1);
+    else i = clamp_index(std::floor(float(o) * s), in);
     t.i0.push_back(i);
   }
   return t;
@@ -213,7 +229,7 @@ Taps<T> linear_taps(int64_t in, int64_t out, bool align_corners, bool has_scale,
   for (int64_t o = 0; o < out; ++o) {
     T real = align_corners ? s * T(o) : s * (T(o) + T(0.5)) - T(0.5);
     if (!align_corners && real < T(0)) real = T(0);
-    int64_t i = std::min(int64_t(std::floor(real)), in - 1);
+    int64_t i = clamp_index(std::floor(real), in);
     T lam = std::min(std::max(real - T(i), T(0)), T(1));
     t.i0.push_back(i);
     t.i1.push_back(i + (i < in - 1 ? 1 : 0));

@@ -83,6 +83,7 @@ void softmax_k(const KernelArgs& k) {
   nn::check_contig(k, op);
   const TensorView& x = k.input(0);
   Geom g = geom_of(x, k.attrs->i(0), op);
+  nn::check_numel(k.output(0), x.numel(), op, "output");
   const T* xp = x.ptr<T>();
   T* op_ = k.output(0).ptr<T>();
   if (x.numel() == 0) return;
@@ -140,6 +141,7 @@ void softmax_backward_k(const KernelArgs& k) {
   const TensorView& y = k.input(1);
   FW_CHECK(g.numel() == y.numel(), op, ": grad and output sizes differ");
   Geom geo = geom_of(y, k.attrs->i(0), op);
+  nn::check_numel(k.output(0), y.numel(), op, "grad_input");
   const T* gp = g.ptr<T>();
   const T* yp = y.ptr<T>();
   T* gx = k.output(0).ptr<T>();

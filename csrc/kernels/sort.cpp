@@ -96,7 +96,8 @@ void sort_k(const KernelArgs& a) {
   TensorView indices = at_least_1d(a.output(1));
   const int64_t dim = a.attrs->i(0);
   const bool descending = a.attrs->i(1) != 0;
-  check_outputs(x, values, indices, dim, x.ndim ? x.shape[dim] : 1, "sort");
+  FW_CHECK(dim >= 0 && dim < x.ndim, "sort(): dim ", dim, " out of range");
+  check_outputs(x, values, indices, dim, x.shape[dim], "sort");
   const int64_t n = x.shape[dim];
   if (x.numel() == 0) return;
   for_each_row(x, dim, n, [&](const int64_t* c) {

@@ -16,7 +16,7 @@ namespace vm {
 
 inline float exp(float x) {
   const float hi = 88.3762626647949f, lo = -87.3365447504f;
-  float xc = std::min(std::max(x, lo), hi);
+  float xc = std::min(std::max(lo, x), hi);  // max(lo, NaN) = lo: no NaN reaches the int conversion
   float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
   float r = xc - fx * 0.693359375f + fx * 2.12194440e-4f;
   float r2 = r * r;

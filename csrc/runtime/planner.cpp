@@ -42,12 +42,15 @@ void eval_shapes(const GraphDef& g, const InputShapes& shapes, uint64_t max_byte
   for (size_t id = 0; id < nv; ++id) {
     const ValueDef& v = g.values[id];
     int64_t shape[kMaxDims];
-    uint64_t numel = 1;
+    uint64_t numel = 1, span = dtype_size(v.dtype);  // span: the size were every empty dim 1
     for (size_t d = 0; d < v.dims.size(); ++d) {
       int64_t s = eval_program(v.dims[d], shapes);
       FW_CHECK(s >= 0, "value '", v.name, "' gets negative dim ", s, " for input shapes given");
       shape[d] = s;
       FW_CHECK(!__builtin_mul_overflow(numel, uint64_t(s), &numel), "value '", v.name, "' is too large");
+      // An empty tensor's other dims still make strides and loop bounds: bound them too.
+      FW_CHECK(!__builtin_mul_overflow(span, uint64_t(std::max<int64_t>(s, 1)), &span) && span <= max_bytes,
+               "value '", v.name, "' has dims beyond the memory limit of ", max_bytes, " bytes");
     }
     if (v.kind == ValueDef::Input) {
       const auto& given = shapes[size_t(v.producer)];
