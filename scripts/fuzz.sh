@@ -58,6 +58,7 @@ mkdir -p "$WORK/seeds" "$WORK/corpus" "$WORK/artifacts"
 # (the target's memory cap is 16 MB per value, so anything larger is a loader bug).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-exec "$BUILD/fuzz_model_file" "$WORK/corpus" "$WORK/seeds" -max_total_time="$SECS" -timeout=10 \
+# tests/runtime/fuzz_regressions: inputs that crashed before (replayed first, under the sanitizers).
+exec "$BUILD/fuzz_model_file" "$WORK/corpus" "$WORK/seeds" tests/runtime/fuzz_regressions -max_total_time="$SECS" -timeout=10 \
   -rss_limit_mb=2048 -malloc_limit_mb=256 -max_len=65536 -print_final_stats=1 \
   -artifact_prefix="$WORK/artifacts/" "$@"

@@ -3,7 +3,9 @@
 // reads attrs.i(0), attrs.f(1), ... Index and kind are checked, so a bad model file errors.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -49,6 +51,28 @@ struct Attrs {
     const AttrValue& a = at(k);
     FW_CHECK(a.kind == AttrValue::Int || a.kind == AttrValue::Float, "attribute #", k, " is not a number");
     return a.kind == AttrValue::Float ? a.f : double(a.i);
+  }
+  // Attribute k as a kernel scalar of type T (fill values, clamp bounds): for an integer T the
+  // value must fit (NaN, inf or out of range is an error, not undefined behaviour); bool is
+  // value != 0. Int attributes convert exactly (no round trip through double).
+  template <class T>
+  T scalar(size_t k) const {
+    if constexpr (std::is_same_v<T, bool>) {
+      return f(k) != 0;
+    } else if constexpr (std::is_integral_v<T>) {
+      const AttrValue& a = at(k);
+      int64_t v = a.i;
+      if (a.kind != AttrValue::Int) {
+        double d = f(k);
+        FW_CHECK(fits_int64(d), "attribute #", k, " = ", d, " does not fit an integer tensor");
+        v = int64_t(d);
+      }
+      FW_CHECK(v >= int64_t(std::numeric_limits<T>::lowest()) && v <= int64_t(std::numeric_limits<T>::max()),
+               "attribute #", k, " = ", v, " does not fit the tensor's integer type");
+      return T(v);
+    } else {
+      return T(f(k));
+    }
   }
   const std::vector<int64_t>& ints(size_t k) const {
     const AttrValue& a = at(k);

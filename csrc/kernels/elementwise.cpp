@@ -67,20 +67,20 @@ void gelu_any(const KernelArgs& a) {
 
 template <class T>
 void leaky_relu_k(const KernelArgs& a) {
-  T slope = T(a.attrs->f(0));
+  T slope = a.attrs->scalar<T>(0);
   unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) { return x > T(0) ? x : x * slope; });
 }
 
 template <class T>
 void elu_k(const KernelArgs& a) {
-  T alpha = T(a.attrs->f(0));
+  T alpha = a.attrs->scalar<T>(0);
   unary_kernel<T, T>(a.output(0), a.input(0),
                      [=](T x) { return x > T(0) ? x : alpha * (std::exp(x) - T(1)); });
 }
 
 template <class T>
 void softplus_k(const KernelArgs& a) {
-  T beta = T(a.attrs->f(0)), threshold = T(a.attrs->f(1));
+  T beta = a.attrs->scalar<T>(0), threshold = a.attrs->scalar<T>(1);
   unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) {
     T bx = beta * x;
     return bx > threshold ? x : std::log1p(std::exp(bx)) / beta;
@@ -91,8 +91,8 @@ void softplus_k(const KernelArgs& a) {
 template <class T>
 void clamp_k(const KernelArgs& a) {
   bool has_lo = !a.attrs->is_none(0), has_hi = !a.attrs->is_none(1);
-  T lo = has_lo ? T(a.attrs->f(0)) : T(0);
-  T hi = has_hi ? T(a.attrs->f(1)) : T(0);
+  T lo = has_lo ? a.attrs->scalar<T>(0) : T(0);
+  T hi = has_hi ? a.attrs->scalar<T>(1) : T(0);
   unary_kernel<T, T>(a.output(0), a.input(0), [=](T x) {
     if (x != x) return x;
     if (has_lo && x < lo) x = lo;
@@ -200,7 +200,7 @@ void threshold_backward_k(const KernelArgs& a) {
 template <class T>
 void masked_fill_k(const KernelArgs& a) {
   FW_CHECK(a.input(1).dtype == DType::b8, "masked_fill: mask must be bool");
-  T v = T(a.attrs->f(0));
+  T v = a.attrs->scalar<T>(0);
   binary_kernel<T, T, bool>(a.output(0), a.input(0), a.input(1), [=](T x, bool m) { return m ? v : x; });
 }
 
@@ -224,7 +224,8 @@ void copy_from(const KernelArgs& a) {
 template <class T>
 void fill_k(const KernelArgs& a) {
   TensorView& out = a.output(0);
-  T v = T(a.attrs->f(1));
+  T v = a.attrs->scalar<T>(1);
+  check_item_sizes<T>(out);
   ElementwiseIter<1> it(out, nullptr);
   it.for_each([&](char** p, const int64_t* s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;

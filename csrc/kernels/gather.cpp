@@ -135,7 +135,7 @@ void scatter_k(const KernelArgs& a) {
   Reduce mode = r == "add" ? Reduce::add : r == "multiply" ? Reduce::multiply : Reduce::none;
   FW_CHECK(r == "none" || mode != Reduce::none, "scatter(): reduce argument must be 'add' or 'multiply', got '", r, "'");
   const TensorView* src = a.has_input(2) ? &a.input(2) : nullptr;
-  T value = a.attrs->is_none(1) ? T(0) : T(a.attrs->f(1));
+  T value = a.attrs->is_none(1) ? T(0) : a.attrs->scalar<T>(1);
   scatter_impl<T>(a, a.attrs->i(0), src, value, mode, "scatter");
 }
 
@@ -159,6 +159,8 @@ void index_select_k(const KernelArgs& a) {
   FW_CHECK(dim >= 0 && dim < x.ndim && out.ndim == x.ndim, "index_select(): dim ", dim, " out of range");
   const int64_t n = index.numel(), size = x.shape[dim];
   FW_CHECK(out.shape[dim] == n, "index_select(): output size mismatch");
+  for (int d = 0; d < x.ndim; ++d)
+    FW_CHECK(d == dim || out.shape[d] == x.shape[d], "index_select(): output shape mismatch at dim ", d);
   std::vector<int64_t> idx(size_t(n > 0 ? n : 0));
   const int64_t istride = index.ndim ? index.strides[0] : 0;
   for (int64_t i = 0; i < n; ++i) {

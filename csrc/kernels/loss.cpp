@@ -83,6 +83,8 @@ void nll_loss_k(const KernelArgs& k) {
   const T* xp = x.ptr<T>();
   const int64_t* tp = t.ptr<int64_t>();
   const int64_t n = g.N * g.S;
+  nn::check_numel(k.output(0), red == nn::kNone ? n : 1, op, "output");
+  nn::check_numel(k.output(1), 1, op, "total_weight");
   for (int64_t i = 0; i < n; ++i)
     FW_CHECK_INDEX(tp[i] == ignore || (tp[i] >= 0 && tp[i] < g.C), "Target ", tp[i], " is out of bounds.");
   auto elem = [&](int64_t i, T& wt) -> T {  // -w[t] * x[n, t, s] for flat target index i
@@ -128,6 +130,9 @@ void nll_loss_backward_k(const KernelArgs& k) {
   NllGeom g = nll_geom(x, t, op);
   const int64_t red = reduction_of(k, op);
   const int64_t ignore = k.attrs->i(1);
+  if (k.has_input(3)) nn::check_numel(k.in[3], g.C, op, "weight");
+  nn::check_numel(k.input(4), 1, op, "total_weight");
+  nn::check_numel(k.output(0), x.numel(), op, "grad_input");
   const T* w = k.has_input(3) ? k.in[3].ptr<T>() : nullptr;
   const T total = k.input(4).ptr<T>()[0];
   const int64_t* tp = t.ptr<int64_t>();
@@ -253,6 +258,7 @@ void pointwise_loss_k(const KernelArgs& k) {
   const int64_t red = reduction_of(k, Loss::name);
   const double beta = k.attrs->f(1);
   PointArgs<T> a = point_args<T>(k, 0, Loss::name);
+  nn::check_numel(k.output(0), red == nn::kNone ? a.n : 1, Loss::name, "output");
   T* out = k.output(0).ptr<T>();
   auto f = [&](int64_t i) { return Loss::loss(a.x[i], a.t[i], a.wi(i), a.pwi(i), beta); };
   if (red == nn::kNone) {
@@ -274,6 +280,8 @@ void pointwise_loss_backward_k(const KernelArgs& k) {
   PointArgs<T> a = point_args<T>(k, 1, Loss::name);
   FW_CHECK(gv.numel() == (red == nn::kNone ? a.n : 1), Loss::name, "_backward: grad has ", gv.numel(),
            " elements");
+  nn::check_numel(k.output(0), a.n, Loss::name, "grad_input");
+  nn::check_numel(k.output(1), a.n, Loss::name, "grad_target");
   const T* gp = gv.ptr<T>();
   T* gx = k.output(0).ptr<T>();
   T* gt = k.output(1).ptr<T>();

@@ -61,7 +61,12 @@ void roll_k(const KernelArgs& a) {
   const auto& dims = a.attrs->ints(1);
   FW_CHECK(shifts.size() == dims.size() && !dims.empty() && dims.size() <= size_t(kMaxDims),
            "roll(): shifts and dims must have the same nonzero length");
+  FW_CHECK(out.ndim == x.ndim, "roll(): output rank mismatch");
   for (int d = 0; d < x.ndim; ++d) FW_CHECK(out.shape[d] == x.shape[d], "roll(): output shape mismatch");
+  for (size_t i = 0; i < dims.size(); ++i) {
+    FW_CHECK(dims[i] >= 0 && dims[i] < x.ndim, "roll(): dim ", dims[i], " out of range");  // before int(dim)
+    for (size_t j = 0; j < i; ++j) FW_CHECK(dims[i] != dims[j], "roll(): dim ", dims[i], " given twice");
+  }
   if (x.numel() == 0) return;
   const size_t k = dims.size();
   for (size_t mask = 0; mask < (size_t(1) << k); ++mask) {
@@ -91,8 +96,11 @@ void repeat_k(const KernelArgs& a) {
   const TensorView& out = a.output(0);
   const auto& reps = a.attrs->ints(0);
   FW_CHECK(x.ndim == out.ndim && reps.size() == size_t(x.ndim), "repeat(): rank mismatch");
-  for (int d = 0; d < x.ndim; ++d)
-    FW_CHECK(reps[size_t(d)] >= 0 && out.shape[d] == x.shape[d] * reps[size_t(d)], "repeat(): output shape mismatch");
+  for (int d = 0; d < x.ndim; ++d) {
+    int64_t want = 0;
+    FW_CHECK(reps[size_t(d)] >= 0 && !__builtin_mul_overflow(x.shape[d], reps[size_t(d)], &want) &&
+                 out.shape[d] == want, "repeat(): output shape mismatch");
+  }
   if (out.numel() == 0) return;
   const T* xp = x.ptr<T>();
   T* op = out.ptr<T>();

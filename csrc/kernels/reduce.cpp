@@ -371,11 +371,14 @@ void cumsum_k(const KernelArgs& k) {
   using O = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
   int64_t dim = k.attrs->i(0);
   FW_CHECK(out.is_contiguous(), "cumsum: output must be contiguous");
+  FW_CHECK(out.numel() == x.numel(), "cumsum: output has ", out.numel(), " elements, expected ", x.numel());
   if (x.ndim == 0) {
     out.ptr<O>()[0] = O(x.ptr<T>()[0]);
     return;
   }
   FW_CHECK(dim >= 0 && dim < x.ndim, "cumsum: dim out of range");
+  FW_CHECK(out.ndim == x.ndim && std::equal(x.shape, x.shape + x.ndim, out.shape), "cumsum: output shape ",
+           "differs from the input's");
   ReducePlan xplan(x, {dim});
   ReducePlan oplan(out, {dim});
   int64_t n = x.shape[dim], xs = x.strides[dim], os = out.strides[dim];

@@ -108,11 +108,7 @@ void pad_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
   TensorView& y = k.output(0);
   FW_CHECK(y.is_contiguous(), "pad: output must be contiguous");
-  const double fill = k.attrs->f(2);
-  FW_CHECK(std::is_floating_point_v<T> || (fill >= double(std::numeric_limits<T>::lowest()) &&
-                                            fill <= double(std::numeric_limits<T>::max())),
-           "pad: value ", fill, " does not fit the tensor's dtype");
-  const T value = T(fill);
+  const T value = k.attrs->scalar<T>(2);
   if (x.ndim == 0) {
     FW_CHECK(y.numel() == 1, "pad: a 0-d tensor has nothing to pad");
     y.ptr<T>()[0] = x.ptr<T>()[0];

@@ -60,7 +60,10 @@ void slice_k(const KernelArgs& a) {
   FW_CHECK(step > 0, "slice: step must be positive");
   FW_CHECK(out.ndim == x.ndim, "slice: output rank mismatch");
   int64_t n = out.shape[dim];
-  FW_CHECK(start >= 0 && (n == 0 || start + (n - 1) * step < x.shape[dim]), "slice: range out of bounds");
+  int64_t last = 0;
+  FW_CHECK(start >= 0 && (n == 0 || (!__builtin_mul_overflow(n - 1, step, &last) &&
+                                     !__builtin_add_overflow(last, start, &last) && last < x.shape[dim])),
+           "slice: range out of bounds");
   TensorView v = x;
   v.data = static_cast<char*>(x.data) + start * x.strides[dim] * int64_t(dtype_size(x.dtype));
   v.shape[dim] = n;
