@@ -3,6 +3,7 @@
 // (in-place ops write through a view).
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/loops.h"
@@ -153,7 +154,11 @@ void add_alpha(const KernelArgs& a) {
     else binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), add_fn{});
     return;
   }
-  T alpha = T(Sub ? -alpha_d : alpha_d);
+  const double av = Sub ? -alpha_d : alpha_d;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    FW_CHECK(av >= double(std::numeric_limits<T>::lowest()) && av < -double(std::numeric_limits<T>::lowest()),
+             Sub ? "sub" : "add", ": alpha ", alpha_d, " does not fit the tensor's integer type");
+  T alpha = T(av);
   binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), [=](T x, T y) { return x + alpha * y; });
 }
 

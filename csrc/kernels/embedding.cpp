@@ -101,6 +101,7 @@ void embedding_renorm_k(const KernelArgs& k) {
   for (int64_t i = 0; i < n; ++i)
     FW_CHECK_INDEX(ip[i] >= 0 && ip[i] < V, "index out of range in self (embedding_renorm: index ", ip[i],
                    " with num_embeddings ", V, ")");
+  nn::check_numel(k.output(0), V * D, "embedding_renorm", "output");
   const T* wp = w.ptr<T>();
   T* o = k.output(0).ptr<T>();
   if (o != wp) std::memcpy(static_cast<void*>(o), wp, size_t(V * D) * sizeof(T));

@@ -67,7 +67,7 @@ void slice_k(const KernelArgs& a) {
   TensorView v = x;
   v.data = static_cast<char*>(x.data) + start * x.strides[dim] * int64_t(dtype_size(x.dtype));
   v.shape[dim] = n;
-  v.strides[dim] = x.strides[dim] * step;
+  if (n > 1) v.strides[dim] = x.strides[dim] * step;  // bounded by the range check above
   copy_view(v, out);
 }
 
@@ -129,12 +129,12 @@ void scatter_view(const KernelArgs& a, MakeView make) {
 void slice_scatter_k(const KernelArgs& a) {
   int64_t dim = a.attrs->i(0), start = a.attrs->i(1), end = a.attrs->i(2), step = a.attrs->i(3);
   scatter_view(a, [&](const TensorView& out) {
-    FW_CHECK(dim >= 0 && dim < out.ndim && step > 0 && start >= 0 && end <= out.shape[dim],
-             "slice_scatter: bad range");
+    FW_CHECK(dim >= 0 && dim < out.ndim && step > 0 && start >= 0 && start <= out.shape[dim] &&
+                 end <= out.shape[dim], "slice_scatter: bad range");
     TensorView v = out;
     v.data = static_cast<char*>(out.data) + start * out.strides[dim] * int64_t(dtype_size(out.dtype));
-    v.shape[dim] = std::max<int64_t>(0, (end - start + step - 1) / step);
-    v.strides[dim] = out.strides[dim] * step;
+    v.shape[dim] = end > start ? (end - start - 1) / step + 1 : 0;  // no overflow for any step
+    if (v.shape[dim] > 1) v.strides[dim] = out.strides[dim] * step;
     FW_CHECK(a.input(1).ndim == v.ndim, "slice_scatter: src rank mismatch");
     for (int i = 0; i < v.ndim; ++i)
       FW_CHECK(a.input(1).shape[i] == v.shape[i], "slice_scatter: src shape mismatch at dim ", i);

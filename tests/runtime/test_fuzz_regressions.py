@@ -18,7 +18,7 @@ FILES = ROOT / "tests/runtime/fuzz_regressions"
 EXPECTED = {
     "batch_norm_backward_sizes": "batch_norm_backward: grad_output has 24 elements, expected 8216",
     "batch_norm_output_size": "batch_norm: output has 60 elements, expected 15360",
-    "conv2d_attr_overflow": "conv2d: stride, padding and dilation must be at most 16777216",
+    "conv2d_attr_overflow": "stride, padding and dilation must be at most 16777216, got 6701356245527298048",
     "cumsum_output_size": "cumsum: output has 12 elements, expected 194292",
     "embedding_output_size": "embedding: output has 18 elements, expected 284178",
     "empty_tensor_huge_dims": "value 'neg' has dims beyond the memory limit",
