@@ -54,8 +54,8 @@ void run_once(const fw::Model& m) {
     }
     uint64_t bytes = 0;
     if (__builtin_mul_overflow(numel, uint64_t(fw::dtype_bytes(info.dtype)), &bytes)) return;
+    if (bytes > kMaxInputBytes - total) return;  // not a loader question: too big to bother
     total += bytes;
-    if (total > kMaxInputBytes) return;  // not a loader question: too big to bother
     shapes.push_back(info.shape);
   }
   for (size_t i = 0; i < shapes.size(); ++i) {

@@ -136,8 +136,11 @@ void one_hot_k(const KernelArgs& k) {
     FW_CHECK(ip[i] < C, "one_hot: Class values must be smaller than num_classes (got ", ip[i],
              " with num_classes ", C, ")");
   }
+  int64_t total = 0;
+  FW_CHECK(C >= 0 && !__builtin_mul_overflow(n, C, &total), "one_hot: num_classes ", C, " is too large");
+  nn::check_numel(k.output(0), total, "one_hot", "output");
   int64_t* o = k.output(0).ptr<int64_t>();
-  std::memset(static_cast<void*>(o), 0, size_t(n * C) * sizeof(int64_t));
+  std::memset(static_cast<void*>(o), 0, size_t(total) * sizeof(int64_t));
   for (int64_t i = 0; i < n; ++i) o[i * C + ip[i]] = 1;
 }
 

@@ -31,6 +31,7 @@ EXPECTED = {
     "masked_fill_value_out_of_range": "attribute #0 = 562949953421312 does not fit the tensor's integer type",
     "mean_output_size": "reduce: output has 4 elements, expected 29029",
     "nll_loss_backward_sizes": "nll_loss_backward: grad_input has 12 elements, expected 6924",
+    "one_hot_output_size": "one_hot: output has 12 elements, expected 72057594037927948",
     "pad_size_overflow": "pad: padding (8214566819835412482, 7309449296456213760) at dim 2 is too large",
     "pad_value_out_of_range": "attribute #2 = 2.46377e+180 does not fit an integer tensor",
     "repeat_size_overflow": "repeat(): output shape mismatch",
