@@ -24,7 +24,7 @@ _ACTIVE: list = []
 _LOCK = threading.Lock()
 
 _GEMM = {"matmul", "linear", "addmm", "baddbmm", "bmm", "linear_act"}
-_CONV = {"conv1d", "conv2d", "conv_transpose2d"}
+_CONV = {"conv1d", "conv2d", "conv2d_act", "conv_transpose2d"}
 
 
 @dataclass
@@ -55,6 +55,10 @@ def node_flops(op: str, in_shapes: list, out_shapes: list) -> int:
         w = in_shapes[1]
         per_out = _numel(w) // max(int(w[0]), 1) if op != "conv_transpose2d" else _numel(w[1:])
         return 2 * out * per_out
+    if op == "scaled_dot_product_attention" and len(in_shapes) > 1 and in_shapes[0] and in_shapes[1]:
+        q, k = in_shapes[0], in_shapes[1]  # (..., L, E), (..., S, E); out (..., L, Ev)
+        ev = int(out_shapes[0][-1]) if out_shapes[0] else 1
+        return 2 * (out // max(ev, 1)) * int(k[-2]) * (int(q[-1]) + ev)
     return out
 
 
