@@ -35,6 +35,13 @@ def test_fwrun_output_equals_python_output(tmp_path, batch, prepack):
     np.testing.assert_array_equal(got, want)
 
 
+def test_fwrun_is_a_small_binary_that_links_no_python():
+    """Issue 5: runner plus core library <= 5 MB, BLAS aside (fwrun links the core itself)."""
+    assert FWRUN.stat().st_size <= 5 * 2**20, f"fwrun is {FWRUN.stat().st_size} bytes"
+    libs = subprocess.run(["ldd", str(FWRUN)], capture_output=True, text=True).stdout
+    assert "python" not in libs.lower(), libs
+
+
 def test_fwrun_bench_prints_load_first_run_and_latency(tmp_path):
     rt.save(mlp_graph(), tmp_path / "m.fwm")
     proc = _fwrun(tmp_path / "m.fwm", "--bench", 20, "--shape", "4,16")
