@@ -103,9 +103,20 @@ void clamp_k(const KernelArgs& a) {
 }
 
 // ---------------------------------------------------------------- binary ops
-struct add_fn { template <class T> T operator()(T x, T y) const { return x + y; } };
-struct sub_fn { template <class T> T operator()(T x, T y) const { return x - y; } };
-struct mul_fn { template <class T> T operator()(T x, T y) const { return x * y; } };
+// Integer add/sub/mul wrap around like torch's (two's complement): signed overflow is
+// undefined in C++, so int32/int64 compute in the unsigned type of the same width.
+template <class T, class F>
+inline T wrapping(T x, T y, F f) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && sizeof(T) >= sizeof(int)) {
+    using U = std::make_unsigned_t<T>;
+    return T(f(U(x), U(y)));
+  } else {
+    return T(f(x, y));
+  }
+}
+struct add_fn { template <class T> T operator()(T x, T y) const { return wrapping(x, y, [](auto a, auto b) { return a + b; }); } };
+struct sub_fn { template <class T> T operator()(T x, T y) const { return wrapping(x, y, [](auto a, auto b) { return a - b; }); } };
+struct mul_fn { template <class T> T operator()(T x, T y) const { return wrapping(x, y, [](auto a, auto b) { return a * b; }); } };
 struct div_fn { template <class T> T operator()(T x, T y) const { return x / y; } };
 struct maximum_fn {
   template <class T> T operator()(T x, T y) const {
@@ -159,7 +170,8 @@ void add_alpha(const KernelArgs& a) {
     FW_CHECK(av >= double(std::numeric_limits<T>::lowest()) && av < -double(std::numeric_limits<T>::lowest()),
              Sub ? "sub" : "add", ": alpha ", alpha_d, " does not fit the tensor's integer type");
   T alpha = T(av);
-  binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1), [=](T x, T y) { return x + alpha * y; });
+  binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1),
+                         [=](T x, T y) { return add_fn{}(x, mul_fn{}(alpha, y)); });
 }
 
 // ---------------------------------------------------------------- comparisons, logic

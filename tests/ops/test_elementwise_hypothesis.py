@@ -73,3 +73,16 @@ def test_binary_broadcasting_matches_torch(op, data):
     if op.name == "pow" and not dtype.is_floating_point:
         b = np.asarray(np.abs(b) % 4, dtype=b.dtype)  # torch refuses negative integer powers
     _run(op, [a, b])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_integer_add_sub_mul_wrap_around_like_torch(dtype):
+    """Signed overflow wraps (two's complement) as in torch, instead of undefined behaviour
+    (found by the model-file fuzzer)."""
+    info = np.iinfo(dtype)
+    a = np.array([info.max, info.min, 7, info.max // 2 + 3], dtype=dtype)
+    b = np.array([1, -1, 3, 4], dtype=dtype)
+    fa, fb, ta, tb = fw.tensor(a), fw.tensor(b), torch.from_numpy(a), torch.from_numpy(b)
+    for f, t in ((fw.add, torch.add), (fw.sub, torch.sub), (fw.mul, torch.mul)):
+        np.testing.assert_array_equal(f(fa, fb).numpy(), t(ta, tb).numpy())
+    np.testing.assert_array_equal(fw.add(fa, fb, alpha=3).numpy(), torch.add(ta, tb, alpha=3).numpy())
