@@ -133,7 +133,7 @@ def modes_for(name, builder, tmodel, x_np, onnx_dir):
     return modes
 
 
-def timed_blocks(fns, x, quick, est_s):
+def timed_blocks(fns, x, quick, est_s, block_s=0.015):
     """Per-call samples for each callable, taken in rounds of blocks (a a a, b b b, ...).
 
     Runtimes park their worker threads only after spinning for a while (torch's OpenMP,
@@ -143,7 +143,7 @@ def timed_blocks(fns, x, quick, est_s):
     has parked by then) and a few untimed settling calls, then times its calls one by one."""
     rounds = 5 if quick else 20
     gap = 0.02 if quick else 0.05
-    per_block = max(1, min(50, int(0.015 / max(est_s, 1e-6))))
+    per_block = max(1, min(50, int(block_s / max(est_s, 1e-6))))
     settle = max(1, per_block // 4)
     samples = {k: [] for k in fns}
     for _ in range(rounds):
@@ -234,7 +234,12 @@ def bench_training(name, batch, quick):
         fns["fw_eager"] = fw_step
     except Exception as e:
         skipped["fw_eager"] = f"{type(e).__name__}: {e}"
-    samples = timed_blocks({k: (lambda _x, f=f: f()) for k, f in fns.items()}, None, quick, 0.01)
+    est = []
+    for f in fns.values():  # one timed step each sizes the blocks (several steps per block)
+        t0 = time.perf_counter()
+        f()
+        est.append(time.perf_counter() - t0)
+    samples = timed_blocks({k: (lambda _x, f=f: f()) for k, f in fns.items()}, None, quick, min(est), block_s=0.06)
     rows = {k: {"median_ms": statistics.median(v) * 1e3} for k, v in samples.items()}
     return {"model": f"{name}_train", "batch": batch, "modes": rows, "skipped": skipped}
 
