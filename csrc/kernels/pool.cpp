@@ -128,27 +128,30 @@ FW_TARGET_CLONES void max_update(const T* __restrict src, T* __restrict y, int64
 
 // One plane, general window (any kernel, stride, padding, dilation, ceil_mode). xpl is the
 // plane's first element with row stride rs and unit column stride; y/idx are the plane's
-// contiguous outputs. lo[j], hi[j]: the output columns whose window column j is inside.
+// contiguous outputs. lo[j - j_lo], hi[j - j_lo]: the output columns whose window column j
+// is inside, for the window columns [j_lo, j_hi) that can be inside at all (the others are
+// padding only: a crafted kernel of 2^24 taps over a few pixels stays cheap).
 template <class T, int S, bool Idx>
-void max_pool_plane(const Window& w, const int64_t* lo, const int64_t* hi, const T* xpl, int64_t rs, int64_t H,
-                    int64_t W, T* y, int64_t* idx, int64_t Ho, int64_t Wo) {
+void max_pool_plane(const Window& w, const int64_t* lo, const int64_t* hi, int64_t j_lo, int64_t j_hi, const T* xpl,
+                    int64_t rs, int64_t H, int64_t W, T* y, int64_t* idx, int64_t Ho, int64_t Wo) {
   for (int64_t oh = 0; oh < Ho; ++oh, y += Wo, idx += Idx ? Wo : 0) {
     std::fill(y, y + Wo, -std::numeric_limits<T>::infinity());
-    int64_t h0 = oh * w.sh - w.ph;
-    while (h0 < 0) h0 += w.dh;
-    if (Idx) {
+    const int64_t top = oh * w.sh - w.ph;  // input row of window row 0
+    const int64_t i_lo = top < 0 ? (-top + w.dh - 1) / w.dh : 0;
+    const int64_t i_hi = H - 1 - top < 0 ? 0 : std::min(w.kh, (H - 1 - top) / w.dh + 1);
+    if (Idx) {  // the first in-bounds element, as the per-element loop would pick
+      const int64_t h0 = top + i_lo * w.dh;
       for (int64_t ow = 0; ow < Wo; ++ow) {
         int64_t w0 = ow * w.sw - w.pw;
-        while (w0 < 0) w0 += w.dw;
+        if (w0 < 0) w0 += (-w0 + w.dw - 1) / w.dw * w.dw;
         idx[ow] = h0 * W + w0;
       }
     }
-    for (int64_t i = 0; i < w.kh; ++i) {
-      const int64_t ih = oh * w.sh - w.ph + i * w.dh;
-      if (ih < 0 || ih >= H) continue;
-      for (int64_t j = 0; j < w.kw; ++j) {
+    for (int64_t i = i_lo; i < i_hi; ++i) {
+      const int64_t ih = top + i * w.dh;
+      for (int64_t j = j_lo; j < j_hi; ++j) {
         const int64_t off = j * w.dw - w.pw;  // input column of output 0
-        max_update<T, S, Idx>(xpl + ih * rs + off, y, idx, lo[j], hi[j], w.sw, ih * W + off);
+        max_update<T, S, Idx>(xpl + ih * rs + off, y, idx, lo[j - j_lo], hi[j - j_lo], w.sw, ih * W + off);
       }
     }
   }
@@ -261,8 +264,11 @@ void max_pool2d_k(const KernelArgs& k) {
   const bool pair = unit_cols && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
                     w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1 && 2 * Ho <= H && 2 * Wo <= W;
   const bool separable = !with_idx && !pair && separable_ok(w);
-  std::vector<int64_t> lo(size_t(w.kw)), hi(size_t(w.kw));
-  for (int64_t j = 0; j < w.kw; ++j) valid_columns(Wo, W, w.sw, j * w.dw - w.pw, lo[size_t(j)], hi[size_t(j)]);
+  const int64_t j_lo = w.pw - (Wo - 1) * w.sw > 0 ? (w.pw - (Wo - 1) * w.sw + w.dw - 1) / w.dw : 0;
+  const int64_t j_hi = std::max(j_lo, std::min(w.kw, (W - 1 + w.pw) / w.dw + 1));
+  std::vector<int64_t> lo(size_t(j_hi - j_lo)), hi(size_t(j_hi - j_lo));
+  for (int64_t j = j_lo; j < j_hi; ++j)
+    valid_columns(Wo, W, w.sw, j * w.dw - w.pw, lo[size_t(j - j_lo)], hi[size_t(j - j_lo)]);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, H * W));
   parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) {
     std::vector<T> tmp, hbuf;
@@ -289,14 +295,14 @@ void max_pool2d_k(const KernelArgs& k) {
         hbuf.resize(size_t(H * Wo));
         max_pool_separable<T>(w, xpl, rs, H, W, ypl, Ho, Wo, hbuf.data());
       } else if (w.sw == 1) {
-        with_idx ? max_pool_plane<T, 1, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 1, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 1, true>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 1, false>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo);
       } else if (w.sw == 2) {
-        with_idx ? max_pool_plane<T, 2, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 2, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 2, true>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 2, false>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo);
       } else {
-        with_idx ? max_pool_plane<T, 0, true>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo)
-                 : max_pool_plane<T, 0, false>(w, lo.data(), hi.data(), xpl, rs, H, W, ypl, ipl, Ho, Wo);
+        with_idx ? max_pool_plane<T, 0, true>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo)
+                 : max_pool_plane<T, 0, false>(w, lo.data(), hi.data(), j_lo, j_hi, xpl, rs, H, W, ypl, ipl, Ho, Wo);
       }
     }
   });

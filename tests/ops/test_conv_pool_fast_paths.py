@@ -250,3 +250,18 @@ def test_fuse_conv_residual_leaves_a_shared_conv_output_alone():
     assert [n.target for n in g2.calls()] == ["conv2d_act"]
     np.testing.assert_allclose(Interpreter(g2).run(xs)[0].numpy(), before, rtol=1e-5, atol=1e-6)
     assert P.fuse_conv_residual(g2) is False
+
+
+def test_max_pool_huge_kernel_over_a_small_input_is_cheap_and_right():
+    """A kernel of 2^13+1 taps (padding 2^12) over 3x5 pixels: only the taps that can land
+    inside the input are visited (a crafted file made the loop over every tap hang)."""
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 5)).astype(np.float32)
+    k, p = 2**13 + 1, 2**12
+    for idx in (False, True):
+        got = fw.nn.functional.max_pool2d(fw.tensor(x), (k, k), stride=(1, 2), padding=(p, p), return_indices=idx)
+        ref = torch.nn.functional.max_pool2d(torch.from_numpy(x), (k, k), stride=(1, 2), padding=(p, p),
+                                             return_indices=idx)
+        if idx:
+            np.testing.assert_array_equal(got[1].numpy(), ref[1].numpy())
+            got, ref = got[0], ref[0]
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())
