@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -80,13 +81,19 @@ class Pool {
     ensure_workers(nt - 1);
     std::exception_ptr first_error;
     std::mutex err_mu;
-    std::atomic<int64_t> next{0};
-    std::function<void()> body = [&]() {
+    // Chunk c goes to participant c (the caller is 0, worker i is i + 1) when that one is
+    // there to take it, so a kernel that runs again over the same data (a weight split by
+    // columns, say) finds its half in the same core's cache; a chunk still unclaimed when a
+    // participant runs out of its own is taken by that participant.
+    for (int64_t c = 0; c < chunks; ++c) claimed_[size_t(c)].store(false, std::memory_order_relaxed);
+    std::function<void(int)> body = [&](int who) {
       bool prev = t_in_region;
       t_in_region = true;
-      for (;;) {
-        int64_t c = next.fetch_add(1);
-        if (c >= chunks) break;
+      for (int64_t i = 0; i < chunks; ++i) {
+        const int64_t c = (who + i) % chunks;
+        if (claimed_[size_t(c)].load(std::memory_order_relaxed) ||
+            claimed_[size_t(c)].exchange(true, std::memory_order_acq_rel))
+          continue;
         int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
         try {
           f(b, e);
@@ -105,7 +112,7 @@ class Pool {
       { std::lock_guard<std::mutex> lk(mu_); }  // a sleeper is either waiting or will see the new generation
       cv_.notify_all();
     }
-    body();
+    body(0);
     // Every chunk is taken: close the task, so that a worker that has not joined yet (still
     // asleep, or off its core on a busy machine) skips it instead of being waited for. The
     // workers that joined finish their last chunks soon: spin, then yield the core to them.
@@ -145,7 +152,8 @@ class Pool {
     if (int(workers_.size()) == count) return;
     stop_workers();
     uint64_t gen = generation_.load();
-    for (int i = 0; i < count; ++i) workers_.emplace_back([this, gen] { worker_loop(gen); });
+    claimed_.reset(new std::atomic<bool>[size_t(count) + 1]);
+    for (int i = 0; i < count; ++i) workers_.emplace_back([this, gen, i] { worker_loop(gen, i + 1); });
   }
 
   void stop_workers() {
@@ -198,15 +206,15 @@ class Pool {
     }
   }
 
-  void worker_loop(uint64_t seen) {
+  void worker_loop(uint64_t seen, int who) {
     t_in_region = true;
     for (;;) {
       uint64_t g = wait_for_work(seen);
       if (stopping_.load()) return;
       seen = g;
       if (!join(g)) continue;  // the caller finished without this worker, or moved on
-      const std::function<void()>* task = task_.load(std::memory_order_relaxed);
-      if (task) (*task)();
+      const std::function<void(int)>* task = task_.load(std::memory_order_relaxed);
+      if (task) (*task)(who);
       joined_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
@@ -216,7 +224,8 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  std::atomic<const std::function<void()>*> task_{nullptr};
+  std::atomic<const std::function<void(int)>*> task_{nullptr};
+  std::unique_ptr<std::atomic<bool>[]> claimed_;  // per chunk of the current task (<= threads)
   std::atomic<uint64_t> joined_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<uint64_t> generation_{0};

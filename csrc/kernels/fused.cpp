@@ -111,9 +111,9 @@ void linear_act_k(const KernelArgs& k) {
   std::vector<T> xpack;
   const LinearOperands<T> o = linear_operands<T>(k, "linear_act", xpack);
   T* out = k.output(0).ptr<T>();
-  if (const T* packed = packed_weight_arg<T>(k, 3, o.M, o.N, o.K, o.x_cs)) {
-    linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, out, o.N);
-    if (act != Act::none) bias_act_dispatch<T>(act, out, nullptr, 0, o.M, o.N);
+  const T* packed = packed_weight_arg<T>(k, 3, o.N, o.K, o.x_cs);
+  if (packed && linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, act == Act::relu, out, o.N)) {
+    if (act != Act::none && act != Act::relu) bias_act_dispatch<T>(act, out, nullptr, 0, o.M, o.N);
     return;
   }
   const TensorView& w = k.input(1);

@@ -1,8 +1,14 @@
 // linalg.cpp: matmul (batch-broadcast), linear, addmm, baddbmm over OpenBLAS GEMM.
 #include <cblas.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/allocator.h"
@@ -148,25 +154,129 @@ FW_TARGET_CLONES void packed_panel(const T* __restrict x, int64_t x_rs, const T*
 
 template <class T, int MB>
 void packed_rows(int64_t p0, int64_t p1, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed,
-                 const T* bias, int64_t b_st, T* out, int64_t ldo) {
+                 const T* bias, int64_t b_st, bool relu, T* out, int64_t ldo) {
   constexpr int C = MB == 1 ? 4 : MB == 2 ? 2 : 1;
   T res[MB * kPackedPanel];
   for (int64_t p = p0; p < p1; ++p) {
     packed_panel<T, MB, C>(x, x_rs, packed + p * K * kPackedPanel, K, res);
     int64_t n0 = p * kPackedPanel, w = std::min<int64_t>(kPackedPanel, N - n0);
     for (int m = 0; m < MB; ++m)
-      for (int64_t j = 0; j < w; ++j)
-        out[m * ldo + n0 + j] = res[m * kPackedPanel + j] + (bias ? bias[(n0 + j) * b_st] : T(0));
+      for (int64_t j = 0; j < w; ++j) {
+        const T v = res[m * kPackedPanel + j] + (bias ? bias[(n0 + j) * b_st] : T(0));
+        out[m * ldo + n0 + j] = relu && v < T(0) ? T(0) : v;  // a NaN stays NaN
+      }
   }
 }
+
+// ---- f32, more rows: 12 x 32 register tiles over pairs of panels (AVX-512) ----
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FW_PACKED_AVX512 1
+constexpr int kTileRows = 12;
+
+// out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p, p+1): acc[m][v]
+// over the whole K, one x element broadcast per row and k, one panel row load per panel.
+// bias: the padded bias of these columns (16*NP floats) or null.
+template <int MR, int NP>
+__attribute__((target("avx512f"))) void packed_tile(int64_t K, const float* __restrict x, int64_t x_rs,
+                                                    const float* __restrict P, const float* bias, bool relu,
+                                                    float* __restrict out, int64_t ldo, int64_t cols) {
+  __m512 acc[MR][NP];
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) acc[m][v] = b0;
+  }
+  const float* P1 = P + K * kPackedPanel;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 bv[NP];
+    bv[0] = _mm512_loadu_ps(P + k * kPackedPanel);
+    if constexpr (NP > 1) bv[NP - 1] = _mm512_loadu_ps(P1 + k * kPackedPanel);
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      const __m512 a = _mm512_set1_ps(x[m * x_rs + k]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+    const int64_t left = cols - 16 * v;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (relu) r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), zero);  // a NaN stays NaN
+      _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, r);
+    }
+  }
+}
+
+using PackedTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t,
+                              int64_t);
+
+template <int NP, int... MR>
+constexpr PackedTileFn pick_packed_tile(int mr, std::integer_sequence<int, MR...>) {
+  PackedTileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? &packed_tile<MR + 1, NP> : fn), ...);
+  return fn;
+}
+
+bool cpu_has_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* packed,
+                         const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
+  const int64_t panels = (N + kPackedPanel - 1) / kPackedPanel, pairs = (panels + 1) / 2;
+  const int64_t row_blocks = (M + kTileRows - 1) / kTileRows;
+  std::vector<float> padded;  // the bias, contiguous and zero-padded to whole panels
+  if (bias) {
+    padded.assign(size_t(panels * kPackedPanel), 0.f);
+    for (int64_t j = 0; j < N; ++j) padded[size_t(j)] = bias[j * b_st];
+  }
+  // Tasks run pair-major: a thread's contiguous range of tasks covers a range of panel
+  // pairs, whose weights then stay in that core's cache from call to call (the pool hands
+  // chunk i to thread i).
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pair = t / row_blocks, m0 = (t % row_blocks) * kTileRows;
+      const int64_t p = 2 * pair, n0 = p * kPackedPanel, cols = std::min<int64_t>(2 * kPackedPanel, N - n0);
+      const int mr = int(std::min<int64_t>(kTileRows, M - m0));
+      const auto rows = std::make_integer_sequence<int, kTileRows>{};
+      const PackedTileFn fn = cols > kPackedPanel ? pick_packed_tile<2>(mr, rows) : pick_packed_tile<1>(mr, rows);
+      fn(K, x + m0 * x_rs, x_rs, packed + p * K * kPackedPanel, bias ? padded.data() + n0 : nullptr, relu,
+         out + m0 * ldo + n0, ldo, cols);
+    }
+  };
+  // ~64K multiply-adds per task at least: waking a worker costs microseconds.
+  const int64_t per_task = kTileRows * 2 * kPackedPanel * std::max<int64_t>(K, 1);
+  parallel_for(pairs * row_blocks, std::max<int64_t>(1, 65536 / per_task), run);
+}
+#else
+#define FW_PACKED_AVX512 0
+#endif
 
 }  // namespace
 
 template <class T>
-void linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed, const T* bias,
-                   int64_t b_st, T* out, int64_t ldo) {
-  FW_CHECK(M <= kPackedMaxRows, "linear_packed: ", M, " rows is more than ", kPackedMaxRows);
-  if (M == 0 || N == 0) return;
+bool linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed, const T* bias,
+                   int64_t b_st, bool relu, T* out, int64_t ldo) {
+  if (M > kPackedMaxRows) {
+#if FW_PACKED_AVX512
+    if constexpr (std::is_same_v<T, float>) {
+      if (cpu_has_avx512() && N > 0) {
+        linear_packed_tiles(M, N, K, x, x_rs, packed, bias, b_st, relu, out, ldo);
+        return true;
+      }
+    }
+#endif
+    return false;
+  }
+  if (M == 0 || N == 0) return true;
   int64_t panels = (N + kPackedPanel - 1) / kPackedPanel;
   // At least ~64K multiply-adds per task: waking a worker costs microseconds.
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * K * kPackedPanel));
@@ -176,26 +286,27 @@ void linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, co
       T* om = out + m0 * ldo;
       int64_t rows = M - m0;
       if (rows >= 8) {
-        packed_rows<T, 8>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        packed_rows<T, 8>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, relu, om, ldo);
         rows = 8;
       } else if (rows >= 4) {
-        packed_rows<T, 4>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        packed_rows<T, 4>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, relu, om, ldo);
         rows = 4;
       } else if (rows == 3) {
-        packed_rows<T, 3>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        packed_rows<T, 3>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, relu, om, ldo);
       } else if (rows == 2) {
-        packed_rows<T, 2>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        packed_rows<T, 2>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, relu, om, ldo);
       } else {
-        packed_rows<T, 1>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, om, ldo);
+        packed_rows<T, 1>(p0, p1, N, K, xm, x_rs, packed, bias, b_st, relu, om, ldo);
       }
       m0 += rows;
     }
   });
+  return true;
 }
-template void linear_packed<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, const float*,
-                                   int64_t, float*, int64_t);
-template void linear_packed<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
-                                    const double*, int64_t, double*, int64_t);
+template bool linear_packed<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, const float*,
+                                   int64_t, bool, float*, int64_t);
+template bool linear_packed<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                                    const double*, int64_t, bool, double*, int64_t);
 
 template <class T>
 LinearOperands<T> linear_operands(const KernelArgs& k, const char* op, std::vector<T>& pack) {
@@ -310,10 +421,8 @@ void linear_k(const KernelArgs& k) {
   std::vector<T> xpack;
   const LinearOperands<T> o = linear_operands<T>(k, "linear", xpack);
   T* out = k.output(0).ptr<T>();
-  if (const T* packed = packed_weight_arg<T>(k, 3, o.M, o.N, o.K, o.x_cs)) {
-    linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, out, o.N);
-    return;
-  }
+  const T* packed = packed_weight_arg<T>(k, 3, o.N, o.K, o.x_cs);
+  if (packed && linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, false, out, o.N)) return;
   if (o.bias) {
     parallel_for(o.M, 256, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i)

@@ -1,6 +1,7 @@
 """Weights pre-packed at load (csrc/runtime/prepack.h): linear and linear_act nodes get a
-packed copy of their constant weight, used for products of up to 8 rows; results agree with
-torch at those batches and at larger ones (BLAS on the original weight)."""
+packed copy of their constant weight, used for products of up to 8 rows (panel GEMV, f32 and
+f64) and, for f32 on AVX-512 CPUs, for more rows (12 x 32 register tiles); f64 with more
+rows uses BLAS on the original weight. Results agree with torch at every batch."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_packed_linear_matches_torch_at_small_and_large_batches(dtype, op, act, 
     g, w, b = _graph(op, dtype, n_out=37, k_in=13, bias=bias, act=act)  # a partial panel, odd K
     compiled = rt.compile(g)
     rng = np.random.default_rng(1)
-    for batch in (1, 2, 3, 4, 5, 7, 8, 9, 20):
+    # 9..11 rows: one partial row tile; 12, 24: whole tiles; 13, 20, 31: whole + partial
+    for batch in (1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 20, 24, 31):
         x = rng.standard_normal((batch, 13)).astype(dtype)
         got = compiled.run([x])[0].numpy()
         np.testing.assert_allclose(got, _torch(x, w, b, act), **TOL[dtype],
@@ -106,3 +108,23 @@ def test_weights_whose_packed_copy_would_be_large_stay_as_stored():
     g, _, _ = _graph("linear", np.float32, n_out=50, k_in=64, bias=False)  # 12.8 KB, packed 16 KB
     assert ".packed" not in rt.compile(g, max_memory=14 * 1024).memory_plan([(1, 64)])
     assert ".packed" in rt.compile(g).memory_plan([(1, 64)])
+
+
+@pytest.mark.parametrize("n_out", [16, 32, 48, 64, 70])
+def test_packed_tiles_cover_whole_and_partial_panel_pairs(n_out):
+    # pairs of 16-column panels: exact pairs (32, 64), a lone last panel (16, 48), a partial one
+    g, w, b = _graph("linear_act", np.float32, n_out=n_out, k_in=200, bias=True, act="relu")
+    compiled = rt.compile(g)
+    x = np.random.default_rng(4).standard_normal((29, 200)).astype(np.float32)
+    np.testing.assert_allclose(compiled.run([x])[0].numpy(), _torch(x, w, b, "relu"), rtol=1e-4, atol=1e-4)
+
+
+def test_packed_tiles_keep_nan_through_relu_and_read_strided_rows():
+    g, w, b = _graph("linear_act", np.float32, n_out=40, k_in=24, bias=True, act="relu")
+    compiled = rt.compile(g)
+    x = np.random.default_rng(5).standard_normal((20, 48)).astype(np.float32)[:, :24]  # row stride 48
+    x[3, 5] = np.nan
+    got = compiled.run([x])[0].numpy()
+    want = _torch(np.ascontiguousarray(x), w, b, "relu")
+    assert np.isnan(got[3]).all() and np.isnan(want[3]).all()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
