@@ -8,8 +8,9 @@ namespace fw {
 // ints, dilation, groups) into k.output(0), plus `residual` (null, or a contiguous tensor
 // shaped like the output) added to it. With relu true the kernel may apply a relu after the
 // residual while storing the output; returns whether it did (else the caller applies it).
-// Errors name `op`.
+// k's input `packed_index` (-1: none) may hold the weight the runtime pre-packed at load
+// (runtime/prepack.h). Errors name `op`.
 template <class T>
-bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual);
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index);
 
 }  // namespace fw

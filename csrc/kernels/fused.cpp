@@ -121,14 +121,16 @@ void linear_act_k(const KernelArgs& k) {
   bias_act_dispatch<T>(act, out, o.bias, o.b_st, o.M, o.N);
 }
 
-// conv2d_act(x, weight, bias?, residual?; stride, padding, dilation, groups, activation=#4):
+// conv2d_act(x, weight, bias?, residual?; stride, padding, dilation, groups, activation=#4);
+// input 4: the weight pre-packed at load (prepack.h), from the graph runtime only.
 // act(conv2d + residual). The conv kernel adds the residual and applies a relu while each
 // output tile is in registers (f32 fast path); other activations run in one pass after.
 template <class T>
 void conv2d_act_k(const KernelArgs& k) {
   FW_CHECK(k.attrs->size() >= 5, "conv2d_act: expected 5 attributes, got ", k.attrs->size());
   Act act = parse_act(k.attrs->str(4));
-  const bool fused = conv2d_forward<T>(k, "conv2d_act", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr);
+  const bool fused =
+      conv2d_forward<T>(k, "conv2d_act", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr, 4);
   TensorView& out = k.output(0);
   FW_CHECK(out.is_contiguous(), "conv2d_act: output must be contiguous");
   if (act == Act::none || fused || out.numel() == 0) return;

@@ -9,13 +9,36 @@
 namespace fw {
 namespace {
 
-bool is_packable_linear(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
-  if (n.kernel != "linear" && n.kernel != "linear_act") return false;
-  if (n.dtype != DType::f32 && n.dtype != DType::f64) return false;
-  if (n.inputs.size() < 2 || n.inputs.size() > 3 || n.inputs[1] < 0) return false;
+// The input index a kernel reads a pre-packed weight from (after its optional inputs), or -1
+// for kernels that take none.
+int packed_input_index(const std::string& kernel) {
+  if (kernel == "linear" || kernel == "linear_act" || kernel == "conv2d") return 3;
+  if (kernel == "conv2d_act") return 4;  // after the residual
+  return -1;
+}
+
+// Whether node n's weight is packed: a constant f32/f64 weight of a linear (N, K), or a
+// constant f32 weight of a groups == 1 convolution (Cout, C, kh, kw), seen as N = Cout rows
+// of K = C*kh*kw (kernels/conv.cpp uses it for f32 on AVX-512 CPUs).
+bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
+  const int at = packed_input_index(n.kernel);
+  if (at < 0 || n.inputs.size() < 2 || int(n.inputs.size()) > at || n.inputs[1] < 0) return false;
+  const bool conv = n.kernel == "conv2d" || n.kernel == "conv2d_act";
+  if (n.dtype != DType::f32 && (conv || n.dtype != DType::f64)) return false;
   const ValueDef& w = g.values[size_t(n.inputs[1])];
-  if (w.kind != ValueDef::Const || w.dtype != n.dtype || w.dims.size() != 2) return false;
-  if (!program_is_const(w.dims[0], N) || !program_is_const(w.dims[1], K) || *N <= 0 || *K <= 0) return false;
+  if (w.kind != ValueDef::Const || w.dtype != n.dtype || w.dims.size() != (conv ? 4u : 2u)) return false;
+  if (conv && (n.symbolic_attrs || n.static_attrs.size() < 4 || n.static_attrs.is_none(3) ||
+               n.static_attrs.values[3].kind != AttrValue::Int || n.static_attrs.i(3) != 1))
+    return false;
+  int64_t d[4] = {1, 1, 1, 1};
+  for (size_t i = 0; i < w.dims.size(); ++i)
+    if (!program_is_const(w.dims[i], &d[i]) || d[i] <= 0) return false;
+  *N = d[0];
+  *K = d[1];
+  for (size_t i = 2; i < w.dims.size(); ++i) {
+    if (*K > (int64_t(1) << 40) / d[i]) return false;  // a crafted file's huge dims
+    *K *= d[i];
+  }
   // NOTE: the padding to whole panels must not blow up memory (a crafted file's 1 x huge
   // weight would need 16x its bytes): pack only when the copy is at most twice the weight.
   return packed_weight_numel(*N, *K) / *K <= 2 * *N;
@@ -38,7 +61,7 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
   std::map<int, int> packed_of;  // weight value -> packed value
   for (NodeDef& n : g.nodes) {
     int64_t N = 0, K = 0;
-    if (!is_packable_linear(g, n, &N, &K)) continue;
+    if (!is_packable(g, n, &N, &K)) continue;
     if (uint64_t(packed_weight_numel(N, K)) * dtype_size(n.dtype) > max_bytes) continue;  // keep it as stored
     int w = n.inputs[1];
     auto it = packed_of.find(w);
@@ -57,7 +80,7 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
       it = packed_of.emplace(w, pc.value).first;
       packed.push_back(std::move(pc));
     }
-    if (n.inputs.size() == 2) {  // no bias
+    while (int(n.inputs.size()) < packed_input_index(n.kernel)) {  // absent optional inputs
       n.inputs.push_back(-1);
       ++n.runtime_inputs;
     }

@@ -128,3 +128,41 @@ def test_packed_tiles_keep_nan_through_relu_and_read_strided_rows():
     want = _torch(np.ascontiguousarray(x), w, b, "relu")
     assert np.isnan(got[3]).all() and np.isnan(want[3]).all()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+class _ConvBlock(fw.nn.Module):
+    """relu(conv(x) + r): optimize() fuses it into one conv2d_act with a residual."""
+
+    def __init__(self, cin, cout, k, pad, dil=1, bias=True):
+        super().__init__()
+        self.conv = fw.nn.Conv2d(cin, cout, k, padding=pad, dilation=dil, bias=bias)
+
+    def forward(self, x, r):
+        return fw.relu(self.conv(x) + r)
+
+
+@pytest.mark.parametrize("cin,cout,k,pad,dil,hw,bias", [
+    (64, 40, 3, 1, 1, 13, True),    # K 576: packed tiles; a pair + a partial panel; rows 13 = 7 + 6
+    (64, 16, 3, 1, 1, 7, False),    # one panel, one 7-pixel segment per row
+    (64, 64, 3, 2, 2, 14, True),    # dilation 2; rows 14 = 7 + 7
+    (600, 33, 1, 0, 1, 5, True),    # 1x1, no padding (reads the input rows in place)
+    (64, 48, 3, 1, 1, 12, True),    # a 12x12 map: one 12-pixel segment per row
+])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_packed_conv_matches_torch_and_the_unpacked_runtime(cin, cout, k, pad, dil, hw, bias, batch):
+    fw.manual_seed(0)
+    block = _ConvBlock(cin, cout, k, pad, dil, bias).eval()
+    ho = hw + 2 * pad - dil * (k - 1)
+    x, r = fw.randn(batch, cin, hw, hw), fw.randn(batch, cout, ho, ho)
+    traced = fw.jit.trace(block, (x, r)).optimize()
+    assert [n.target for n in traced.graph.calls()] == ["conv2d_act"]
+    packed, plain = rt.compile(traced.graph), rt.compile(traced.graph, prepack=False)
+    assert ".packed" in packed.memory_plan([tuple(x.shape), tuple(r.shape)])
+    tconv = torch.nn.Conv2d(cin, cout, k, padding=pad, dilation=dil, bias=bias)
+    with torch.no_grad():
+        tconv.weight.copy_(torch.from_numpy(block.conv.weight.detach().numpy()))
+        if bias:
+            tconv.bias.copy_(torch.from_numpy(block.conv.bias.detach().numpy()))
+        want = torch.relu(tconv(torch.from_numpy(x.numpy())) + torch.from_numpy(r.numpy())).numpy()
+    np.testing.assert_allclose(packed.run([x, r])[0].numpy(), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(plain.run([x, r])[0].numpy(), want, rtol=1e-4, atol=1e-4)
