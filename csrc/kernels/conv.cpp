@@ -413,14 +413,17 @@ bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g
 // that the pixel-vector tiles would idle lanes: their extended grid of Ho x Wp pixels in
 // whole vectors keeps 96% busy on 56x56 and 93% on 28x28 (as fast or faster there,
 // measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's 3x3 convs there, batch 1, 2
-// threads: packed 1.16x and 1.33x faster).
+// threads: packed 1.16x and 1.33x faster). Batch 1 only: with more samples each runs on one
+// thread and the tiles' transposed stores (and residual reads) touch 32 channel rows per tile
+// in partial cache lines, which costs once outputs outgrow the caches (a 32 -> 64 channel
+// 14x14 layer at batch 8, one thread: 141 vs 87 us per sample, packed vs pixel-vector tiles).
 const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, const char* op) {
   if (index < 0 || !k.has_input(index)) return nullptr;
   const TensorView& p = k.in[index];
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
-  if (g.sh != 1 || g.sw != 1 || g.K() < 512) return nullptr;
+  if (g.N != 1 || g.sh != 1 || g.sw != 1 || g.K() < 512) return nullptr;
   const int64_t Wp = g.W + g.pl + g.pr, ext = (g.Ho * Wp + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
   return p.ptr<float>();
