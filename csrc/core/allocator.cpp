@@ -1,6 +1,9 @@
 // allocator.cpp: size-class caching allocator; see allocator.h.
 #include "core/allocator.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -131,6 +134,19 @@ void* thread_scratch(size_t nbytes) {
     }
   }
   return s.p;
+}
+
+void* aligned_bytes(uint64_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  size_t size = size_t((std::max<uint64_t>(n, 1) + 63) / 64 * 64);
+  const bool huge = size >= 2 * kHuge;
+  if (huge) size = (size + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(huge ? kHuge : 64, size);
+  if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  if (huge) ::madvise(p, size, MADV_HUGEPAGE);  // advice only: failure changes nothing
+#endif
+  return p;
 }
 
 }  // namespace fw

@@ -423,7 +423,7 @@ const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& 
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
-  if (g.N != 1 || g.sh != 1 || g.sw != 1 || g.K() < 512) return nullptr;
+  if (g.N != 1 || g.sh != 1 || g.sw != 1 || g.K() < kPackedConvMinK) return nullptr;
   const int64_t Wp = g.W + g.pl + g.pr, ext = (g.Ho * Wp + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
   return p.ptr<float>();

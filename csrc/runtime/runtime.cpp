@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/allocator.h"
 #include "core/parallel.h"
 #include "runtime/model_file.h"
 #include "runtime/planner.h"
@@ -28,20 +29,14 @@ struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
 
-// Big buffers (arenas of CNNs) are 2 MB aligned and asked to be backed by transparent huge
-// pages: the first call then takes a few faults instead of one per 4 KB page (part of the
-// cold-start cost that fwrun --profile showed spread over every node of the first run).
-void* aligned_bytes(uint64_t n) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  size_t size = size_t((std::max<uint64_t>(n, 1) + 63) / 64 * 64);
-  const bool huge = size >= 2 * kHuge;
-  if (huge) size = (size + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(huge ? kHuge : 64, size);
-  if (!p) fail("out of memory allocating ", size, " bytes");
-#ifdef MADV_HUGEPAGE
-  if (huge) ::madvise(p, size, MADV_HUGEPAGE);  // advice only: failure changes nothing
-#endif
-  return p;
+// aligned_bytes (core/allocator.h) with the runtime's error on failure.
+void* runtime_bytes(uint64_t n) {
+  try {
+    return aligned_bytes(n);
+  } catch (const std::bad_alloc&) {
+    fail("out of memory allocating ", n, " bytes");
+  }
+  return nullptr;
 }
 
 std::string file_error(const std::string& path, const char* what) {
@@ -141,7 +136,7 @@ struct Model::Impl {
       }
     }
     std::free(w.arena);
-    w.arena = aligned_bytes(need);
+    w.arena = runtime_bytes(need);
     w.capacity = need;
     return w;
   }
@@ -266,7 +261,7 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
 }
 
 Model Model::from_bytes(const void* data, size_t size, const ModelOptions& options) {
-  void* copy = aligned_bytes(size);
+  void* copy = runtime_bytes(size);
   if (size) std::memcpy(copy, data, size);
   std::shared_ptr<const void> bytes(copy, [](const void* q) { std::free(const_cast<void*>(q)); });
   return Model(std::make_shared<Impl>(std::move(bytes), size, options));
@@ -332,7 +327,7 @@ std::vector<OwnedTensor> Model::run(const std::vector<TensorRef>& inputs) const 
     t.dtype = g.values[size_t(id)].dtype;
     t.shape = plan->output_shapes[k];
     t.nbytes = size_t(plan->nbytes[size_t(id)]);
-    t.storage = std::shared_ptr<void>(aligned_bytes(t.nbytes), AlignedFree());
+    t.storage = std::shared_ptr<void>(runtime_bytes(t.nbytes), AlignedFree());
     refs.push_back({t.storage.get(), t.dtype, t.shape});
     outs.push_back(std::move(t));
   }
