@@ -14,11 +14,23 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
 #include "kernels/nchw.h"
 #include "kernels/registry.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own _mm512_max_ps.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define FW_POOL_AVX512 1
+#else
+#define FW_POOL_AVX512 0
+#endif
 
 namespace fw {
 namespace {
@@ -237,6 +249,292 @@ void max_pool_separable(const Window& w, const T* xpl, int64_t rs, int64_t H, in
   }
 }
 
+// ---- max_pool2d, f32 AVX-512: 2x2 or 3x3 windows, stride 2, padding 0 or 1 ---------------
+//
+// The 2x2/s2 (small CNNs) and 3x3/s2/p1 (ResNet stem) pools, values with or without indices,
+// over a range of planes per call. A vector holds 16 outputs: 16 consecutive columns of one
+// output row ("wide": the row's input columns [c0, c0 + 32) are two 16-float loads and each
+// window column is picked out of them with a permute; 3x3 also loads [c0 + 2, c0 + 34)), or,
+// for rows of at most 8 outputs (7 for 3x3), two output rows side by side ("pair": lanes
+// [0, Wo) are row oh, lanes [Wo, 2*Wo) row oh + 1, permuted out of one load per input row).
+// Each output folds its window row by row (the row maxima, then over the rows) with torch's
+// update "v > m || isnan(v)": the elements are seen in ATen's row-major order, so the values
+// (a NaN wins, a tie keeps the first, so even the sign of a zero maximum) and the indices
+// equal torch's.
+//   - values: columns outside the plane load as -inf and never change a maximum. The fold
+//     runs on plain vmaxps (its second operand wins ties) while a mask records whether any
+//     loaded tap was NaN; a row step that saw one is recomputed with the NaN-propagating
+//     update (NaN inputs are rare, the plain fold has half the instructions);
+//   - indices (int32 lanes, so (H + 2) * W < 2^31, stored widened to int64): per-lane masks of
+//     the in-bounds taps start each fold at the window's first in-bounds element, as ATen's
+//     loop does, so even an all -inf window gets torch's index.
+#if FW_POOL_AVX512
+#define FW_AVX512_INLINE inline __attribute__((target("avx512f"), always_inline))
+
+// torch's update m <- v if v > m or v is NaN: vmaxps returns its second operand on ties and
+// on NaN, so max(v, m) keeps m on a tie and on a NaN m; a NaN v is then put in.
+FW_AVX512_INLINE __m512 upd(__m512 m, __m512 v) {
+  return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+// The lanes of `valid` where v replaces m: v > m or v NaN, or no element yet (not in `have`).
+FW_AVX512_INLINE __mmask16 takes(__m512 m, __m512 v, __mmask16 valid, __mmask16 have) {
+  const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return __mmask16(valid & (gt | __mmask16(~have)));
+}
+
+// Lanes e of a 16-float load at column c0 + e with 0 <= c0 + e < W.
+inline __mmask16 cols_in(int64_t c0, int64_t W) {
+  const int64_t lo = std::max<int64_t>(0, -c0), hi = std::min<int64_t>(16, W - c0);
+  if (hi <= lo) return 0;
+  return __mmask16(((uint32_t(1) << hi) - 1) & ~((uint32_t(1) << lo) - 1));
+}
+
+inline __mmask16 first_lanes(int64_t n) { return __mmask16((uint32_t(1) << n) - 1); }
+
+// Stores the lanes `m` of v (int32) as int64 at dst[0..16).
+FW_AVX512_INLINE void store_idx(int64_t* dst, __mmask16 m, __m512i v) {
+  _mm512_mask_storeu_epi64(dst, __mmask8(m), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+  _mm512_mask_storeu_epi64(dst + 8, __mmask8(m >> 8), _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+}
+
+// Where window column j of each lane comes from.
+template <int K>
+struct Taps {
+  __m512i perm[K];     // permute indices into the row's (s0, s1) (wide j = 2: (s2, s3))
+  __m512i col[K];      // with indices: tap j's column (+ 2W in pair mode's upper lanes)
+  __mmask16 valid[K];  // with indices: the output lanes whose tap j is inside the plane
+};
+
+// One input row's loads for the current lanes. Wide: s0, s1 = columns [c0, c0 + 32) of row
+// `lo`, s2, s3 = [c0 + 2, c0 + 34) (3x3). Pair: s0 = row `lo`, s1 = row `hi` (two input rows
+// further down), columns [c0, c0 + 16). Columns outside the plane and absent rows read -inf.
+struct RowSrc {
+  __m512 s0, s1, s2, s3;
+};
+
+template <int K, bool Pair>
+FW_AVX512_INLINE RowSrc load_row(const float* lo, const float* hi, int64_t c0, const __mmask16* lm) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  RowSrc s{ninf, ninf, ninf, ninf};
+  if (Pair) {
+    if (lo) s.s0 = _mm512_mask_loadu_ps(ninf, lm[0], lo + c0);
+    if (hi) s.s1 = _mm512_mask_loadu_ps(ninf, lm[0], hi + c0);
+  } else {
+    s.s0 = _mm512_mask_loadu_ps(ninf, lm[0], lo + c0);
+    s.s1 = _mm512_mask_loadu_ps(ninf, lm[1], lo + c0 + 16);
+    if (K == 3) {
+      s.s2 = _mm512_mask_loadu_ps(ninf, lm[2], lo + c0 + 2);
+      s.s3 = _mm512_mask_loadu_ps(ninf, lm[3], lo + c0 + 18);
+    }
+  }
+  return s;
+}
+
+template <int K, bool Pair>
+FW_AVX512_INLINE __m512 tap(const RowSrc& s, const Taps<K>& t, int j) {
+  return Pair || j < 2 ? _mm512_permutex2var_ps(s.s0, t.perm[j], s.s1) : _mm512_permutex2var_ps(s.s2, t.perm[j], s.s3);
+}
+
+// The row's window maxima on plain vmaxps (exact unless a tap is NaN: then `nan` gets lanes).
+template <int K, bool Pair>
+FW_AVX512_INLINE __m512 row_max_plain(const RowSrc& s, const Taps<K>& t, __mmask16& nan) {
+  const __m512 v0 = tap<K, Pair>(s, t, 0), v1 = tap<K, Pair>(s, t, 1);
+  nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);
+  __m512 h = _mm512_max_ps(v1, v0);
+  if (K == 3) {
+    const __m512 v2 = tap<K, Pair>(s, t, 2);
+    nan |= _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
+    h = _mm512_max_ps(v2, h);
+  }
+  return h;
+}
+
+// The row's window maxima with torch's NaN-propagating update.
+template <int K, bool Pair>
+FW_AVX512_INLINE __m512 row_max(const RowSrc& s, const Taps<K>& t) {
+  __m512 h = upd(tap<K, Pair>(s, t, 0), tap<K, Pair>(s, t, 1));
+  if (K == 3) h = upd(h, tap<K, Pair>(s, t, 2));
+  return h;
+}
+
+// The row's window maxima and their indices (rowbase + column) over the in-bounds taps of
+// the lanes `rows`; `have` gets the lanes with at least one such tap.
+template <int K, bool Pair>
+FW_AVX512_INLINE __m512 row_argmax(const RowSrc& s, const Taps<K>& t, __mmask16 rows, int64_t rowbase, __m512i& idx,
+                                   __mmask16& have) {
+  __m512 h = tap<K, Pair>(s, t, 0);
+  __m512i hi = t.col[0];
+  __mmask16 hv = __mmask16(t.valid[0] & rows);
+  for (int j = 1; j < K; ++j) {
+    const __m512 v = tap<K, Pair>(s, t, j);
+    const __mmask16 vj = __mmask16(t.valid[j] & rows), u = takes(h, v, vj, hv);
+    h = _mm512_mask_mov_ps(h, u, v);
+    hi = _mm512_mask_mov_epi32(hi, u, t.col[j]);
+    hv = __mmask16(hv | vj);
+  }
+  idx = _mm512_add_epi32(hi, _mm512_set1_epi32(int32_t(rowbase)));
+  have = hv;
+  return h;
+}
+
+// Planes [p0, p1) of x (plane p at (p / C) * sn + (p % C) * sc, row stride rs, unit columns)
+// into the contiguous y (and idx): window K x K, stride 2, padding ph, pw <= 1.
+struct S2Pool {
+  const float* x;
+  int64_t sn, sc, C, rs, H, W;
+  float* y;
+  int64_t* idx;
+  int64_t Ho, Wo, ph, pw;
+};
+
+template <int K, bool Idx>
+__attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int64_t p0, int64_t p1) {
+  const int64_t H = a.H, W = a.W, Ho = a.Ho, Wo = a.Wo, rs = a.rs, ph = a.ph, pw = a.pw;
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lane2 = _mm512_add_epi32(lane, lane), vW = _mm512_set1_epi32(int32_t(W)), zero = _mm512_setzero_si512();
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t n = p0 / a.C, c = p0 % a.C;
+  Taps<K> t;
+  if (2 * Wo + K <= 18) {
+    // Pair mode: lanes [0, Wo) are output row oh, lanes [Wo, 2*Wo) row oh + 1; both halves
+    // read columns [-pw, 16 - pw) of their input rows (2 * oh - ph + i and two rows further).
+    const __mmask16 lo_half = first_lanes(Wo), hi_half = __mmask16(first_lanes(2 * Wo) & ~lo_half);
+    const __m512i ow = _mm512_mask_sub_epi32(lane, hi_half, lane, _mm512_set1_epi32(int32_t(Wo)));
+    const __m512i perm0 = _mm512_add_epi32(_mm512_add_epi32(ow, ow), _mm512_maskz_set1_epi32(hi_half, 16));
+    const __m512i col0 = _mm512_add_epi32(_mm512_add_epi32(ow, ow), _mm512_set1_epi32(int32_t(-pw)));
+    const __m512i hi2W = _mm512_maskz_set1_epi32(hi_half, int32_t(2 * W));
+    for (int j = 0; j < K; ++j) {
+      const __m512i cj = _mm512_add_epi32(col0, _mm512_set1_epi32(j));
+      t.perm[j] = _mm512_add_epi32(perm0, _mm512_set1_epi32(j));
+      t.valid[j] = __mmask16(_mm512_cmpge_epi32_mask(cj, zero) & _mm512_cmplt_epi32_mask(cj, vW) & (lo_half | hi_half));
+      t.col[j] = _mm512_add_epi32(cj, hi2W);
+    }
+    const __mmask16 lm[1] = {cols_in(-pw, W)};
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* x = a.x + n * a.sn + c * a.sc;
+      if (++c == a.C) c = 0, ++n;
+      float* y = a.y + p * Ho * Wo;
+      int64_t* idx = Idx ? a.idx + p * Ho * Wo : nullptr;
+      for (int64_t oh = 0; oh < Ho; oh += 2) {
+        const bool two = oh + 1 < Ho;
+        const __mmask16 out = two ? __mmask16(lo_half | hi_half) : lo_half;
+        __m512 m = ninf;
+        __m512i mi = zero;
+        __mmask16 have = 0, nan = 0;
+        for (int pass = 0; pass < 2; ++pass) {  // pass 1: redo with NaN propagation
+          for (int i = 0; i < K; ++i) {
+            const int64_t r = 2 * oh - ph + i;
+            const bool lo_ok = r >= 0 && r < H, hi_ok = two && r + 2 >= 0 && r + 2 < H;
+            if (!lo_ok && !hi_ok) continue;
+            const RowSrc s = load_row<K, true>(lo_ok ? x + r * rs : nullptr, hi_ok ? x + (r + 2) * rs : nullptr, -pw, lm);
+            if (Idx) {
+              const __mmask16 rows = __mmask16((lo_ok ? lo_half : 0) | (hi_ok ? hi_half : 0));
+              __m512i hi;
+              __mmask16 hv;
+              const __m512 h = row_argmax<K, true>(s, t, rows, r * W, hi, hv);
+              const __mmask16 u = takes(m, h, hv, have);
+              m = _mm512_mask_mov_ps(m, u, h);
+              mi = _mm512_mask_mov_epi32(mi, u, hi);
+              have = __mmask16(have | hv);
+            } else if (pass == 0) {
+              m = _mm512_max_ps(row_max_plain<K, true>(s, t, nan), m);
+            } else {
+              m = upd(m, row_max<K, true>(s, t));
+            }
+          }
+          if (Idx || !nan || pass == 1) break;
+          m = ninf;
+        }
+        _mm512_mask_storeu_ps(y + oh * Wo, out, m);
+        if (Idx) store_idx(idx + oh * Wo, out, mi);
+      }
+    }
+    return;
+  }
+  // Wide mode: lanes l are output columns ow0 + l of one row; with c0 = 2 * ow0 - pw, tap j
+  // of lane l is load column 2 * l + j (j = 2: 2 * l of the loads at c0 + 2).
+  for (int j = 0; j < K; ++j) t.perm[j] = _mm512_add_epi32(lane2, _mm512_set1_epi32(j & 1));
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* x = a.x + n * a.sn + c * a.sc;
+    if (++c == a.C) c = 0, ++n;
+    for (int64_t ow0 = 0; ow0 < Wo; ow0 += 16) {
+      const __mmask16 out = first_lanes(std::min<int64_t>(16, Wo - ow0));
+      const int64_t c0 = 2 * ow0 - pw;
+      const __mmask16 lm[4] = {cols_in(c0, W), cols_in(c0 + 16, W), cols_in(c0 + 2, W), cols_in(c0 + 18, W)};
+      if (Idx)
+        for (int j = 0; j < K; ++j) {
+          t.col[j] = _mm512_add_epi32(lane2, _mm512_set1_epi32(int32_t(c0 + j)));
+          t.valid[j] = __mmask16(_mm512_cmpge_epi32_mask(t.col[j], zero) & _mm512_cmplt_epi32_mask(t.col[j], vW) & out);
+        }
+      float* y = a.y + p * Ho * Wo + ow0;
+      int64_t* idx = Idx ? a.idx + p * Ho * Wo + ow0 : nullptr;
+      // 3x3: a window's last row is the next window's first; its maxima are carried over.
+      __m512 carry = ninf;
+      __m512i carry_i = zero;
+      __mmask16 carry_nan = 0;
+      for (int64_t oh = 0; oh < Ho; ++oh, y += Wo, idx += Idx ? Wo : 0) {
+        __m512 m = ninf;
+        __m512i mi = zero;
+        bool have = false;
+        __mmask16 nan = 0;
+        for (int pass = 0; pass < 2; ++pass) {  // pass 1: redo with NaN propagation
+          for (int i = 0; i < K; ++i) {
+            const int64_t r = 2 * oh - ph + i;
+            if (r < 0 || r >= H) continue;
+            const bool reuse = K == 3 && i == 0 && oh > 0 && pass == 0;
+            if (Idx) {
+              __m512 h = carry;
+              __m512i hi = carry_i;
+              if (!reuse) {
+                __mmask16 hv;
+                h = row_argmax<K, false>(load_row<K, false>(x + r * rs, nullptr, c0, lm), t, out, r * W, hi, hv);
+              }
+              if (K == 3 && i == 2) carry = h, carry_i = hi;
+              const __mmask16 u = have ? takes(m, h, out, out) : out;
+              m = _mm512_mask_mov_ps(m, u, h);
+              mi = _mm512_mask_mov_epi32(mi, u, hi);
+              have = true;
+            } else if (pass == 0) {
+              __m512 h = carry;
+              __mmask16 hn = carry_nan;
+              if (!reuse) {
+                hn = 0;
+                h = row_max_plain<K, false>(load_row<K, false>(x + r * rs, nullptr, c0, lm), t, hn);
+              }
+              if (K == 3 && i == 2) carry = h, carry_nan = hn;
+              m = _mm512_max_ps(h, m);
+              nan = __mmask16(nan | hn);
+            } else {
+              m = upd(m, row_max<K, false>(load_row<K, false>(x + r * rs, nullptr, c0, lm), t));
+            }
+          }
+          if (Idx || !nan || pass == 1) break;
+          m = ninf;
+        }
+        _mm512_mask_storeu_ps(y, out, m);
+        if (Idx) store_idx(idx, out, mi);
+      }
+    }
+  }
+}
+
+bool cpu_has_avx512f() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+// The AVX-512 loop for this window, or null.
+using S2Fn = void (*)(const S2Pool&, int64_t, int64_t);
+S2Fn pick_s2_avx512(const Window& w, bool with_idx, int64_t H, int64_t W) {
+  if (!cpu_has_avx512f() || w.kh != w.kw || (w.kh != 2 && w.kh != 3) || w.sh != 2 || w.sw != 2 || w.dh != 1 ||
+      w.dw != 1 || w.ph > 1 || w.pw > 1 || (with_idx && (H + 2) * W >= (int64_t(1) << 31)))
+    return nullptr;
+  if (w.kh == 2) return with_idx ? &max_pool_s2_avx512<2, true> : &max_pool_s2_avx512<2, false>;
+  return with_idx ? &max_pool_s2_avx512<3, true> : &max_pool_s2_avx512<3, false>;
+}
+#endif  // FW_POOL_AVX512
+
 // max_pool2d(x; kernel=#0, stride=#1, padding=#2, dilation=#3, ceil_mode=#4,
 // with_indices=#5) -> (y, indices). Without indices (attr #5 false) output #1 is empty and
 // not written. Older graphs have no attr #5: indices are then computed.
@@ -270,6 +568,32 @@ void max_pool2d_k(const KernelArgs& k) {
   for (int64_t j = j_lo; j < j_hi; ++j)
     valid_columns(Wo, W, w.sw, j * w.dw - w.pw, lo[size_t(j - j_lo)], hi[size_t(j - j_lo)]);
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, H * W));
+#if FW_POOL_AVX512
+  if constexpr (std::is_same<T, float>::value) {
+    if (const S2Fn fast = pick_s2_avx512(w, with_idx, H, W)) {
+      const S2Pool args{xp, in.sn, in.sc, std::max<int64_t>(in.C, 1), in.sh, H, W, yp, ip, Ho, Wo, w.ph, w.pw};
+      if (unit_cols) {
+        parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) { fast(args, p0, p1); });
+        return;
+      }
+      parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) {
+        std::vector<float> tmp(size_t(H * W));
+        for (int64_t p = p0; p < p1; ++p) {  // gather each plane, then pool it as plane 0
+          const float* xpl = xp + in.offset(p);
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t c = 0; c < W; ++c) tmp[h * W + c] = xpl[h * in.sh + c * in.sw];
+          S2Pool one = args;
+          one.x = tmp.data();
+          one.rs = W;
+          one.y = yp + p * Ho * Wo;
+          one.idx = with_idx ? ip + p * Ho * Wo : nullptr;
+          fast(one, 0, 1);
+        }
+      });
+      return;
+    }
+  }
+#endif
   parallel_for(in.count(), grain, [&](int64_t p0, int64_t p1) {
     std::vector<T> tmp, hbuf;
     for (int64_t p = p0; p < p1; ++p) {
