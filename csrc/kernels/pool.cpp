@@ -474,13 +474,37 @@ __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int6
       __m512i carry_i = zero;
       __mmask16 carry_nan = 0;
       for (int64_t oh = 0; oh < Ho; ++oh, y += Wo, idx += Idx ? Wo : 0) {
+        const int64_t r0 = 2 * oh - ph;
+        int first_pass = 0;
+        if (!Idx && r0 >= 0 && r0 + K <= H && (K == 2 || oh > 0)) {
+          // The steady state: every window row inside the plane (3x3: the first carried over).
+          const float* xr = x + (r0 + 1) * rs;
+          __mmask16 nan = 0;
+          const __m512 h1 = row_max_plain<K, false>(load_row<K, false>(xr, nullptr, c0, lm), t, nan);
+          __m512 m;
+          if (K == 3) {
+            __mmask16 n2 = 0;
+            const __m512 h2 = row_max_plain<K, false>(load_row<K, false>(xr + rs, nullptr, c0, lm), t, n2);
+            m = _mm512_max_ps(h2, _mm512_max_ps(h1, carry));
+            nan = __mmask16(nan | n2 | carry_nan);
+            carry = h2;
+            carry_nan = n2;
+          } else {
+            m = _mm512_max_ps(h1, row_max_plain<K, false>(load_row<K, false>(xr - rs, nullptr, c0, lm), t, nan));
+          }
+          if (!nan) {
+            _mm512_mask_storeu_ps(y, out, m);
+            continue;
+          }
+          first_pass = 1;  // a NaN: the NaN-propagating pass below
+        }
         __m512 m = ninf;
         __m512i mi = zero;
         bool have = false;
         __mmask16 nan = 0;
-        for (int pass = 0; pass < 2; ++pass) {  // pass 1: redo with NaN propagation
+        for (int pass = first_pass; pass < 2; ++pass) {  // pass 1: redo with NaN propagation
           for (int i = 0; i < K; ++i) {
-            const int64_t r = 2 * oh - ph + i;
+            const int64_t r = r0 + i;
             if (r < 0 || r >= H) continue;
             const bool reuse = K == 3 && i == 0 && oh > 0 && pass == 0;
             if (Idx) {
