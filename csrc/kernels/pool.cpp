@@ -361,7 +361,7 @@ FW_AVX512_INLINE __m512 row_max(const RowSrc& s, const Taps<K>& t) {
 // The row's window maxima and their indices (rowbase + column) over the in-bounds taps of
 // the lanes `rows`; `have` gets the lanes with at least one such tap.
 template <int K, bool Pair>
-FW_AVX512_INLINE __m512 row_argmax(const RowSrc& s, const Taps<K>& t, __mmask16 rows, int64_t rowbase, __m512i& idx,
+FW_AVX512_INLINE __m512 row_argmax(const RowSrc& s, const Taps<K>& t, __mmask16 rows, __m512i rowbase, __m512i& idx,
                                    __mmask16& have) {
   __m512 h = tap<K, Pair>(s, t, 0);
   __m512i hi = t.col[0];
@@ -373,7 +373,7 @@ FW_AVX512_INLINE __m512 row_argmax(const RowSrc& s, const Taps<K>& t, __mmask16 
     hi = _mm512_mask_mov_epi32(hi, u, t.col[j]);
     hv = __mmask16(hv | vj);
   }
-  idx = _mm512_add_epi32(hi, _mm512_set1_epi32(int32_t(rowbase)));
+  idx = _mm512_add_epi32(hi, rowbase);
   have = hv;
   return h;
 }
@@ -388,6 +388,54 @@ struct S2Pool {
   int64_t Ho, Wo, ph, pw;
 };
 
+// Pair mode, one step: output rows q (lanes [0, Wo): plane xlo, row ohlo) and q + 1 (lanes
+// [Wo, 2 * Wo): plane xhi, row ohhi; the next plane's first row after a plane's last; xhi null
+// past the range), stored together at y + q * Wo.
+template <int K, bool Idx>
+FW_AVX512_INLINE void pair_step(const S2Pool& a, const Taps<K>& t, __mmask16 lo_half, __mmask16 hi_half, __mmask16 lm,
+                                const float* xlo, int64_t ohlo, const float* xhi, int64_t ohhi, int64_t q) {
+  const int64_t H = a.H, rs = a.rs, rlo = 2 * ohlo - a.ph, rhi = 2 * ohhi - a.ph;
+  const __mmask16 out = xhi ? __mmask16(lo_half | hi_half) : lo_half;
+  if (!Idx && xhi && rlo >= 0 && rlo + K <= H && rhi >= 0 && rhi + K <= H) {
+    // The steady state: all window rows inside their planes; plain vmaxps unless a NaN.
+    __mmask16 nan = 0;
+    __m512 m = row_max_plain<K, true>(load_row<K, true>(xlo + rlo * rs, xhi + rhi * rs, -a.pw, &lm), t, nan);
+    for (int i = 1; i < K; ++i)
+      m = _mm512_max_ps(
+          row_max_plain<K, true>(load_row<K, true>(xlo + (rlo + i) * rs, xhi + (rhi + i) * rs, -a.pw, &lm), t, nan),
+          m);
+    if (!nan) {
+      _mm512_mask_storeu_ps(a.y + q * a.Wo, out, m);
+      return;
+    }
+  }
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512i mi = _mm512_setzero_si512();
+  __mmask16 have = 0;
+  for (int i = 0; i < K; ++i) {
+    const int64_t rl = rlo + i, rh = rhi + i;
+    const bool lo_ok = rl >= 0 && rl < H, hi_ok = xhi && rh >= 0 && rh < H;
+    if (!lo_ok && !hi_ok) continue;
+    const RowSrc s = load_row<K, true>(lo_ok ? xlo + rl * rs : nullptr, hi_ok ? xhi + rh * rs : nullptr, -a.pw, &lm);
+    if (Idx) {
+      const __mmask16 rows = __mmask16((lo_ok ? lo_half : 0) | (hi_ok ? hi_half : 0));
+      const __m512i base = _mm512_mask_mov_epi32(_mm512_set1_epi32(int32_t(rl * a.W)), hi_half,
+                                                 _mm512_set1_epi32(int32_t(rh * a.W)));
+      __m512i hi;
+      __mmask16 hv;
+      const __m512 h = row_argmax<K, true>(s, t, rows, base, hi, hv);
+      const __mmask16 u = takes(m, h, hv, have);
+      m = _mm512_mask_mov_ps(m, u, h);
+      mi = _mm512_mask_mov_epi32(mi, u, hi);
+      have = __mmask16(have | hv);
+    } else {
+      m = upd(m, row_max<K, true>(s, t));
+    }
+  }
+  _mm512_mask_storeu_ps(a.y + q * a.Wo, out, m);
+  if (Idx) store_idx(a.idx + q * a.Wo, out, mi);
+}
+
 template <int K, bool Idx>
 __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int64_t p0, int64_t p1) {
   const int64_t H = a.H, W = a.W, Ho = a.Ho, Wo = a.Wo, rs = a.rs, ph = a.ph, pw = a.pw;
@@ -397,58 +445,37 @@ __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int6
   int64_t n = p0 / a.C, c = p0 % a.C;
   Taps<K> t;
   if (2 * Wo + K <= 18) {
-    // Pair mode: lanes [0, Wo) are output row oh, lanes [Wo, 2*Wo) row oh + 1; both halves
-    // read columns [-pw, 16 - pw) of their input rows (2 * oh - ph + i and two rows further).
+    // Pair mode: lanes [0, Wo) are output row q, lanes [Wo, 2*Wo) row q + 1 of the range's
+    // rows q = p * Ho + oh (a plane's last row pairs with the next plane's first); both
+    // halves read columns [-pw, 16 - pw) of their input rows.
     const __mmask16 lo_half = first_lanes(Wo), hi_half = __mmask16(first_lanes(2 * Wo) & ~lo_half);
     const __m512i ow = _mm512_mask_sub_epi32(lane, hi_half, lane, _mm512_set1_epi32(int32_t(Wo)));
     const __m512i perm0 = _mm512_add_epi32(_mm512_add_epi32(ow, ow), _mm512_maskz_set1_epi32(hi_half, 16));
     const __m512i col0 = _mm512_add_epi32(_mm512_add_epi32(ow, ow), _mm512_set1_epi32(int32_t(-pw)));
-    const __m512i hi2W = _mm512_maskz_set1_epi32(hi_half, int32_t(2 * W));
     for (int j = 0; j < K; ++j) {
-      const __m512i cj = _mm512_add_epi32(col0, _mm512_set1_epi32(j));
+      t.col[j] = _mm512_add_epi32(col0, _mm512_set1_epi32(j));
       t.perm[j] = _mm512_add_epi32(perm0, _mm512_set1_epi32(j));
-      t.valid[j] = __mmask16(_mm512_cmpge_epi32_mask(cj, zero) & _mm512_cmplt_epi32_mask(cj, vW) & (lo_half | hi_half));
-      t.col[j] = _mm512_add_epi32(cj, hi2W);
+      t.valid[j] = __mmask16(_mm512_cmpge_epi32_mask(t.col[j], zero) & _mm512_cmplt_epi32_mask(t.col[j], vW) &
+                             (lo_half | hi_half));
     }
-    const __mmask16 lm[1] = {cols_in(-pw, W)};
-    for (int64_t p = p0; p < p1; ++p) {
-      const float* x = a.x + n * a.sn + c * a.sc;
+    const __mmask16 lm = cols_in(-pw, W);
+    const float* xc = a.x + n * a.sn + c * a.sc;  // the cursor: plane and output row of row q
+    int64_t oh = 0;
+    auto advance = [&] {
+      if (++oh < Ho) return;
+      oh = 0;
       if (++c == a.C) c = 0, ++n;
-      float* y = a.y + p * Ho * Wo;
-      int64_t* idx = Idx ? a.idx + p * Ho * Wo : nullptr;
-      for (int64_t oh = 0; oh < Ho; oh += 2) {
-        const bool two = oh + 1 < Ho;
-        const __mmask16 out = two ? __mmask16(lo_half | hi_half) : lo_half;
-        __m512 m = ninf;
-        __m512i mi = zero;
-        __mmask16 have = 0, nan = 0;
-        for (int pass = 0; pass < 2; ++pass) {  // pass 1: redo with NaN propagation
-          for (int i = 0; i < K; ++i) {
-            const int64_t r = 2 * oh - ph + i;
-            const bool lo_ok = r >= 0 && r < H, hi_ok = two && r + 2 >= 0 && r + 2 < H;
-            if (!lo_ok && !hi_ok) continue;
-            const RowSrc s = load_row<K, true>(lo_ok ? x + r * rs : nullptr, hi_ok ? x + (r + 2) * rs : nullptr, -pw, lm);
-            if (Idx) {
-              const __mmask16 rows = __mmask16((lo_ok ? lo_half : 0) | (hi_ok ? hi_half : 0));
-              __m512i hi;
-              __mmask16 hv;
-              const __m512 h = row_argmax<K, true>(s, t, rows, r * W, hi, hv);
-              const __mmask16 u = takes(m, h, hv, have);
-              m = _mm512_mask_mov_ps(m, u, h);
-              mi = _mm512_mask_mov_epi32(mi, u, hi);
-              have = __mmask16(have | hv);
-            } else if (pass == 0) {
-              m = _mm512_max_ps(row_max_plain<K, true>(s, t, nan), m);
-            } else {
-              m = upd(m, row_max<K, true>(s, t));
-            }
-          }
-          if (Idx || !nan || pass == 1) break;
-          m = ninf;
-        }
-        _mm512_mask_storeu_ps(y + oh * Wo, out, m);
-        if (Idx) store_idx(idx + oh * Wo, out, mi);
-      }
+      xc = a.x + n * a.sn + c * a.sc;
+    };
+    const int64_t q_end = p1 * Ho;
+    for (int64_t q = p0 * Ho; q < q_end; q += 2) {
+      const float* xlo = xc;
+      const int64_t ohlo = oh;
+      advance();
+      const float* xhi = xc;
+      const int64_t ohhi = oh;
+      advance();
+      pair_step<K, Idx>(a, t, lo_half, hi_half, lm, xlo, ohlo, q + 1 < q_end ? xhi : nullptr, ohhi, q);
     }
     return;
   }
@@ -512,7 +539,8 @@ __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int6
               __m512i hi = carry_i;
               if (!reuse) {
                 __mmask16 hv;
-                h = row_argmax<K, false>(load_row<K, false>(x + r * rs, nullptr, c0, lm), t, out, r * W, hi, hv);
+                h = row_argmax<K, false>(load_row<K, false>(x + r * rs, nullptr, c0, lm), t, out,
+                                     _mm512_set1_epi32(int32_t(r * W)), hi, hv);
               }
               if (K == 3 && i == 2) carry = h, carry_i = hi;
               const __mmask16 u = have ? takes(m, h, out, out) : out;
