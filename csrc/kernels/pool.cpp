@@ -4,7 +4,11 @@
 // split over the N*C planes, so a backward scatter never races (each plane is written by one
 // thread). Window rules, NaN propagation and argmax indices follow ATen's CPU kernels.
 //
-// max_pool2d paths, all vectorized over output columns (FW_TARGET_CLONES loops):
+// max_pool2d paths, all vectorized over output columns:
+//   - f32 on an AVX-512 CPU, 2x2 or 3x3 windows of stride 2, padding <= 1, no dilation (small
+//     CNNs' 2x2 s2, ResNet's 3x3 s2 p1), values with or without indices: whole ranges of
+//     planes per call, 16 outputs per vector (max_pool_s2_avx512);
+//   otherwise (f64, other CPUs, other windows) FW_TARGET_CLONES loops:
 //   - 2x2 stride 2, no padding/dilation: one loop per output row (values, or values+indices);
 //   - without indices (attr with_indices false: graph mode after skip_unused_outputs, eager
 //     when neither the indices nor a gradient are wanted), kernels up to 3x3, stride 1 or 2,
@@ -256,7 +260,8 @@ void max_pool_separable(const Window& w, const T* xpl, int64_t rs, int64_t H, in
 // output row ("wide": the row's input columns [c0, c0 + 32) are two 16-float loads and each
 // window column is picked out of them with a permute; 3x3 also loads [c0 + 2, c0 + 34)), or,
 // for rows of at most 8 outputs (7 for 3x3), two output rows side by side ("pair": lanes
-// [0, Wo) are row oh, lanes [Wo, 2*Wo) row oh + 1, permuted out of one load per input row).
+// [0, Wo) are output row q, lanes [Wo, 2*Wo) row q + 1, counting rows across the range's
+// planes, each half permuted out of one load per input row).
 // Each output folds its window row by row (the row maxima, then over the rows) with torch's
 // update "v > m || isnan(v)": the elements are seen in ATen's row-major order, so the values
 // (a NaN wins, a tie keeps the first, so even the sign of a zero maximum) and the indices
