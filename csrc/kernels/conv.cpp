@@ -457,77 +457,141 @@ FW_TARGET_CLONES void compact_band(float* __restrict out, const float* __restric
   }
 }
 
-// Stride 1: bands of output rows [oh0, oh1), each reading a zero-padded copy of the input
-// rows it needs (C x (rows + halo) x Wp; the input itself for a 1x1 unpadded conv) with one
-// offset per tap. Bands bound the scratch (~1M floats; L2-sized when this thread runs the
-// sample alone) for any image size. Rows of the extended Ho x Wp grid are compacted into the
-// output when Wp > Wo (with the residual and relu applied there).
-void conv_fast_stride1(const ConvGeom& g, const float* x_n, const float* w, const float* bias, const float* r_n,
-                       bool relu, float* out_n, int64_t* boff, const float* packed) {
-  const int64_t K = g.K(), HoWo = g.HoWo();
-  const int64_t Wp = g.W + g.pl + g.pr, halo = (g.kh - 1) * g.dh, tail = (g.kw - 1) * g.dw;
-  const bool copy = g.pt + g.pb + g.pl + g.pr > 0 || tail > 0;
-  const bool compact = !packed && Wp != g.Wo;
+// The phase split of the zero-padded input xpad (C, Hp, Wp) for strides sh x sw: phase
+// (a, b)[c, q, u] = xpad[c, q*sh + a, u*sw + b]. Tap (i, j) reads phase ((i*dh) % sh,
+// (j*dw) % sw) at row oh + (i*dh) / sh and column ow + (j*dw) / sw for output pixel (oh, ow),
+// so over an extended Ho x Wq grid (pixel oh*Wq + ow, Wq = Wo + the last tap's column
+// offset) every tap is one offset again. Only the phases some tap uses are stored: the row
+// phases times the column phases (a 1x1 stride-2 conv uses phase (0, 0) alone). Stride 1
+// is the one-phase case: Wq is the padded width Wp.
+struct PhaseSplit {
+  int64_t Wq = 0;                        // phase-row width (the extended grid's row)
+  int64_t halo = 0;                      // phase rows a band reads beyond its output rows
+  int64_t tail = 0;                      // the last tap's column offset (Wq - Wo)
+  std::vector<int64_t> rows, cols;       // the used row phases a and column phases b
+  std::vector<int64_t> tap_row, tap_col;  // tap i / j -> index into rows / cols
+  int64_t count() const { return int64_t(rows.size() * cols.size()); }
+};
+
+// The used phases of one dimension: taps t = 0..k-1 at offset t*d, stride s.
+void phases_of(int64_t k, int64_t d, int64_t s, std::vector<int64_t>& used, std::vector<int64_t>& tap) {
+  tap.assign(size_t(k), 0);
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t a = t * d % s;
+    auto it = std::find(used.begin(), used.end(), a);
+    if (it == used.end()) it = used.insert(used.end(), a);
+    tap[size_t(t)] = int64_t(it - used.begin());
+  }
+}
+
+PhaseSplit phase_split(const ConvGeom& g) {
+  PhaseSplit ps;
+  ps.halo = (g.kh - 1) * g.dh / g.sh;
+  ps.tail = (g.kw - 1) * g.dw / g.sw;
+  ps.Wq = g.Wo + ps.tail;
+  phases_of(g.kh, g.dh, g.sh, ps.rows, ps.tap_row);
+  phases_of(g.kw, g.dw, g.sw, ps.cols, ps.tap_col);
+  return ps;
+}
+
+// Whether the phase planes of one output row (the least a band holds) stay within a few
+// times the im2col columns of that row: true for any real network, false for geometries
+// (huge dilation or padding on a tiny map) whose planes would be mostly unused padding.
+bool phase_split_fits(const ConvGeom& g, const PhaseSplit& ps) {
+  const double planes = double(g.C) * double(ps.count()) * double(ps.halo + 1) * double(ps.Wq) + double(ps.tail);
+  return planes <= 4.0 * double(g.K()) * double(g.Wo) + double(1 << 16);
+}
+
+// Output rows [oh0, oh1) per band: each band reads the phase planes of the input rows it
+// needs (C x phases x (rows + halo) x Wq, zero-padded, plus `tail` zeros so the last row's
+// dropped columns read valid memory; the input itself for a stride-1 1x1 unpadded conv)
+// with one offset per tap. Bands bound the scratch (~1M floats; L2-sized when this thread
+// runs the sample alone) for any image size. Rows of the extended Ho x Wq grid are
+// compacted into the output when Wq > Wo (with the residual and relu applied there).
+void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n, const float* w, const float* bias,
+                      const float* r_n, bool relu, float* out_n, int64_t* boff, const float* packed) {
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wq = ps.Wq, halo = ps.halo, P = ps.count();
+  const int64_t nb = int64_t(ps.cols.size());
+  const bool copy = g.sh != 1 || g.sw != 1 || g.pt + g.pb + g.pl + g.pr > 0 || ps.tail > 0;
+  const bool compact = !packed && Wq != g.Wo;
   const bool serial = in_parallel_region() || get_num_threads() == 1;
   const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);
-  const int64_t per_row = ((copy ? g.C : 0) + (compact ? g.Cout : 0)) * Wp;
-  const int64_t rows = std::max<int64_t>(
-      1, std::min<int64_t>(g.Ho, (budget - (copy ? g.C * halo * Wp : 0)) / std::max<int64_t>(per_row, 1)));
-  const int64_t max_hb = rows + halo;
-  const int64_t pad_elems = copy ? g.C * max_hb * Wp + tail : 0;
+  const int64_t planes = copy ? g.C * P : 0;  // phase planes per band
+  const int64_t per_row = (planes + (compact ? g.Cout : 0)) * Wq;
+  const int64_t rows =
+      std::max<int64_t>(1, std::min<int64_t>(g.Ho, (budget - planes * halo * Wq) / std::max<int64_t>(per_row, 1)));
+  const int64_t pad_elems = copy ? planes * (rows + halo) * Wq + ps.tail : 0;
   float* scratch =
-      static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wp : 0)) * sizeof(float)));
+      static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wq : 0)) * sizeof(float)));
   for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows) {
-    const int64_t oh1 = std::min(g.Ho, oh0 + rows), nr = oh1 - oh0, N = nr * Wp;
+    const int64_t oh1 = std::min(g.Ho, oh0 + rows), nr = oh1 - oh0, N = nr * Wq;
     const float* B;
-    int64_t plane;  // elements between channels of B
-    if (copy) {  // padded rows [oh0, oh0 + nr + halo) of every channel
+    int64_t plane;  // elements between phase planes of B (phase planes of a channel are adjacent)
+    if (copy) {  // phase rows [oh0, oh0 + nr + halo) of every channel and used phase
       const int64_t hb = nr + halo;
+      plane = hb * Wq;
       float* xp = scratch;
-      std::fill(xp, xp + g.C * hb * Wp + tail, 0.f);
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t r = 0; r < hb; ++r) {
-          const int64_t ih = oh0 + r - g.pt;
-          if (ih >= 0 && ih < g.H)
-            std::memcpy(xp + (c * hb + r) * Wp + g.pl, x_n + (c * g.H + ih) * g.W, size_t(g.W) * sizeof(float));
+      parallel_for(planes * hb, std::max<int64_t>(1, 16384 / Wq), [&](int64_t r0, int64_t r1) {
+        for (int64_t t = r0; t < r1; ++t) {
+          const int64_t cp = t / hb, r = t % hb, c = cp / P, ph = cp % P;
+          const int64_t a = ps.rows[size_t(ph / nb)], b = ps.cols[size_t(ph % nb)];
+          float* dst = xp + t * Wq;
+          const int64_t ih = (oh0 + r) * g.sh + a - g.pt;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(dst, dst + Wq, 0.f);
+            continue;
+          }
+          int64_t lo, hi;  // the phase columns u whose input column u*sw + b - pl lies in [0, W)
+          valid_range(Wq, g.W, g.sw, g.pl, b, lo, hi);
+          const float* src = x_n + (c * g.H + ih) * g.W - g.pl + b;
+          std::fill(dst, dst + lo, 0.f);
+          if (g.sw == 1) {
+            std::memcpy(dst + lo, src + lo, size_t(hi - lo) * sizeof(float));
+          } else {
+            for (int64_t u = lo; u < hi; ++u) dst[u] = src[u * g.sw];
+          }
+          std::fill(dst + hi, dst + Wq, 0.f);
         }
+      });
+      std::fill(xp + planes * plane, xp + planes * plane + ps.tail, 0.f);
       B = xp;
-      plane = hb * Wp;
-    } else {  // 1x1 unpadded: the input rows themselves
+    } else {  // stride 1, 1x1 unpadded: the input rows themselves, one phase per channel
       B = x_n + oh0 * g.W;
       plane = g.H * g.W;
     }
     for (int64_t c = 0, k = 0; c < g.C; ++c)
       for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) boff[k++] = c * plane + i * g.dh * Wp + j * g.dw;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          const int64_t ph = ps.tap_row[size_t(i)] * nb + ps.tap_col[size_t(j)];
+          boff[k++] = (c * P + ph) * plane + (i * g.dh / g.sh) * Wq + j * g.dw / g.sw;
+        }
+    const float* r_band = r_n ? r_n + oh0 * g.Wo : nullptr;
     if (packed) {
-      conv_rows_packed(g, nr, Wp, B, boff, packed, bias, r_n ? r_n + oh0 * g.Wo : nullptr, relu, out_n + oh0 * g.Wo);
+      conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo);
       continue;
     }
     if (!compact) {
-      conv_tiles(g.Cout, N, K, w, B, boff, bias, r_n ? r_n + oh0 * g.Wo : nullptr, relu, out_n + oh0 * g.Wo, HoWo);
+      conv_tiles(g.Cout, N, K, w, B, boff, bias, r_band, relu, out_n + oh0 * g.Wo, HoWo);
       continue;
     }
     float* dst = scratch + pad_elems;
     conv_tiles(g.Cout, N, K, w, B, boff, bias, nullptr, false, dst, N);
-    compact_band(out_n + oh0 * g.Wo, dst, r_n ? r_n + oh0 * g.Wo : nullptr, relu, g.Cout, nr, g.Wo, Wp, HoWo);
+    compact_band(out_n + oh0 * g.Wo, dst, r_band, relu, g.Cout, nr, g.Wo, Wq, HoWo);
   }
 }
 
 // One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n + r_n), r_n null or shaped like
-// out_n. Scratch from this thread.
-void conv_fast_sample(const ConvGeom& g, const float* x_n, const float* w, const float* bias, const float* r_n,
-                      bool relu, float* out_n, const float* packed) {
+// out_n. Scratch from this thread. `packed` only for geometries the packed tiles take.
+void conv_fast_sample(const ConvGeom& g, const PhaseSplit& ps, const float* x_n, const float* w, const float* bias,
+                      const float* r_n, bool relu, float* out_n, const float* packed) {
   const int64_t K = g.K(), HoWo = g.HoWo();
   std::vector<int64_t> boff(static_cast<size_t>(K));
-  if (g.sh == 1 && g.sw == 1) {
-    conv_fast_stride1(g, x_n, w, bias, r_n, relu, out_n, boff.data(), packed);
+  if (phase_split_fits(g, ps)) {
+    conv_fast_phased(g, ps, x_n, w, bias, r_n, relu, out_n, boff.data(), packed);
     return;
   }
-  // Strided: im2col columns, some output rows at a time. One thread (or one sample per
-  // thread) takes L2-sized tiles, so the columns stay in cache between im2col and the tiles;
-  // a sample split over the pool takes ~1M-element tiles, as each tile costs two parallel
-  // regions (im2col, then the tiles).
+  // Degenerate geometries: im2col columns, some output rows at a time (L2-sized tiles when
+  // one thread runs the sample, ~1M elements when the sample is split over the pool).
   const bool serial = in_parallel_region() || get_num_threads() == 1;
   const int64_t budget = serial ? (int64_t(1) << 16) : (int64_t(1) << 20);
   const int64_t th = std::max<int64_t>(1, std::min<int64_t>(g.Ho, budget / std::max<int64_t>(1, K * g.Wo)));
@@ -605,18 +669,21 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
     rp = residual->ptr<T>();
   }
   const int64_t out_n = g.Cout * g.HoWo();
+  if (y.numel() == 0) return relu;  // nothing to compute (and no scratch sized by the input)
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (fast_conv_ok(g)) {
       const float* packed = packed_conv_weight(k, packed_index, g, op);
+      const PhaseSplit ps = phase_split(g);
+      if (!phase_split_fits(g, ps)) packed = nullptr;  // the im2col columns feed the pixel-vector tiles
       std::vector<float> b;  // contiguous; padded to whole panels for the packed tiles
       if (bias) {
         b.assign(size_t((g.Cout + 15) / 16 * 16), 0.f);
         for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
       }
       for_each_sample(g.N, [&](int64_t n) {
-        conv_fast_sample(g, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr, relu,
-                         yp + n * out_n, packed);
+        conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
+                         relu, yp + n * out_n, packed);
       });
       return relu;
     }
