@@ -4,11 +4,14 @@
 //
 // Forward paths (conv2d_forward, shared with conv2d_act in fused.cpp through conv.h):
 //   - float32, groups 1, AVX-512 CPU: a register-tiled direct convolution (6 output channels
-//     x 64 pixels per tile, weights broadcast in place, no repacking). Stride 1 reads a
-//     zero-padded copy of the input with one offset per tap (no im2col); other strides read
-//     im2col columns. Both go in bands of output rows, so scratch stays bounded (L2-sized
+//     x 64 pixels per tile, weights broadcast in place, no repacking; or, with a weight the
+//     graph runtime pre-packed, 12 pixels x 32 channels on small maps). It reads the
+//     zero-padded input split into stride phases (one plane at stride 1) with one offset
+//     per tap, so no im2col; in bands of output rows, so scratch stays bounded (L2-sized
 //     when one thread runs a sample). Bias, a residual and relu are applied as each tile is
-//     stored. Samples run in parallel at batch > 1, tiles at batch 1.
+//     stored. Samples run in parallel at batch > 1, tiles at batch 1. Geometries whose
+//     phase planes would be mostly padding (huge dilations on tiny maps) read im2col
+//     columns instead.
 //   - otherwise (float64, groups > 1, no AVX-512): im2col + OpenBLAS GEMM per sample, with
 //     the bias pre-filled and the residual added after.
 //
@@ -214,11 +217,12 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
 // ---- f32 fast path: a register-tiled direct convolution (AVX-512) ----------------------
 //
 // out[co, p] = act(bias[co] + sum_k w[co, k] * B[boff[k] + p]) with k = (c, i, j) and p an
-// output pixel. For stride 1 B is the input, zero-padded once per sample to (C, Hp, Wp),
-// and the pixels run over an "extended" Ho x Wp grid: the input element of tap (c, i, j)
-// for pixel p = oh*Wp + ow is then B[c*Hp*Wp + i*dh*Wp + j*dw + p], one offset per tap, so
-// no im2col copy is needed (the Wp - Wo extra columns per row are computed and dropped).
-// Other strides use im2col columns (boff[k] = k * HoWo). Tiles of 6 output channels x 64
+// output pixel. For stride 1 B is the input, zero-padded to (C, Hp, Wp), and the pixels
+// run over an "extended" Ho x Wp grid: the input element of tap (c, i, j) for pixel
+// p = oh*Wp + ow is then B[c*Hp*Wp + i*dh*Wp + j*dw + p], one offset per tap, so no im2col
+// copy is needed (the Wp - Wo extra columns per row are computed and dropped). Other
+// strides split the padded input into phase planes so that the same holds (PhaseSplit
+// below). Tiles of 6 output channels x 64
 // pixels accumulate in 24 zmm registers over the whole K loop; bias and relu are applied
 // as the tile is stored. The weights are read in place (broadcast), never repacked.
 #if FW_CONV_AVX512
@@ -316,8 +320,8 @@ void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
 // The graph runtime packs a groups == 1 conv weight into panels of 16 output channels, k-major
 // (blas.h, pack_linear_weight on the weight seen as Cout x K). Then a tile is MR (<= 12)
 // output pixels of one output row x 32 output channels: 24 zmm accumulators over the whole
-// K loop, each x element broadcast (x[pixel + koff[k]] in the zero-padded band, as in the
-// stride-1 path above) and each panel row loaded once. Output channels are multiples of 16
+// K loop, each x element broadcast (x[pixel + koff[k]] in the band's phase planes, as for
+// the pixel-vector tiles) and each panel row loaded once. Output channels are multiples of 16
 // in most networks, so no vector lanes idle, and no extended-grid columns are computed: on
 // 7x7 and 14x14 maps the pixel-vector tiles above keep 78% and 88% of their lanes busy.
 // The tile is stored transposed (NCHW) with bias, residual and relu applied.
@@ -375,7 +379,8 @@ constexpr PackedTileFn pick_conv_packed_tile(int mr, std::integer_sequence<int, 
 }
 
 // Output rows [0, rows) of a band: out (channel stride HoWo, row stride Wo) = act(bias +
-// w (*) band + R), the band B read at pixel oh*Wp + ow plus koff[k] for tap k. Each row is
+// w (*) band + R), the band B read at pixel oh*Wp + ow plus koff[k] for tap k (Wp: the
+// phase-row width). Each row is
 // cut into near-equal segments of at most kPixTile pixels (14 -> 7 + 7). Tasks run
 // pair-major (a thread's weights stay in its cache), split over the pool unless called
 // inside a parallel region. bias: padded to whole panels, or null.
@@ -407,24 +412,26 @@ void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* 
 bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
 
 // The weight the runtime pre-packed (input `index`, prepack.h), when the packed tiles run
-// this convolution: stride 1 (no im2col), K large enough that the multiply-adds, not the
-// tile's set-up and transposed stores, bound it (measured: ResNet-18's K 576..4608 gain,
-// the small CNN's second layer, K 288 on 14x14, ran 1.4x slower), and a map small enough
-// that the pixel-vector tiles would idle lanes: their extended grid of Ho x Wp pixels in
-// whole vectors keeps 96% busy on 56x56 and 93% on 28x28 (as fast or faster there,
-// measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's 3x3 convs there, batch 1, 2
-// threads: packed 1.16x and 1.33x faster). Batch 1 only: with more samples each runs on one
-// thread and the tiles' transposed stores (and residual reads) touch 32 channel rows per tile
-// in partial cache lines, which costs once outputs outgrow the caches (a 32 -> 64 channel
-// 14x14 layer at batch 8, one thread: 141 vs 87 us per sample, packed vs pixel-vector tiles).
+// this convolution: K large enough that the multiply-adds, not the tile's set-up and
+// transposed stores, bound it (measured: ResNet-18's K 576..4608 gain, the small CNN's
+// second layer, K 288 on 14x14, ran 1.4x slower), and a map small enough that the
+// pixel-vector tiles would idle lanes: their extended grid of Ho x Wq pixels (Wq: the
+// phase-row width, Wp at stride 1) in whole vectors keeps 96% busy on 56x56 and 93% on
+// 28x28 (as fast or faster there, measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's
+// 3x3 convs there, batch 1, 2 threads: packed 1.16x and 1.33x faster; its stride-2 3x3
+// convs to 14x14 and 7x7, 1 thread: 1.07-1.15x and 1.19-1.28x). Batch 1 only: with more
+// samples each runs on one thread and the tiles' transposed stores (and residual reads)
+// touch 32 channel rows per tile in partial cache lines, which costs once outputs outgrow
+// the caches (a 32 -> 64 channel 14x14 layer at batch 8, one thread: 141 vs 87 us per
+// sample, packed vs pixel-vector tiles).
 const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, const char* op) {
   if (index < 0 || !k.has_input(index)) return nullptr;
   const TensorView& p = k.in[index];
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
-  if (g.N != 1 || g.sh != 1 || g.sw != 1 || g.K() < kPackedConvMinK) return nullptr;
-  const int64_t Wp = g.W + g.pl + g.pr, ext = (g.Ho * Wp + 15) / 16 * 16;
+  if (g.N != 1 || g.K() < kPackedConvMinK) return nullptr;
+  const int64_t Wq = g.Wo + (g.kw - 1) * g.dw / g.sw, ext = (g.Ho * Wq + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
   return p.ptr<float>();
 }
