@@ -393,7 +393,7 @@ struct S2Pool {
   int64_t Ho, Wo, ph, pw;
 };
 
-// Pair mode, one step: output rows q (lanes [0, Wo): plane xlo, row ohlo) and q + 1 (lanes
+// Pair mode, one step in general (padding rows, NaN, indices): output rows q (lanes [0, Wo): plane xlo, row ohlo) and q + 1 (lanes
 // [Wo, 2 * Wo): plane xhi, row ohhi; the next plane's first row after a plane's last; xhi null
 // past the range), stored together at y + q * Wo.
 template <int K, bool Idx>
@@ -401,19 +401,6 @@ FW_AVX512_INLINE void pair_step(const S2Pool& a, const Taps<K>& t, __mmask16 lo_
                                 const float* xlo, int64_t ohlo, const float* xhi, int64_t ohhi, int64_t q) {
   const int64_t H = a.H, rs = a.rs, rlo = 2 * ohlo - a.ph, rhi = 2 * ohhi - a.ph;
   const __mmask16 out = xhi ? __mmask16(lo_half | hi_half) : lo_half;
-  if (!Idx && xhi && rlo >= 0 && rlo + K <= H && rhi >= 0 && rhi + K <= H) {
-    // The steady state: all window rows inside their planes; plain vmaxps unless a NaN.
-    __mmask16 nan = 0;
-    __m512 m = row_max_plain<K, true>(load_row<K, true>(xlo + rlo * rs, xhi + rhi * rs, -a.pw, &lm), t, nan);
-    for (int i = 1; i < K; ++i)
-      m = _mm512_max_ps(
-          row_max_plain<K, true>(load_row<K, true>(xlo + (rlo + i) * rs, xhi + (rhi + i) * rs, -a.pw, &lm), t, nan),
-          m);
-    if (!nan) {
-      _mm512_mask_storeu_ps(a.y + q * a.Wo, out, m);
-      return;
-    }
-  }
   __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512i mi = _mm512_setzero_si512();
   __mmask16 have = 0;
@@ -472,14 +459,33 @@ __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int6
       if (++c == a.C) c = 0, ++n;
       xc = a.x + n * a.sn + c * a.sc;
     };
+    // The output rows whose window rows are all inside the plane.
+    const int64_t oh_in0 = (ph + 1) / 2, oh_in1 = H - K + ph < 0 ? 0 : (H - K + ph) / 2 + 1;
     const int64_t q_end = p1 * Ho;
-    for (int64_t q = p0 * Ho; q < q_end; q += 2) {
+    float* y = a.y + p0 * Ho * Wo;
+    for (int64_t q = p0 * Ho; q < q_end; q += 2, y += 2 * Wo) {
       const float* xlo = xc;
       const int64_t ohlo = oh;
       advance();
       const float* xhi = xc;
       const int64_t ohhi = oh;
       advance();
+      if (!Idx && q + 1 < q_end && ohlo >= oh_in0 && ohlo < oh_in1 && ohhi >= oh_in0 && ohhi < oh_in1) {
+        // The steady state: plain vmaxps unless a NaN.
+        const float* rlo = xlo + (2 * ohlo - ph) * rs - pw;
+        const float* rhi = xhi + (2 * ohhi - ph) * rs - pw;
+        __mmask16 nan = 0;
+        __m512 m = ninf;
+        for (int i = 0; i < K; ++i, rlo += rs, rhi += rs) {
+          const RowSrc s{_mm512_mask_loadu_ps(ninf, lm, rlo), _mm512_mask_loadu_ps(ninf, lm, rhi), ninf, ninf};
+          const __m512 h = row_max_plain<K, true>(s, t, nan);
+          m = i == 0 ? h : _mm512_max_ps(h, m);
+        }
+        if (!nan) {
+          _mm512_mask_storeu_ps(y, __mmask16(lo_half | hi_half), m);
+          continue;
+        }
+      }
       pair_step<K, Idx>(a, t, lo_half, hi_half, lm, xlo, ohlo, q + 1 < q_end ? xhi : nullptr, ohhi, q);
     }
     return;
