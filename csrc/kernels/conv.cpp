@@ -530,6 +530,7 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
   const int64_t pad_elems = copy ? planes * (rows + halo) * Wq + ps.tail : 0;
   float* scratch =
       static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wq : 0)) * sizeof(float)));
+  std::vector<int64_t> row_off(size_t(g.kh)), col_off(size_t(g.kw));
   for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows) {
     const int64_t oh1 = std::min(g.Ho, oh0 + rows), nr = oh1 - oh0, N = nr * Wq;
     const float* B;
@@ -538,26 +539,29 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
       const int64_t hb = nr + halo;
       plane = hb * Wq;
       float* xp = scratch;
-      parallel_for(planes * hb, std::max<int64_t>(1, 16384 / Wq), [&](int64_t r0, int64_t r1) {
-        for (int64_t t = r0; t < r1; ++t) {
-          const int64_t cp = t / hb, r = t % hb, c = cp / P, ph = cp % P;
+      parallel_for(planes, std::max<int64_t>(1, 16384 / plane), [&](int64_t p0, int64_t p1) {
+        for (int64_t cp = p0; cp < p1; ++cp) {  // plane cp: channel c, phase (a, b)
+          const int64_t c = cp / P, ph = cp % P;
           const int64_t a = ps.rows[size_t(ph / nb)], b = ps.cols[size_t(ph % nb)];
-          float* dst = xp + t * Wq;
-          const int64_t ih = (oh0 + r) * g.sh + a - g.pt;
-          if (ih < 0 || ih >= g.H) {
-            std::fill(dst, dst + Wq, 0.f);
-            continue;
-          }
           int64_t lo, hi;  // the phase columns u whose input column u*sw + b - pl lies in [0, W)
           valid_range(Wq, g.W, g.sw, g.pl, b, lo, hi);
-          const float* src = x_n + (c * g.H + ih) * g.W - g.pl + b;
-          std::fill(dst, dst + lo, 0.f);
-          if (g.sw == 1) {
-            std::memcpy(dst + lo, src + lo, size_t(hi - lo) * sizeof(float));
-          } else {
-            for (int64_t u = lo; u < hi; ++u) dst[u] = src[u * g.sw];
+          const float* xc = x_n + c * g.H * g.W - g.pl + b;
+          float* dst = xp + cp * plane;
+          for (int64_t r = 0; r < hb; ++r, dst += Wq) {
+            const int64_t ih = (oh0 + r) * g.sh + a - g.pt;
+            if (ih < 0 || ih >= g.H) {
+              std::fill(dst, dst + Wq, 0.f);
+              continue;
+            }
+            const float* src = xc + ih * g.W;
+            std::fill(dst, dst + lo, 0.f);
+            if (g.sw == 1) {
+              std::memcpy(dst + lo, src + lo, size_t(hi - lo) * sizeof(float));
+            } else {
+              for (int64_t u = lo; u < hi; ++u) dst[u] = src[u * g.sw];
+            }
+            std::fill(dst + hi, dst + Wq, 0.f);
           }
-          std::fill(dst + hi, dst + Wq, 0.f);
         }
       });
       std::fill(xp + planes * plane, xp + planes * plane + ps.tail, 0.f);
@@ -566,12 +570,13 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
       B = x_n + oh0 * g.W;
       plane = g.H * g.W;
     }
+    // tap (c, i, j) -> plane (c, phase(i, j)) + row offset (i*dh)/sh + column offset (j*dw)/sw
+    for (int64_t i = 0; i < g.kh; ++i)
+      row_off[size_t(i)] = ps.tap_row[size_t(i)] * nb * plane + (i * g.dh / g.sh) * Wq;
+    for (int64_t j = 0; j < g.kw; ++j) col_off[size_t(j)] = ps.tap_col[size_t(j)] * plane + j * g.dw / g.sw;
     for (int64_t c = 0, k = 0; c < g.C; ++c)
       for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t ph = ps.tap_row[size_t(i)] * nb + ps.tap_col[size_t(j)];
-          boff[k++] = (c * P + ph) * plane + (i * g.dh / g.sh) * Wq + j * g.dw / g.sw;
-        }
+        for (int64_t j = 0; j < g.kw; ++j) boff[k++] = c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
     const float* r_band = r_n ? r_n + oh0 * g.Wo : nullptr;
     if (packed) {
       conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo);
