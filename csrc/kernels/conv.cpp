@@ -222,9 +222,9 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
 // p = oh*Wp + ow is then B[c*Hp*Wp + i*dh*Wp + j*dw + p], one offset per tap, so no im2col
 // copy is needed (the Wp - Wo extra columns per row are computed and dropped). Other
 // strides split the padded input into phase planes so that the same holds (PhaseSplit
-// below). Tiles of 6 output channels x 64
-// pixels accumulate in 24 zmm registers over the whole K loop; bias and relu are applied
-// as the tile is stored. The weights are read in place (broadcast), never repacked.
+// below). Tiles of 6 output channels x 64 pixels accumulate in 24 zmm registers over the
+// whole K loop; bias and relu are applied as the tile is stored. The weights are read in
+// place (broadcast), never repacked.
 #if FW_CONV_AVX512
 constexpr int kMR = 6;   // output channels per tile
 constexpr int kNV = 4;   // 16-float vectors of pixels per tile
@@ -380,10 +380,9 @@ constexpr PackedTileFn pick_conv_packed_tile(int mr, std::integer_sequence<int, 
 
 // Output rows [0, rows) of a band: out (channel stride HoWo, row stride Wo) = act(bias +
 // w (*) band + R), the band B read at pixel oh*Wp + ow plus koff[k] for tap k (Wp: the
-// phase-row width). Each row is
-// cut into near-equal segments of at most kPixTile pixels (14 -> 7 + 7). Tasks run
-// pair-major (a thread's weights stay in its cache), split over the pool unless called
-// inside a parallel region. bias: padded to whole panels, or null.
+// phase-row width). Each row is cut into near-equal segments of at most kPixTile pixels
+// (14 -> 7 + 7). Tasks run pair-major (a thread's weights stay in its cache), split over
+// the pool unless called inside a parallel region. bias: padded to whole panels, or null.
 void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* B, const int64_t* koff,
                       const float* packed, const float* bias, const float* R, bool relu, float* out) {
   const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo;
