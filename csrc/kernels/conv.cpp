@@ -222,7 +222,8 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
 // p = oh*Wp + ow is then B[c*Hp*Wp + i*dh*Wp + j*dw + p], one offset per tap, so no im2col
 // copy is needed (the Wp - Wo extra columns per row are computed and dropped). Other
 // strides split the padded input into phase planes so that the same holds (PhaseSplit
-// below). Tiles of 6 output channels x 64 pixels accumulate in 24 zmm registers over the
+// below); wide rows take tiles within one output row instead (conv_tiles_rows, nothing
+// dropped). Tiles of 6 output channels x 64 pixels accumulate in 24 zmm registers over the
 // whole K loop; bias and relu are applied as the tile is stored. The weights are read in
 // place (broadcast), never repacked.
 #if FW_CONV_AVX512
@@ -313,6 +314,30 @@ void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
   // Enough work per task to pay for waking a worker: ~64k multiply-adds.
   const int64_t per_tile = kMR * 16 * kNV * K;
   parallel_for(mb * nb, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_tile, 1)), run);
+}
+
+// The same over output rows [0, rows) read from B at pixel oh*Wq + ow and stored at
+// C[co*ldc + oh*Wo + ow] (R alike): tiles of 6 channels x up to 64 pixels of one row, so no
+// extended-grid columns are computed and nothing is compacted afterwards. For wide rows
+// (conv_fast_phased picks it) where whole vectors per row idle no more lanes than the
+// extended grid's dropped columns would.
+void conv_tiles_rows(int64_t M, int64_t rows, int64_t Wo, int64_t Wq, int64_t K, const float* A, const float* B,
+                     const int64_t* boff, const float* bias, const float* R, bool relu, float* C, int64_t ldc) {
+  const int64_t mb = (M + kMR - 1) / kMR, cpr = (Wo + 16 * kNV - 1) / (16 * kNV);  // chunks per row
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t % mb) * kMR, rc = t / mb, oh = rc / cpr, n0 = (rc % cpr) * 16 * kNV;
+      const int64_t mr = std::min<int64_t>(kMR, M - m0), nr = std::min<int64_t>(16 * kNV, Wo - n0);
+      const int nv = int((nr + 15) / 16);
+      const int tail = int(nr - 16 * (nv - 1));
+      const __mmask16 last = __mmask16(tail == 16 ? 0xFFFF : (1u << tail) - 1);
+      const int64_t o = m0 * ldc + oh * Wo + n0;
+      pick_tile(int(mr), nv)(K, A + m0 * K, K, B + oh * Wq + n0, boff, bias ? bias + m0 : nullptr, R ? R + o : nullptr,
+                             relu, C + o, ldc, last);
+    }
+  };
+  const int64_t per_tile = kMR * 16 * kNV * K;
+  parallel_for(mb * rows * cpr, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_tile, 1)), run);
 }
 
 // ---- f32 with a weight pre-packed at load: output channels along the vectors ----------
@@ -519,7 +544,10 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
   const int64_t K = g.K(), HoWo = g.HoWo(), Wq = ps.Wq, halo = ps.halo, P = ps.count();
   const int64_t nb = int64_t(ps.cols.size());
   const bool copy = g.sh != 1 || g.sw != 1 || g.pt + g.pb + g.pl + g.pr > 0 || ps.tail > 0;
-  const bool compact = !packed && Wq != g.Wo;
+  // Rows of >= 48 pixels whose whole vectors pad no more than the extended grid's Wq - Wo
+  // columns (a 7x7 stride-2 stem: 112 of 115) run row tiles: nothing to compact.
+  const bool row_tiles = !packed && g.Wo >= 48 && (g.Wo + 15) / 16 * 16 <= Wq;
+  const bool compact = !packed && !row_tiles && Wq != g.Wo;
   const bool serial = in_parallel_region() || get_num_threads() == 1;
   const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);
   const int64_t planes = copy ? g.C * P : 0;  // phase planes per band
@@ -579,6 +607,10 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
     const float* r_band = r_n ? r_n + oh0 * g.Wo : nullptr;
     if (packed) {
       conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo);
+      continue;
+    }
+    if (row_tiles) {
+      conv_tiles_rows(g.Cout, nr, g.Wo, Wq, K, w, B, boff, bias, r_band, relu, out_n + oh0 * g.Wo, HoWo);
       continue;
     }
     if (!compact) {

@@ -1,10 +1,10 @@
 """Strided f32 convolutions on the register-tiled fast path, against torch: the input is split
-into stride-phase planes (one offset per tap over an extended output grid, no im2col), so
-these cover strides 2 and 3, uneven strides, dilation with stride, kernels 1/3/7, odd and
-even sizes, no, symmetric and uneven padding, batch 1 and > 1, bias, residual and relu
-(eager conv2d_act and the graph runtime's fused, pre-packed conv2d_act), the geometries
-that fall back to im2col, and the backward ops that run the strided forward. Shapes stay
-small."""
+into stride-phase planes (one offset per tap over an extended output grid, or tiles per
+output row for wide rows; no im2col), so these cover strides 2 and 3, uneven strides,
+dilation with stride, kernels 1/3/7, odd and even sizes, wide rows, no, symmetric and
+uneven padding, batch 1 and > 1, bias, residual and relu (eager conv2d_act and the graph
+runtime's fused, pre-packed conv2d_act), the geometries that fall back to im2col, and the
+backward ops that run the strided forward. Shapes stay small."""
 
 from __future__ import annotations
 
@@ -51,7 +51,12 @@ STRIDED = [
     (1, 2, 5, 6, 3, (3, 3), (4, 4), (1, 1, 1, 1), (1, 1)),     # stride > input: 2x2 output
     (1, 40, 9, 9, 70, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),   # several channel tiles
     (2, 3, 70, 10, 4, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),   # tall: more than one pixel tile
-    (1, 2, 4, 150, 3, (1, 7), (1, 2), (0, 3, 0, 3), (1, 1)),   # wide rows
+    (1, 2, 4, 150, 3, (1, 7), (1, 2), (0, 3, 0, 3), (1, 1)),   # wide rows, extended grid
+    # rows of >= 48 pixels padding to whole vectors no more than the extended grid: row tiles
+    (1, 3, 20, 96, 8, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1)),   # a stem, 48-pixel rows
+    (2, 5, 7, 223, 13, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),  # 112-pixel rows: 64 + 48
+    (2, 4, 9, 128, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),   # stride 1, 128-pixel rows
+    (1, 2, 6, 96, 5, (3, 3), (2, 2), (2, 2, 2, 2), (2, 2)),    # dilation, 48-pixel rows
 ]
 
 
