@@ -34,7 +34,7 @@ constexpr int64_t kPackedPanel = 16;
 constexpr int64_t kPackedMaxRows = 8;
 // Convolutions with a smaller K (C*kh*kw) never use a packed weight (kernels/conv.cpp says
 // why), so the runtime does not pack theirs.
-constexpr int64_t kPackedConvMinK = 512;
+constexpr int64_t kPackedConvMinK = 256;
 
 // Elements of W[N,K] packed.
 inline int64_t packed_weight_numel(int64_t N, int64_t K) {

@@ -3,8 +3,8 @@
 // is the input-backward computation plus a bias.
 //
 // Forward paths (conv2d_forward, shared with conv2d_act in fused.cpp through conv.h):
-//   - float32, groups 1, AVX-512 CPU: a register-tiled direct convolution (6 output channels
-//     x 64 pixels per tile, weights broadcast in place, no repacking; or, with a weight the
+//   - float32, groups 1, AVX-512 CPU: a register-tiled direct convolution (8 output channels
+//     x 48 pixels per tile, weights broadcast in place, no repacking; or, with a weight the
 //     graph runtime pre-packed, 12 pixels x 32 channels on small maps). It reads the
 //     zero-padded input split into stride phases (one plane at stride 1) with one offset
 //     per tap, so no im2col; in bands of output rows, so scratch stays bounded (L2-sized
@@ -223,12 +223,13 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
 // copy is needed (the Wp - Wo extra columns per row are computed and dropped). Other
 // strides split the padded input into phase planes so that the same holds (PhaseSplit
 // below); wide rows take tiles within one output row instead (conv_tiles_rows, nothing
-// dropped). Tiles of 6 output channels x 64 pixels accumulate in 24 zmm registers over the
-// whole K loop; bias and relu are applied as the tile is stored. The weights are read in
+// dropped). Tiles of 8 output channels x 48 pixels accumulate in 24 zmm registers over the
+// whole K loop (8 x 48 measured 2-17% faster than 6 x 64 here, and 64-channel layers need
+// no partial tiles); bias and relu are applied as the tile is stored. The weights are read in
 // place (broadcast), never repacked.
 #if FW_CONV_AVX512
-constexpr int kMR = 6;   // output channels per tile
-constexpr int kNV = 4;   // 16-float vectors of pixels per tile
+constexpr int kMR = 8;   // output channels per tile
+constexpr int kNV = 3;   // 16-float vectors of pixels per tile
 
 template <int MR, int NV>
 __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __restrict A, int64_t lda,
@@ -236,7 +237,7 @@ __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __rest
                                                   const float* bias, const float* R, bool relu, float* __restrict C,
                                                   int64_t ldc, __mmask16 last) {
   __m512 acc[MR][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 12
   for (int m = 0; m < MR; ++m) {
     const __m512 b0 = bias ? _mm512_set1_ps(bias[m]) : _mm512_setzero_ps();
 #pragma GCC unroll 4
@@ -274,28 +275,29 @@ __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __rest
 using TileFn = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, const float*, const float*,
                         bool, float*, int64_t, __mmask16);
 
-template <int MR>
-constexpr TileFn tile_for(int nv) {
-  return nv == 1 ? &conv_tile<MR, 1> : nv == 2 ? &conv_tile<MR, 2> : nv == 3 ? &conv_tile<MR, 3> : &conv_tile<MR, 4>;
+template <int MR, int... NV>
+constexpr TileFn tile_for(int nv, std::integer_sequence<int, NV...>) {
+  TileFn fn = nullptr;
+  ((fn = nv == NV + 1 ? &conv_tile<MR, NV + 1> : fn), ...);
+  return fn;
 }
 
-TileFn pick_tile(int mr, int nv) {
-  switch (mr) {
-    case 1: return tile_for<1>(nv);
-    case 2: return tile_for<2>(nv);
-    case 3: return tile_for<3>(nv);
-    case 4: return tile_for<4>(nv);
-    case 5: return tile_for<5>(nv);
-    default: return tile_for<6>(nv);
-  }
+template <int... MR>
+TileFn pick_tile_in(int mr, int nv, std::integer_sequence<int, MR...>) {
+  TileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? tile_for<MR + 1>(nv, std::make_integer_sequence<int, kNV>{}) : fn), ...);
+  return fn;
 }
+
+// The tile for mr (1..kMR) channels x nv (1..kNV) vectors.
+TileFn pick_tile(int mr, int nv) { return pick_tile_in(mr, nv, std::make_integer_sequence<int, kMR>{}); }
 
 bool has_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f");
   return ok;
 }
 
-// C[M, N] (row stride ldc) = act(bias + A[M, K] @ B + R) over all 6 x 64 tiles (R: null or
+// C[M, N] (row stride ldc) = act(bias + A[M, K] @ B + R) over all 8 x 48 tiles (R: null or
 // laid out like C), split over the pool unless called inside a parallel region.
 void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B, const int64_t* boff,
                 const float* bias, const float* R, bool relu, float* C, int64_t ldc) {
@@ -437,8 +439,8 @@ bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g
 
 // The weight the runtime pre-packed (input `index`, prepack.h), when the packed tiles run
 // this convolution: K large enough that the multiply-adds, not the tile's set-up and
-// transposed stores, bound it (measured: ResNet-18's K 576..4608 gain, the small CNN's
-// second layer, K 288 on 14x14, ran 1.4x slower), and a map small enough that the
+// transposed stores, bound it (kPackedConvMinK; the small CNN's second layer, K 288 on
+// 14x14 at batch 1: 47 vs 49 us at 2 threads, 72 vs 81 us at 1), and a map small enough that the
 // pixel-vector tiles would idle lanes: their extended grid of Ho x Wq pixels (Wq: the
 // phase-row width, Wp at stride 1) in whole vectors keeps 96% busy on 56x56 and 93% on
 // 28x28 (as fast or faster there, measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's
