@@ -441,8 +441,8 @@ bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g
 // this convolution: K large enough that the multiply-adds, not the tile's set-up and
 // transposed stores, bound it (kPackedConvMinK; the small CNN's second layer, K 288 on
 // 14x14 at batch 1: 47 vs 49 us at 2 threads, 72 vs 81 us at 1), and a map small enough that the
-// pixel-vector tiles would idle lanes: their extended grid of Ho x Wq pixels (Wq: the
-// phase-row width, Wp at stride 1) in whole vectors keeps 96% busy on 56x56 and 93% on
+// pixel-vector tiles would idle lanes: their extended grid of Ho x Ws pixels (Ws: the
+// phase-row stride, PhaseSplit) in whole vectors keeps 98% busy on 56x56 and 96% on
 // 28x28 (as fast or faster there, measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's
 // 3x3 convs there, batch 1, 2 threads: packed 1.16x and 1.33x faster; its stride-2 3x3
 // convs to 14x14 and 7x7, 1 thread: 1.07-1.15x and 1.19-1.28x). Batch 1 only: with more
@@ -450,14 +450,14 @@ bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g
 // touch 32 channel rows per tile in partial cache lines, which costs once outputs outgrow
 // the caches (a 32 -> 64 channel 14x14 layer at batch 8, one thread: 141 vs 87 us per
 // sample, packed vs pixel-vector tiles).
-const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, const char* op) {
+const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, int64_t Ws, const char* op) {
   if (index < 0 || !k.has_input(index)) return nullptr;
   const TensorView& p = k.in[index];
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
   if (g.N != 1 || g.K() < kPackedConvMinK) return nullptr;
-  const int64_t Wq = g.Wo + (g.kw - 1) * g.dw / g.sw, ext = (g.Ho * Wq + 15) / 16 * 16;
+  const int64_t ext = (g.Ho * Ws + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
   return p.ptr<float>();
 }
@@ -497,8 +497,15 @@ FW_TARGET_CLONES void compact_band(float* __restrict out, const float* __restric
 // offset) every tap is one offset again. Only the phases some tap uses are stored: the row
 // phases times the column phases (a 1x1 stride-2 conv uses phase (0, 0) alone). Stride 1
 // is the one-phase case: Wq is the padded width Wp.
+//
+// Rows share their padding: phase rows are stored Ws <= Wq apart, where the columns a row
+// would read past Ws are right-padding zeros that the next row's left-padding zeros supply
+// (stride 1, padding 1: rows of W + 1, not W + 2; a 14x14 map computes 15 columns per
+// output row instead of 16). Ws = max(Wo, every used phase's last data column + 1, Wq -
+// the fewest left-padding columns of a used phase).
 struct PhaseSplit {
-  int64_t Wq = 0;                        // phase-row width (the extended grid's row)
+  int64_t Wq = 0;                        // columns a phase row spans (data and padding)
+  int64_t Ws = 0;                        // stored phase-row stride = the extended grid's row
   int64_t halo = 0;                      // phase rows a band reads beyond its output rows
   int64_t tail = 0;                      // the last tap's column offset (Wq - Wo)
   std::vector<int64_t> rows, cols;       // the used row phases a and column phases b
@@ -524,6 +531,13 @@ PhaseSplit phase_split(const ConvGeom& g) {
   ps.Wq = g.Wo + ps.tail;
   phases_of(g.kh, g.dh, g.sh, ps.rows, ps.tap_row);
   phases_of(g.kw, g.dw, g.sw, ps.cols, ps.tap_col);
+  ps.Ws = g.Wo;
+  for (int64_t b : ps.cols) {
+    int64_t lo, hi;
+    valid_range(ps.Wq, g.W, g.sw, g.pl, b, lo, hi);
+    ps.Ws = std::max(ps.Ws, std::max(hi, ps.Wq - lo));
+  }
+  ps.Ws = std::min(ps.Ws, ps.Wq);
   return ps;
 }
 
@@ -531,7 +545,7 @@ PhaseSplit phase_split(const ConvGeom& g) {
 // times the im2col columns of that row: true for any real network, false for geometries
 // (huge dilation or padding on a tiny map) whose planes would be mostly unused padding.
 bool phase_split_fits(const ConvGeom& g, const PhaseSplit& ps) {
-  const double planes = double(g.C) * double(ps.count()) * double(ps.halo + 1) * double(ps.Wq) + double(ps.tail);
+  const double planes = double(g.C) * double(ps.count()) * double(ps.halo + 1) * double(ps.Ws) + double(ps.tail);
   return planes <= 4.0 * double(g.K()) * double(g.Wo) + double(1 << 16);
 }
 
@@ -543,7 +557,7 @@ bool phase_split_fits(const ConvGeom& g, const PhaseSplit& ps) {
 // compacted into the output when Wq > Wo (with the residual and relu applied there).
 void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n, const float* w, const float* bias,
                       const float* r_n, bool relu, float* out_n, int64_t* boff, const float* packed) {
-  const int64_t K = g.K(), HoWo = g.HoWo(), Wq = ps.Wq, halo = ps.halo, P = ps.count();
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wq = ps.Ws, halo = ps.halo, P = ps.count();  // Wq: row stride
   const int64_t nb = int64_t(ps.cols.size());
   const bool copy = g.sh != 1 || g.sw != 1 || g.pt + g.pb + g.pl + g.pr > 0 || ps.tail > 0;
   // Rows of >= 48 pixels whose whole vectors pad no more than the extended grid's Wq - Wo
@@ -573,7 +587,7 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
           const int64_t c = cp / P, ph = cp % P;
           const int64_t a = ps.rows[size_t(ph / nb)], b = ps.cols[size_t(ph % nb)];
           int64_t lo, hi;  // the phase columns u whose input column u*sw + b - pl lies in [0, W)
-          valid_range(Wq, g.W, g.sw, g.pl, b, lo, hi);
+          valid_range(ps.Wq, g.W, g.sw, g.pl, b, lo, hi);  // hi <= Ws (phase_split)
           const float* xc = x_n + c * g.H * g.W - g.pl + b;
           float* dst = xp + cp * plane;
           for (int64_t r = 0; r < hb; ++r, dst += Wq) {
@@ -718,8 +732,8 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (fast_conv_ok(g)) {
-      const float* packed = packed_conv_weight(k, packed_index, g, op);
       const PhaseSplit ps = phase_split(g);
+      const float* packed = packed_conv_weight(k, packed_index, g, ps.Ws, op);
       if (!phase_split_fits(g, ps)) packed = nullptr;  // the im2col columns feed the pixel-vector tiles
       std::vector<float> b;  // contiguous; padded to whole panels for the packed tiles
       if (bias) {
