@@ -354,7 +354,9 @@ void conv_tiles_rows(int64_t M, int64_t rows, int64_t Wo, int64_t Wq, int64_t K,
 // The tile is stored transposed (NCHW) with bias, residual and relu applied.
 constexpr int kPixTile = 12;
 
-template <int MR, int NP>
+// ROWS: store the tile as MR rows of output channels (out + m*ldo, for a transposing pass
+// after; R and relu are left to it) instead of transposed into NCHW.
+template <int MR, int NP, bool ROWS>
 __attribute__((target("avx512f"))) void conv_packed_tile(int64_t K, const float* __restrict x,
                                                          const int64_t* __restrict koff, const float* __restrict P,
                                                          const float* bias, const float* R, bool relu,
@@ -380,6 +382,16 @@ __attribute__((target("avx512f"))) void conv_packed_tile(int64_t K, const float*
       for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
     }
   }
+  if constexpr (ROWS) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NP; ++v) {
+      const int64_t left = cols - 16 * v;
+      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+#pragma GCC unroll 12
+      for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, acc[m][v]);
+    }
+    return;
+  }
   alignas(64) float buf[MR][16 * NP];
 #pragma GCC unroll 12
   for (int m = 0; m < MR; ++m)
@@ -398,11 +410,64 @@ __attribute__((target("avx512f"))) void conv_packed_tile(int64_t K, const float*
 using PackedTileFn = void (*)(int64_t, const float*, const int64_t*, const float*, const float*, const float*, bool,
                               float*, int64_t, int64_t);
 
-template <int NP, int... MR>
+template <int NP, bool ROWS, int... MR>
 constexpr PackedTileFn pick_conv_packed_tile(int mr, std::integer_sequence<int, MR...>) {
   PackedTileFn fn = nullptr;
-  ((fn = mr == MR + 1 ? &conv_packed_tile<MR + 1, NP> : fn), ...);
+  ((fn = mr == MR + 1 ? &conv_packed_tile<MR + 1, NP, ROWS> : fn), ...);
   return fn;
+}
+
+// out[c, p] (channel stride ldo) = act(tmp[p, c] + R[c, p]) for p < P, c < C: the rows the
+// ROWS tiles stored (row stride ldt), transposed 16 x 16 at a time in registers, so every
+// store and residual read covers whole vectors of one channel row.
+__attribute__((target("avx512f"))) void store_rows_transposed(const float* __restrict tmp, int64_t ldt, int64_t P,
+                                                              int64_t C, const float* R, bool relu,
+                                                              float* __restrict out, int64_t ldo) {
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t p0 = 0;
+  for (; p0 + 16 <= P; p0 += 16) {
+    int64_t c0 = 0;
+    for (; c0 + 16 <= C; c0 += 16) {
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(tmp + (p0 + i) * ldt + c0);
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+      }
+      for (int i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+      }
+      for (int i = 0; i < 8; ++i) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+      }
+      for (int j = 0; j < 16; ++j) {  // r[j]: channel c0 + j, pixels p0..p0+15
+        __m512 v = r[j];
+        if (R) v = _mm512_add_ps(v, _mm512_loadu_ps(R + (c0 + j) * ldo + p0));
+        if (relu) v = _mm512_max_ps(zero, v);  // a NaN stays NaN
+        _mm512_storeu_ps(out + (c0 + j) * ldo + p0, v);
+      }
+    }
+    for (; c0 < C; ++c0)
+      for (int64_t p = p0; p < p0 + 16; ++p) {
+        const float v = tmp[p * ldt + c0] + (R ? R[c0 * ldo + p] : 0.f);
+        out[c0 * ldo + p] = relu && v < 0.f ? 0.f : v;
+      }
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = p0; p < P; ++p) {
+      const float v = tmp[p * ldt + c] + (R ? R[c * ldo + p] : 0.f);
+      out[c * ldo + p] = relu && v < 0.f ? 0.f : v;
+    }
 }
 
 // Output rows [0, rows) of a band: out (channel stride HoWo, row stride Wo) = act(bias +
@@ -410,10 +475,16 @@ constexpr PackedTileFn pick_conv_packed_tile(int mr, std::integer_sequence<int, 
 // phase-row width). Each row is cut into near-equal segments of at most kPixTile pixels
 // (14 -> 7 + 7). Tasks run pair-major (a thread's weights stay in its cache), split over
 // the pool unless called inside a parallel region. bias: padded to whole panels, or null.
+//
+// With `tmp` (rows * Wo * Cpad floats, Cpad = Cout rounded up to 16), the tiles store rows
+// of channels there and one transposing pass writes the output: at batch > 1 (each sample
+// on one thread) the direct transposed stores touch 32 channel rows per tile in partial
+// cache lines, which measured 1.6x slower than the pixel-vector tiles once outputs outgrow
+// the caches; through tmp every store is whole vectors.
 void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* B, const int64_t* koff,
-                      const float* packed, const float* bias, const float* R, bool relu, float* out) {
-  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo;
-  const int64_t panels = (g.Cout + 15) / 16, pairs = (panels + 1) / 2;
+                      const float* packed, const float* bias, const float* R, bool relu, float* out, float* tmp) {
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, Cpad = (g.Cout + 15) / 16 * 16;
+  const int64_t panels = Cpad / 16, pairs = (panels + 1) / 2;
   const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
   auto run = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -421,15 +492,22 @@ void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* 
       const int64_t ow0 = Wo * sg / segs, ow1 = Wo * (sg + 1) / segs;
       const int64_t c0 = pair * 32, cols = std::min<int64_t>(32, g.Cout - c0);
       const auto mrs = std::make_integer_sequence<int, kPixTile>{};
-      const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2>(int(ow1 - ow0), mrs)
-                                        : pick_conv_packed_tile<1>(int(ow1 - ow0), mrs);
+      const int mr = int(ow1 - ow0);
+      const float* xb = B + oh * Wp + ow0;
+      const float* bb = bias ? bias + c0 : nullptr;
+      if (tmp) {
+        const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, true>(mr, mrs) : pick_conv_packed_tile<1, true>(mr, mrs);
+        fn(K, xb, koff, packed + c0 * K, bb, nullptr, false, tmp + (oh * Wo + ow0) * Cpad + c0, Cpad, cols);
+        continue;
+      }
+      const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, false>(mr, mrs) : pick_conv_packed_tile<1, false>(mr, mrs);
       const int64_t o = c0 * HoWo + oh * Wo + ow0;
-      fn(K, B + oh * Wp + ow0, koff, packed + c0 * K, bias ? bias + c0 : nullptr, R ? R + o : nullptr, relu,
-         out + o, HoWo, cols);
+      fn(K, xb, koff, packed + c0 * K, bb, R ? R + o : nullptr, relu, out + o, HoWo, cols);
     }
   };
   const int64_t per_task = kPixTile * 32 * K;
   parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)), run);
+  if (tmp) store_rows_transposed(tmp, Cpad, rows * Wo, g.Cout, R, relu, out, HoWo);
 }
 #endif
 
@@ -445,18 +523,15 @@ bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g
 // phase-row stride, PhaseSplit) in whole vectors keeps 98% busy on 56x56 and 96% on
 // 28x28 (as fast or faster there, measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's
 // 3x3 convs there, batch 1, 2 threads: packed 1.16x and 1.33x faster; its stride-2 3x3
-// convs to 14x14 and 7x7, 1 thread: 1.07-1.15x and 1.19-1.28x). Batch 1 only: with more
-// samples each runs on one thread and the tiles' transposed stores (and residual reads)
-// touch 32 channel rows per tile in partial cache lines, which costs once outputs outgrow
-// the caches (a 32 -> 64 channel 14x14 layer at batch 8, one thread: 141 vs 87 us per
-// sample, packed vs pixel-vector tiles).
+// convs to 14x14 and 7x7, 1 thread: 1.07-1.15x and 1.19-1.28x). At batch > 1 the tiles
+// store through a transposing pass (conv_rows_packed).
 const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, int64_t Ws, const char* op) {
   if (index < 0 || !k.has_input(index)) return nullptr;
   const TensorView& p = k.in[index];
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
-  if (g.N != 1 || g.K() < kPackedConvMinK) return nullptr;
+  if (g.K() < kPackedConvMinK) return nullptr;
   const int64_t ext = (g.Ho * Ws + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
   return p.ptr<float>();
@@ -567,12 +642,14 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
   const bool serial = in_parallel_region() || get_num_threads() == 1;
   const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);
   const int64_t planes = copy ? g.C * P : 0;  // phase planes per band
-  const int64_t per_row = (planes + (compact ? g.Cout : 0)) * Wq;
+  // Packed tiles at batch > 1 store rows of channels for a transposing pass (conv_rows_packed).
+  const int64_t rows_tmp = packed && g.N > 1 ? (g.Cout + 15) / 16 * 16 * g.Wo : 0;  // floats per output row
+  const int64_t per_row = (planes + (compact ? g.Cout : 0)) * Wq + rows_tmp;
   const int64_t rows =
       std::max<int64_t>(1, std::min<int64_t>(g.Ho, (budget - planes * halo * Wq) / std::max<int64_t>(per_row, 1)));
   const int64_t pad_elems = copy ? planes * (rows + halo) * Wq + ps.tail : 0;
-  float* scratch =
-      static_cast<float*>(thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wq : 0)) * sizeof(float)));
+  float* scratch = static_cast<float*>(
+      thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wq : 0) + rows_tmp * rows) * sizeof(float)));
   std::vector<int64_t> row_off(size_t(g.kh)), col_off(size_t(g.kw));
   for (int64_t oh0 = 0; oh0 < g.Ho; oh0 += rows) {
     const int64_t oh1 = std::min(g.Ho, oh0 + rows), nr = oh1 - oh0, N = nr * Wq;
@@ -622,7 +699,8 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
         for (int64_t j = 0; j < g.kw; ++j) boff[k++] = c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
     const float* r_band = r_n ? r_n + oh0 * g.Wo : nullptr;
     if (packed) {
-      conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo);
+      conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo,
+                       rows_tmp ? scratch + pad_elems : nullptr);
       continue;
     }
     if (row_tiles) {
