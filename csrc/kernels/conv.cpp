@@ -636,8 +636,10 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
   const int64_t nb = int64_t(ps.cols.size());
   const bool copy = g.sh != 1 || g.sw != 1 || g.pt + g.pb + g.pl + g.pr > 0 || ps.tail > 0;
   // Rows of >= 48 pixels whose whole vectors pad no more than the extended grid's Wq - Wo
-  // columns (a 7x7 stride-2 stem: 112 of 115) run row tiles: nothing to compact.
-  const bool row_tiles = !packed && g.Wo >= 48 && (g.Wo + 15) / 16 * 16 <= Wq;
+  // columns (a 7x7 stride-2 stem: 112 of 115) run row tiles: nothing to compact. So do
+  // convs with a small K (a 1-channel 3x3 input layer: K 9), which the output's stores bound
+  // and a compaction pass would copy the whole output once more.
+  const bool row_tiles = !packed && ((g.Wo >= 48 && (g.Wo + 15) / 16 * 16 <= Wq) || (K <= 32 && g.Wo >= 16));
   const bool compact = !packed && !row_tiles && Wq != g.Wo;
   const bool serial = in_parallel_region() || get_num_threads() == 1;
   const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);

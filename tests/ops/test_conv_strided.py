@@ -57,6 +57,10 @@ STRIDED = [
     (2, 5, 7, 223, 13, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),  # 112-pixel rows: 64 + 48
     (2, 4, 9, 128, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),   # stride 1, 128-pixel rows
     (1, 2, 6, 96, 5, (3, 3), (2, 2), (2, 2, 2, 2), (2, 2)),    # dilation, 48-pixel rows
+    # small K (<= 32) with rows of >= 16 pixels: row tiles too (no compaction pass)
+    (3, 1, 28, 28, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # the small CNN's first layer
+    (2, 3, 9, 21, 10, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),   # 21-pixel rows: 16 + 5
+    (1, 2, 8, 40, 9, (2, 2), (1, 2), (0, 1, 1, 0), (1, 1)),    # stride (1, 2), uneven padding
 ]
 
 
