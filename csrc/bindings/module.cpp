@@ -123,14 +123,27 @@ static void run_kernel(uintptr_t handle, const py::tuple& inputs, const py::tupl
   fn(args);
 }
 
-// A numpy array whose memory comes from the caching allocator; freeing the array returns the
-// block to the cache.
-py::array empty_array(const std::vector<int64_t>& shape, int dtype_code) {
+// The numpy dtype of a framework dtype, without parsing a dtype string (PyArray_DescrFromType).
+static py::dtype numpy_dtype(DType dt) {
+  switch (dt) {
+    case DType::f32: return py::dtype::of<float>();
+    case DType::f64: return py::dtype::of<double>();
+    case DType::i32: return py::dtype::of<int32_t>();
+    case DType::i64: return py::dtype::of<int64_t>();
+    case DType::b8: return py::dtype::of<bool>();
+  }
+  return py::dtype(numpy_dtype_str(dt));
+}
+
+// A numpy array of `ndim` dims whose memory comes from the caching allocator; freeing the
+// array returns the block to the cache.
+static py::array empty_array_dims(const int64_t* shape, size_t ndim, int dtype_code) {
   if (!dtype_valid(dtype_code)) throw py::value_error("bad dtype code " + std::to_string(dtype_code));
   DType dt = DType(dtype_code);
-  if (shape.size() > size_t(kMaxDims)) throw py::value_error("tensors have at most 8 dims");
+  if (ndim > size_t(kMaxDims)) throw py::value_error("tensors have at most 8 dims");
   int64_t n = 1;
-  for (auto s : shape) {
+  for (size_t i = 0; i < ndim; ++i) {
+    int64_t s = shape[i];
     if (s < 0) throw py::value_error("negative dimension " + std::to_string(s) + " in shape");
     if (s != 0 && n > (int64_t(1) << 46) / s) throw py::value_error("tensor too large");
     n *= s;
@@ -147,18 +160,49 @@ py::array empty_array(const std::vector<int64_t>& shape, int dtype_code) {
     cached_free(bb->p, bb->n);
     delete bb;
   });
-  std::vector<py::ssize_t> shp(shape.begin(), shape.end());
-  return py::array(py::dtype(numpy_dtype_str(dt)), shp, p, owner);
+  std::vector<py::ssize_t> shp(shape, shape + ndim);
+  return py::array(numpy_dtype(dt), shp, p, owner);
 }
 
-// Allocates the outputs (specs: [(shape, dtype code)]) and runs the kernel: eager dispatch's
-// one call per op.
-static py::tuple call_kernel(uintptr_t handle, const py::tuple& inputs, const py::list& specs,
+py::array empty_array(const std::vector<int64_t>& shape, int dtype_code) {
+  return empty_array_dims(shape.data(), shape.size(), dtype_code);
+}
+
+// The dtype code of a spec's dtype entry: an int code, or a framework dtype (its `.code`).
+static int spec_dtype_code(const py::handle& d) {
+  if (PyLong_Check(d.ptr())) return d.cast<int>();
+  static PyObject* code_name = PyUnicode_InternFromString("code");  // never freed (module lifetime)
+  py::object code = py::reinterpret_steal<py::object>(PyObject_GetAttr(d.ptr(), code_name));
+  if (!code) throw py::error_already_set();
+  return code.cast<int>();
+}
+
+// Allocates the outputs (specs: a list or tuple of (shape, dtype) where dtype is a dtype code
+// or a framework dtype, i.e. what an OpDef's infer returns) and runs the kernel: eager
+// dispatch's one call per op.
+static py::tuple call_kernel(uintptr_t handle, const py::tuple& inputs, const py::handle& specs,
                              const py::tuple& attr_values) {
-  py::tuple outs(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) {
-    py::tuple spec = specs[i].cast<py::tuple>();
-    outs[i] = empty_array(spec[0].cast<std::vector<int64_t>>(), spec[1].cast<int>());
+  py::object seq = py::reinterpret_steal<py::object>(PySequence_Fast(specs.ptr(), "specs must be a sequence"));
+  if (!seq) throw py::error_already_set();
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.ptr());
+  PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+  py::tuple outs(n);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    py::handle spec(items[i]);
+    if (!PyTuple_Check(spec.ptr()) && !PyList_Check(spec.ptr()))
+      throw py::type_error("each spec must be a (shape, dtype) pair");
+    py::sequence pair = py::reinterpret_borrow<py::sequence>(spec);
+    if (pair.size() != 2) throw py::type_error("each spec must be a (shape, dtype) pair");
+    py::object shape_obj = pair[0];
+    py::object shape_seq = py::reinterpret_steal<py::object>(
+        PySequence_Fast(shape_obj.ptr(), "a spec's shape must be a sequence of ints"));
+    if (!shape_seq) throw py::error_already_set();
+    Py_ssize_t nd = PySequence_Fast_GET_SIZE(shape_seq.ptr());
+    if (nd > kMaxDims) throw py::value_error("tensors have at most 8 dims, got " + std::to_string(nd));
+    PyObject** dims = PySequence_Fast_ITEMS(shape_seq.ptr());
+    int64_t shape[kMaxDims];
+    for (Py_ssize_t k = 0; k < nd; ++k) shape[k] = py::handle(dims[k]).cast<int64_t>();
+    outs[i] = empty_array_dims(shape, size_t(nd), spec_dtype_code(pair[1]));
   }
   run_kernel(handle, inputs, outs, attr_values);
   return outs;
@@ -182,7 +226,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("run", &run_kernel, py::arg("handle"), py::arg("inputs"), py::arg("outputs"), py::arg("attrs"),
         "Runs a kernel on numpy operands (outputs preallocated).");
   m.def("call", &call_kernel, py::arg("handle"), py::arg("inputs"), py::arg("specs"), py::arg("attrs"),
-        "Allocates outputs from [(shape, dtype code)] and runs a kernel; returns the outputs.");
+        "Allocates outputs from [(shape, dtype code or dtype)] and runs a kernel; returns the outputs.");
   m.def("list_kernels", []() {
     py::dict d;
     for (auto& [name, dts] : list_kernels()) {

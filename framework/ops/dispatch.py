@@ -112,6 +112,104 @@ def _promoted(op: OpDef, inputs):
 def dispatch(op: OpDef, inputs: list, attrs: tuple):
     """Runs op on inputs (Tensors, Python numbers where promotion allows, or None for
     optional inputs) with attributes in kernel order. Returns a Tensor or a tuple."""
+    # Fast path, the common eager case: no hooks (so no tracer either: jit.trace installs
+    # a hook), no in-place target, a kernel op whose non-None inputs are tensors of one
+    # dtype that needs no promotion. Everything else takes _dispatch_general, which the
+    # fast path must match result for result.
+    if DISPATCH_HOOKS or INPLACE.target is not None:
+        return _dispatch_general(op, inputs, attrs)
+    fast = op._fast
+    if fast is None:
+        fast = _fast_info(op)
+    if fast is False:
+        return _dispatch_general(op, inputs, attrs)
+    if fast[4]:  # a view op: validate with infer, then a numpy view sharing storage
+        op.infer(*inputs, *attrs)
+        base = inputs[0]
+        outs = [_TENSOR[0]._make_view(op.view(base._data, *attrs), base)]
+        if fast[2] and AG._state.grad:
+            for x in inputs:
+                if x is not None and x.requires_grad:
+                    AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+                    break
+        return outs[0] if fast[3] else tuple(outs)
+    npdt = None
+    try:
+        for x in inputs:
+            if x is not None:
+                d = x._data.dtype
+                if npdt is None:
+                    npdt = d
+                elif d is not npdt and d != npdt:
+                    return _dispatch_general(op, inputs, attrs)
+    except AttributeError:  # a Python number (or a non-tensor): the general path
+        return _dispatch_general(op, inputs, attrs)
+    entry = fast[0].get(npdt)
+    if entry is None:
+        entry = _fast_entry(op, fast, npdt)
+        if entry is False:
+            return _dispatch_general(op, inputs, attrs)
+    handle, dt = entry
+    infer_kind = fast[1]
+    if infer_kind == 1:  # same_infer
+        specs = [(inputs[0]._data.shape, dt)]
+    elif infer_kind == 2 and inputs[0]._data.shape == inputs[1]._data.shape:  # binary_infer
+        specs = [(inputs[0]._data.shape, dt)]
+    else:
+        specs = op.infer(*inputs, *attrs)
+    arrays = _C.call(handle, tuple([x._data if x is not None else None for x in inputs]), specs, attrs)
+    Tensor = _TENSOR[0]
+    outs = []
+    for a in arrays:
+        t = object.__new__(Tensor)
+        t._data = a
+        t._version = _Version()
+        outs.append(t)
+    if fast[2] and AG._state.grad:
+        for x in inputs:
+            if x is not None and x.requires_grad:
+                AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+                break
+    return outs[0] if fast[3] else tuple(outs)
+
+
+def _fast_info(op: OpDef):
+    """op's fast-path facts ({numpy dtype: (kernel handle, dtype)}, infer kind, records
+    grads, single output, is a view op), or False when op always takes the general path; cached on op
+    (OpDef.__setattr__ drops the cache when a field changes)."""
+    from ._common import binary_infer, same_infer
+
+    _tensor_cls()
+    grads = op.grad is not None and op.differentiable
+    if op.composite is not None or op.infer is None:
+        info = False
+    elif op.view is not None:
+        info = (None, 0, grads, op.num_outputs == 1, True) if op.promote is None else False
+    elif op.kernel is None or op.promote not in ("all", None):
+        info = False
+    else:
+        kind = 1 if op.infer is same_infer else 2 if op.infer is binary_infer else 0
+        info = ({}, kind, grads, op.num_outputs == 1, False)
+    object.__setattr__(op, "_fast", info)
+    return info
+
+
+def _fast_entry(op: OpDef, fast, npdt):
+    """The (handle, dtype) the fast path uses for inputs of numpy dtype npdt, or False when
+    that dtype needs the general path (promotion to float, no kernel: it raises there)."""
+    dt = D._BY_NP.get(npdt)
+    if dt is None or (op.promote is not None and op.float_compute and not dt.is_floating_point):
+        return False
+    if _C.kernel_handle(op.kernel, dt.code) is None:
+        return False
+    entry = (op.handle(dt), dt)
+    fast[0][npdt] = entry
+    return entry
+
+
+def _dispatch_general(op: OpDef, inputs: list, attrs: tuple):
+    """dispatch() for every case: in-place targets, tracing, hooks, promotion, composites,
+    views."""
     target = INPLACE.target
     if target is not None and target[0] is op:
         INPLACE.target = None

@@ -76,6 +76,13 @@ class OpDef:
     tags: tuple = ()  # free-form: "elementwise", "reduction", "view", "fused", ...
     _handles: dict = field(default_factory=dict, repr=False)
     _bw_name: Optional[str] = field(default=None, repr=False)
+    # eager dispatch's cached fast-path facts (dispatch._fast_info); None: not computed yet
+    _fast: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name[0] != "_":  # a public field changed: recompute the fast-path facts
+            object.__setattr__(self, "_fast", None)
 
     def __post_init__(self):
         if self.kernel == "<name>":
