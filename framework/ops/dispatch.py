@@ -12,6 +12,7 @@ import numpy as np
 from .. import _C
 from .. import autograd as AG
 from .. import dtypes as D
+from ._common import broadcast_shapes
 from .registry import DISPATCH_HOOKS, TRACE, OpDef
 
 _Number = (int, float, bool)
@@ -114,7 +115,7 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     optional inputs) with attributes in kernel order. Returns a Tensor or a tuple."""
     # Fast path, the common eager case: no hooks (so no tracer either: jit.trace installs
     # a hook), no in-place target, a kernel op whose non-None inputs are tensors of one
-    # dtype that needs no promotion. Everything else takes _dispatch_general, which the
+    # dtype that needs no promotion (or float tensors with Python ints/floats), or a view op. Everything else takes _dispatch_general, which the
     # fast path must match result for result.
     if DISPATCH_HOOKS or INPLACE.target is not None:
         return _dispatch_general(op, inputs, attrs)
@@ -134,16 +135,29 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
                     break
         return outs[0] if fast[3] else tuple(outs)
     npdt = None
-    try:
-        for x in inputs:
-            if x is not None:
+    numbers = False
+    for x in inputs:
+        if x is not None:
+            try:
                 d = x._data.dtype
-                if npdt is None:
-                    npdt = d
-                elif d is not npdt and d != npdt:
-                    return _dispatch_general(op, inputs, attrs)
-    except AttributeError:  # a Python number (or a non-tensor): the general path
-        return _dispatch_general(op, inputs, attrs)
+            except AttributeError:
+                tx = type(x)
+                if (tx is float or tx is int) and fast[5]:
+                    numbers = True
+                    continue
+                return _dispatch_general(op, inputs, attrs)
+            if npdt is None:
+                npdt = d
+            elif d is not npdt and d != npdt:
+                return _dispatch_general(op, inputs, attrs)
+    if numbers:
+        # Python ints/floats with float tensors of one dtype promote to that dtype
+        # (D.result_type: a scalar's category never exceeds float); others: general path
+        if npdt is None or npdt.kind != "f":
+            return _dispatch_general(op, inputs, attrs)
+        wrap = _TENSOR[0]._wrap
+        inputs = [wrap(np.asarray(x, dtype=npdt)) if type(x) is float or type(x) is int else x
+                  for x in inputs]
     entry = fast[0].get(npdt)
     if entry is None:
         entry = _fast_entry(op, fast, npdt)
@@ -153,8 +167,15 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     infer_kind = fast[1]
     if infer_kind == 1:  # same_infer
         specs = [(inputs[0]._data.shape, dt)]
-    elif infer_kind == 2 and inputs[0]._data.shape == inputs[1]._data.shape:  # binary_infer
-        specs = [(inputs[0]._data.shape, dt)]
+    elif infer_kind == 2:  # binary_infer on the arrays' shapes (it raises on a mismatch)
+        sa, sb = inputs[0]._data.shape, inputs[1]._data.shape
+        if sa == sb:
+            specs = [(sa, dt)]
+        else:
+            try:
+                specs = [(broadcast_shapes(sa, sb), dt)]
+            except RuntimeError:
+                specs = op.infer(*inputs, *attrs)
     else:
         specs = op.infer(*inputs, *attrs)
     arrays = _C.call(handle, tuple([x._data if x is not None else None for x in inputs]), specs, attrs)
@@ -175,7 +196,7 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
 
 def _fast_info(op: OpDef):
     """op's fast-path facts ({numpy dtype: (kernel handle, dtype)}, infer kind, records
-    grads, single output, is a view op), or False when op always takes the general path; cached on op
+    grads, single output, is a view op, Python numbers promote), or False when op always takes the general path; cached on op
     (OpDef.__setattr__ drops the cache when a field changes)."""
     from ._common import binary_infer, same_infer
 
@@ -184,12 +205,12 @@ def _fast_info(op: OpDef):
     if op.composite is not None or op.infer is None:
         info = False
     elif op.view is not None:
-        info = (None, 0, grads, op.num_outputs == 1, True) if op.promote is None else False
+        info = (None, 0, grads, op.num_outputs == 1, True, False) if op.promote is None else False
     elif op.kernel is None or op.promote not in ("all", None):
         info = False
     else:
         kind = 1 if op.infer is same_infer else 2 if op.infer is binary_infer else 0
-        info = ({}, kind, grads, op.num_outputs == 1, False)
+        info = ({}, kind, grads, op.num_outputs == 1, False, op.promote == "all")
     object.__setattr__(op, "_fast", info)
     return info
 

@@ -123,3 +123,28 @@ def test_traced_ops_match_eager():
     x, tx = _pair((2, 3))
     traced = fw.jit.trace(M(), (x,))
     _same(traced(x), torch.relu(tx).view(-1) * 2.0 + tx.sum())
+
+
+def test_python_numbers_promote_like_the_general_path():
+    a, ta = _pair((2, 3))
+    d, td = _pair((2, 3), np.float64)
+    z, tz = _pair((), np.float64)
+    i = fw.tensor(np.arange(6, dtype=np.int32).reshape(2, 3))
+    ti = torch.arange(6, dtype=torch.int32).reshape(2, 3)
+    b = fw.tensor(np.array([True, False]))
+    tb = torch.tensor([True, False])
+    with fw.no_grad():
+        for x, tx in ((a, ta), (d, td), (z, tz), (i, ti)):
+            _same(x * 2.5, tx * 2.5)
+            _same(x + 3, tx + 3)
+            _same(2 - x, 2 - tx)
+            _same(x / 4, tx / 4)
+            _same(fw.add(x, 1.5, alpha=2), torch.add(tx, 1.5, alpha=2))
+        _same(b + 1, tb + 1)
+        _same(b * 1.5, tb * 1.5)
+        _same(a + True, ta + True)
+    a.requires_grad_(True)
+    ta.requires_grad_(True)
+    (a * 3.0 + 1).sum().backward()
+    (ta * 3.0 + 1).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy())
