@@ -135,6 +135,11 @@ static py::dtype numpy_dtype(DType dt) {
   return py::dtype(numpy_dtype_str(dt));
 }
 
+struct AllocBlock {
+  void* p;
+  size_t n;
+};
+
 // A numpy array of `ndim` dims whose memory comes from the caching allocator; freeing the
 // array returns the block to the cache.
 static py::array empty_array_dims(const int64_t* shape, size_t ndim, int dtype_code) {
@@ -150,18 +155,35 @@ static py::array empty_array_dims(const int64_t* shape, size_t ndim, int dtype_c
   }
   size_t nbytes = size_t(n) * dtype_size(dt);
   void* p = cached_alloc(nbytes);
-  struct Block {
-    void* p;
-    size_t n;
-  };
-  auto* blk = new Block{p, nbytes};
-  py::capsule owner(blk, [](void* b) {
-    auto* bb = static_cast<Block*>(b);
-    cached_free(bb->p, bb->n);
-    delete bb;
+  // The owner is a plain PyCapsule holding the block (pointer + size): freeing the array
+  // frees the capsule, which returns the block to the cache.
+  auto* blk = new AllocBlock{p, nbytes};
+  PyObject* owner = PyCapsule_New(blk, nullptr, [](PyObject* cap) {
+    auto* b = static_cast<AllocBlock*>(PyCapsule_GetPointer(cap, nullptr));
+    cached_free(b->p, b->n);
+    delete b;
   });
-  std::vector<py::ssize_t> shp(shape, shape + ndim);
-  return py::array(numpy_dtype(dt), shp, p, owner);
+  if (!owner) {
+    cached_free(p, nbytes);
+    delete blk;
+    throw py::error_already_set();
+  }
+  Py_intptr_t dims[kMaxDims];
+  for (size_t i = 0; i < ndim; ++i) dims[i] = Py_intptr_t(shape[i]);
+  auto& api = py::detail::npy_api::get();
+  PyObject* arr = api.PyArray_NewFromDescr_(
+      api.PyArray_Type_, numpy_dtype(dt).release().ptr(), int(ndim), dims, nullptr, p,
+      py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_WRITEABLE_ |
+          py::detail::npy_api::NPY_ARRAY_ALIGNED_, nullptr);
+  if (!arr) {
+    Py_DECREF(owner);
+    throw py::error_already_set();
+  }
+  if (api.PyArray_SetBaseObject_(arr, owner) != 0) {  // steals owner, even on failure
+    Py_DECREF(arr);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::array>(arr);
 }
 
 py::array empty_array(const std::vector<int64_t>& shape, int dtype_code) {
