@@ -5,6 +5,8 @@
 //   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES] [--no-prepack]
 //
 // Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -254,6 +256,13 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenBLAS starts worker threads when its library loads (before main) unless
+  // OPENBLAS_NUM_THREADS is 1, and an idle worker spins for a while after it starts. fwrun
+  // never runs BLAS multithreaded (framework's pool owns the threads), and that spinning took
+  // the second core from the first inference: ResNet-18 cold start 68-85 ms, 33-49 ms with
+  // OPENBLAS_NUM_THREADS=1 (2-core VM). So fwrun re-executes itself once with it set.
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr && ::setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+    ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   Args a = parse_args(argc, argv);
   try {
     return run(a);
