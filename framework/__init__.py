@@ -10,7 +10,25 @@ import os as _os
 # installs (where the extension's rpath does not reach it) work too.
 import scipy_openblas32 as _sob
 
-_ctypes.CDLL(_os.path.join(_sob.get_lib_dir(), _sob.get_library(True)), mode=_ctypes.RTLD_GLOBAL)
+
+def _load_blas():
+    # OpenBLAS starts worker threads as the library loads unless OPENBLAS_NUM_THREADS is 1,
+    # and an idle worker spins for a while after it starts, taking a core from framework's
+    # own pool (which owns the threads; BLAS always runs single-threaded here). So the
+    # library loads with it set to 1; the variable is restored at once, so numpy (already
+    # loaded) and subprocesses see the environment as it was.
+    path = _os.path.join(_sob.get_lib_dir(), _sob.get_library(True))
+    old = _os.environ.get("OPENBLAS_NUM_THREADS")
+    if old is None:
+        _os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        _ctypes.CDLL(path, mode=_ctypes.RTLD_GLOBAL)
+    finally:
+        if old is None:
+            del _os.environ["OPENBLAS_NUM_THREADS"]
+
+
+_load_blas()
 
 from . import _C  # noqa: E402
 from . import dtypes as _dtypes  # noqa: E402
