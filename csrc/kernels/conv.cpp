@@ -31,6 +31,7 @@
 #include "core/parallel.h"
 #include "kernels/blas.h"
 #include "kernels/conv.h"
+#include "kernels/packed_tile.h"
 #include "kernels/registry.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -362,26 +363,7 @@ __attribute__((target("avx512f"))) void conv_packed_tile(int64_t K, const float*
                                                          const float* bias, const float* R, bool relu,
                                                          float* __restrict out, int64_t ldo, int64_t cols) {
   __m512 acc[MR][NP];
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-    const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) acc[m][v] = b0;
-  }
-  const float* P1 = P + K * 16;
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < K; ++k) {
-    const float* xk = x + koff[k];
-    __m512 bv[NP];
-    bv[0] = _mm512_loadu_ps(P + k * 16);
-    if constexpr (NP > 1) bv[NP - 1] = _mm512_loadu_ps(P1 + k * 16);
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      const __m512 a = _mm512_set1_ps(xk[m]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
-    }
-  }
+  packed_tile_acc<MR, NP, true>(K, x, 1, koff, P, bias, acc);
   if constexpr (ROWS) {
 #pragma GCC unroll 2
     for (int v = 0; v < NP; ++v) {

@@ -19,6 +19,7 @@
 #include "core/parallel.h"
 #include "kernels/blas.h"
 #include "kernels/loops.h"
+#include "kernels/packed_tile.h"
 
 namespace fw {
 namespace {
@@ -213,25 +214,7 @@ __attribute__((target("avx512f"))) void packed_tile(int64_t K, const float* __re
                                                     const float* __restrict P, const float* bias, bool relu,
                                                     float* __restrict out, int64_t ldo, int64_t cols) {
   __m512 acc[MR][NP];
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-    const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) acc[m][v] = b0;
-  }
-  const float* P1 = P + K * kPackedPanel;
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < K; ++k) {
-    __m512 bv[NP];
-    bv[0] = _mm512_loadu_ps(P + k * kPackedPanel);
-    if constexpr (NP > 1) bv[NP - 1] = _mm512_loadu_ps(P1 + k * kPackedPanel);
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      const __m512 a = _mm512_set1_ps(x[m * x_rs + k]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
-    }
-  }
+  packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
   const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int v = 0; v < NP; ++v) {

@@ -1,0 +1,52 @@
+// packed_tile.h: the register tile over a weight packed in panels of 16 output columns
+// (blas.h, pack_linear_weight), shared by linear (kernels/linalg.cpp: rows of x) and conv
+// (kernels/conv.cpp: output pixels of a zero-padded input band, one offset per tap). Each
+// caller stores the accumulators its own way.
+#pragma once
+#include <cstdint>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own intrinsics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define FW_PACKED_TILE_AVX512 1
+
+namespace fw {
+
+// acc[m][v] = bias[16v, 16v + 16) + sum over k < K of a(m, k) * panel v's row k, for m < MR
+// and v < NP (panel 1 starts K * 16 floats after panel 0; bias null = 0), where a(m, k) is
+// x[m * xm + k] (TAPS false: rows of a matrix) or x[m + koff[k]] (TAPS true: consecutive
+// pixels of a band, koff[k] the offset of tap k). One broadcast per (m, k), one panel-row
+// load per (v, k), MR * NP FMAs per k; 12 x 2 keeps 24 zmm accumulators.
+template <int MR, int NP, bool TAPS>
+__attribute__((target("avx512f"), always_inline)) inline void packed_tile_acc(int64_t K, const float* __restrict x,
+                                                                            int64_t xm,
+                                                                            const int64_t* __restrict koff,
+                                                                            const float* __restrict P,
+                                                                            const float* bias, __m512 (&acc)[MR][NP]) {
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) acc[m][v] = b0;
+  }
+  const float* P1 = P + K * 16;
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xk = TAPS ? x + koff[k] : x + k;
+    __m512 bv[NP];
+    bv[0] = _mm512_loadu_ps(P + k * 16);
+    if constexpr (NP > 1) bv[NP - 1] = _mm512_loadu_ps(P1 + k * 16);
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      const __m512 a = _mm512_set1_ps(TAPS ? xk[m] : xk[m * xm]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
+    }
+  }
+}
+
+}  // namespace fw
+#endif
