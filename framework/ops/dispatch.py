@@ -115,8 +115,9 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     optional inputs) with attributes in kernel order. Returns a Tensor or a tuple."""
     # Fast path, the common eager case: no hooks (so no tracer either: jit.trace installs
     # a hook), no in-place target, a kernel op whose non-None inputs are tensors of one
-    # dtype that needs no promotion (or float tensors with Python ints/floats), or a view op. Everything else takes _dispatch_general, which the
-    # fast path must match result for result.
+    # dtype that needs no promotion (or float tensors with Python ints/floats), or a view
+    # op. Everything else takes _dispatch_general, which the fast path must match result
+    # for result.
     if DISPATCH_HOOKS or INPLACE.target is not None:
         return _dispatch_general(op, inputs, attrs)
     fast = op._fast
@@ -127,13 +128,8 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     if fast[4]:  # a view op: validate with infer, then a numpy view sharing storage
         op.infer(*inputs, *attrs)
         base = inputs[0]
-        outs = [_TENSOR[0]._make_view(op.view(base._data, *attrs), base)]
-        if fast[2] and AG._state.grad:
-            for x in inputs:
-                if x is not None and x.requires_grad:
-                    AG.record(op.backward_name, op.grad, inputs, outs, attrs)
-                    break
-        return outs[0] if fast[3] else tuple(outs)
+        return _fast_finish(op, fast, inputs, [_TENSOR[0]._make_view(op.view(base._data, *attrs), base)],
+                            attrs)
     npdt = None
     numbers = False
     for x in inputs:
@@ -186,6 +182,12 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
         t._data = a
         t._version = _Version()
         outs.append(t)
+    return _fast_finish(op, fast, inputs, outs, attrs)
+
+
+def _fast_finish(op: OpDef, fast, inputs, outs: list, attrs):
+    """The fast path's tail: records the autograd node when an input requires grad (as the
+    general path does) and returns the output or the tuple of outputs."""
     if fast[2] and AG._state.grad:
         for x in inputs:
             if x is not None and x.requires_grad:
