@@ -8,8 +8,6 @@ import os as _os
 
 # The BLAS lives in the scipy_openblas32 package; load it before the extension so editable
 # installs (where the extension's rpath does not reach it) work too.
-import scipy_openblas32 as _sob
-
 
 def _load_blas():
     # OpenBLAS starts worker threads as the library loads unless OPENBLAS_NUM_THREADS is 1,
@@ -17,12 +15,14 @@ def _load_blas():
     # own pool (which owns the threads; BLAS always runs single-threaded here). So the
     # library loads with it set to 1; the variable is restored at once, so numpy (already
     # loaded) and subprocesses see the environment as it was.
-    path = _os.path.join(_sob.get_lib_dir(), _sob.get_library(True))
+    # NOTE: importing scipy_openblas32 already loads the library.
     old = _os.environ.get("OPENBLAS_NUM_THREADS")
     if old is None:
         _os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
-        _ctypes.CDLL(path, mode=_ctypes.RTLD_GLOBAL)
+        import scipy_openblas32 as sob
+
+        _ctypes.CDLL(_os.path.join(sob.get_lib_dir(), sob.get_library(True)), mode=_ctypes.RTLD_GLOBAL)
     finally:
         if old is None:
             del _os.environ["OPENBLAS_NUM_THREADS"]
