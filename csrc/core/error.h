@@ -66,3 +66,16 @@ template <class... Args>
 #else
 #define FW_TARGET_CLONES
 #endif
+
+namespace fw {
+// Whether this CPU runs AVX-512F, for kernels with hand-written AVX-512 paths (built with
+// __attribute__((target("avx512f"))) on x86-64 GCC/clang); false elsewhere.
+inline bool cpu_has_avx512f() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+#else
+  return false;
+#endif
+}
+}  // namespace fw

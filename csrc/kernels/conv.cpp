@@ -293,11 +293,6 @@ TileFn pick_tile_in(int mr, int nv, std::integer_sequence<int, MR...>) {
 // The tile for mr (1..kMR) channels x nv (1..kNV) vectors.
 TileFn pick_tile(int mr, int nv) { return pick_tile_in(mr, nv, std::make_integer_sequence<int, kMR>{}); }
 
-bool has_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
-
 // C[M, N] (row stride ldc) = act(bias + A[M, K] @ B + R) over all 8 x 48 tiles (R: null or
 // laid out like C), split over the pool unless called inside a parallel region.
 void conv_tiles(int64_t M, int64_t N, int64_t K, const float* A, const float* B, const int64_t* boff,
@@ -365,13 +360,7 @@ __attribute__((target("avx512f"))) void conv_packed_tile(int64_t K, const float*
   __m512 acc[MR][NP];
   packed_tile_acc<MR, NP, true>(K, x, 1, koff, P, bias, acc);
   if constexpr (ROWS) {
-#pragma GCC unroll 2
-    for (int v = 0; v < NP; ++v) {
-      const int64_t left = cols - 16 * v;
-      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-#pragma GCC unroll 12
-      for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, acc[m][v]);
-    }
+    packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, false);
     return;
   }
   alignas(64) float buf[MR][16 * NP];
@@ -495,7 +484,7 @@ void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* 
 
 #if FW_CONV_AVX512
 // Whether the f32 fast path runs this convolution (groups > 1 keep the im2col + BLAS path).
-bool fast_conv_ok(const ConvGeom& g) { return has_avx512() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
+bool fast_conv_ok(const ConvGeom& g) { return cpu_has_avx512f() && g.groups == 1 && g.K() > 0 && g.HoWo() > 0; }
 
 // The weight the runtime pre-packed (input `index`, prepack.h), when the packed tiles run
 // this convolution: K large enough that the multiply-adds, not the tile's set-up and

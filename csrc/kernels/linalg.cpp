@@ -109,13 +109,6 @@ template void gemm_strided<double>(int64_t, int64_t, int64_t, double, const doub
                                    const double*, int64_t, int64_t, double, double*, int64_t);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-namespace {
-bool cpu_has_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
-}  // namespace
-
 // One whole panel of a row-major f32 weight: each panel row is a 16-lane gather down the
 // panel's 16 weight rows (the scalar loop ran ~5 ns per element; ResNet-18's conv weights
 // took ~30 ms to pack at load).
@@ -136,7 +129,7 @@ void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t 
       if constexpr (std::is_same_v<T, float>) {
         // 32-bit gather offsets: row 15 of the panel is 15 * K elements on
         if (w_cs == 1 && w_rs == K && (p + 1) * kPackedPanel <= N && K <= (int64_t(1) << 26) &&
-            cpu_has_avx512()) {
+            cpu_has_avx512f()) {
           pack_panel_f32(w + p * kPackedPanel * K, K, dst);
           continue;
         }
@@ -215,18 +208,7 @@ __attribute__((target("avx512f"))) void packed_tile(int64_t K, const float* __re
                                                     float* __restrict out, int64_t ldo, int64_t cols) {
   __m512 acc[MR][NP];
   packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-    const int64_t left = cols - 16 * v;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      __m512 r = acc[m][v];
-      if (relu) r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), zero);  // a NaN stays NaN
-      _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, r);
-    }
-  }
+  packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, relu);
 }
 
 using PackedTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t,
@@ -278,7 +260,7 @@ bool linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, co
   if (M > kPackedMaxRows) {
 #if FW_PACKED_AVX512
     if constexpr (std::is_same_v<T, float>) {
-      if (cpu_has_avx512() && N > 0) {
+      if (cpu_has_avx512f() && N > 0) {
         linear_packed_tiles(M, N, K, x, x_rs, packed, bias, b_st, relu, out, ldo);
         return true;
       }

@@ -1,7 +1,7 @@
 // packed_tile.h: the register tile over a weight packed in panels of 16 output columns
 // (blas.h, pack_linear_weight), shared by linear (kernels/linalg.cpp: rows of x) and conv
-// (kernels/conv.cpp: output pixels of a zero-padded input band, one offset per tap). Each
-// caller stores the accumulators its own way.
+// (kernels/conv.cpp: output pixels of a zero-padded input band, one offset per tap): the
+// accumulate loop and the row store (conv also stores transposed, in conv.cpp).
 #pragma once
 #include <cstdint>
 
@@ -44,6 +44,27 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_acc(in
       const __m512 a = _mm512_set1_ps(TAPS ? xk[m] : xk[m * xm]);
 #pragma GCC unroll 2
       for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
+    }
+  }
+}
+
+// out[m, 16v + j] = acc[m][v] lane j for m < MR and 16v + j < cols (row stride ldo), with a
+// relu first when `relu` (a NaN stays NaN).
+template <int MR, int NP>
+__attribute__((target("avx512f"), always_inline)) inline void packed_tile_store_rows(const __m512 (&acc)[MR][NP],
+                                                                                   float* __restrict out,
+                                                                                   int64_t ldo, int64_t cols,
+                                                                                   bool relu) {
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+    const int64_t left = cols - 16 * v;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (relu) r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), zero);
+      _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, r);
     }
   }
 }

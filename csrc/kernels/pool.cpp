@@ -582,11 +582,6 @@ __attribute__((target("avx512f"))) void max_pool_s2_avx512(const S2Pool& a, int6
   }
 }
 
-bool cpu_has_avx512f() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
-
 // The AVX-512 loop for this window, or null.
 using S2Fn = void (*)(const S2Pool&, int64_t, int64_t);
 S2Fn pick_s2_avx512(const Window& w, bool with_idx, int64_t H, int64_t W) {
