@@ -175,6 +175,11 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     else:
         specs = op.infer(*inputs, *attrs)
     arrays = _C.call(handle, tuple([x._data if x is not None else None for x in inputs]), specs, attrs)
+    return _fast_finish(op, fast, inputs, _wrap_outputs(arrays), attrs)
+
+
+def _wrap_outputs(arrays) -> list:
+    """Fresh Tensors over the kernel's output arrays (each with its own version counter)."""
     Tensor = _TENSOR[0]
     outs = []
     for a in arrays:
@@ -182,17 +187,23 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
         t._data = a
         t._version = _Version()
         outs.append(t)
-    return _fast_finish(op, fast, inputs, outs, attrs)
+    return outs
+
+
+def _record_if_needed(op: OpDef, inputs, outs: list, attrs) -> None:
+    """Records op's autograd node when an input requires grad (the caller checked that op
+    has a grad and grad mode is on)."""
+    for x in inputs:
+        if x is not None and x.requires_grad:
+            AG.record(op.backward_name, op.grad, inputs, outs, attrs)
+            break
 
 
 def _fast_finish(op: OpDef, fast, inputs, outs: list, attrs):
-    """The fast path's tail: records the autograd node when an input requires grad (as the
-    general path does) and returns the output or the tuple of outputs."""
+    """The fast path's tail: records the autograd node as the general path does and returns
+    the output or the tuple of outputs."""
     if fast[2] and AG._state.grad:
-        for x in inputs:
-            if x is not None and x.requires_grad:
-                AG.record(op.backward_name, op.grad, inputs, outs, attrs)
-                break
+        _record_if_needed(op, inputs, outs, attrs)
     return outs[0] if fast[3] else tuple(outs)
 
 
@@ -260,17 +271,9 @@ def _dispatch_general(op: OpDef, inputs: list, attrs: tuple):
         kdt = inputs[op.dispatch_input].dtype if inputs else specs[0][1]
         arrays = _C.call(op.handle(kdt), tuple([x._data if x is not None else None for x in inputs]),
                          [(shape, sdt.code) for shape, sdt in specs], attrs)
-        outs = []
-        for a in arrays:
-            t = object.__new__(Tensor)
-            t._data = a
-            t._version = _Version()
-            outs.append(t)
+        outs = _wrap_outputs(arrays)
     if op.grad is not None and op.differentiable and AG._state.grad:
-        for x in inputs:
-            if x is not None and x.requires_grad:
-                AG.record(op.backward_name, op.grad, inputs, outs, attrs)
-                break
+        _record_if_needed(op, inputs, outs, attrs)
     if DISPATCH_HOOKS:
         for hook in DISPATCH_HOOKS:
             hook(op, inputs, hook_attrs, outs)
