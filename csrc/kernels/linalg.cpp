@@ -1,14 +1,6 @@
 // linalg.cpp: matmul (batch-broadcast), linear, addmm, baddbmm over OpenBLAS GEMM.
 #include <cblas.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own gather intrinsics.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -19,7 +11,7 @@
 #include "core/parallel.h"
 #include "kernels/blas.h"
 #include "kernels/loops.h"
-#include "kernels/packed_tile.h"
+#include "kernels/packed_tile.h"  // also AVX-512 intrinsics, when FW_PACKED_TILE_AVX512
 
 namespace fw {
 namespace {
@@ -108,7 +100,7 @@ template void gemm_strided<float>(int64_t, int64_t, int64_t, float, const float*
 template void gemm_strided<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
                                    const double*, int64_t, int64_t, double, double*, int64_t);
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef FW_PACKED_TILE_AVX512
 // One whole panel of a row-major f32 weight: each panel row is a 16-lane gather down the
 // panel's 16 weight rows (the scalar loop ran ~5 ns per element; ResNet-18's conv weights
 // took ~30 ms to pack at load).
@@ -125,7 +117,7 @@ void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t 
   parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* dst = out + p * K * kPackedPanel;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef FW_PACKED_TILE_AVX512
       if constexpr (std::is_same_v<T, float>) {
         // 32-bit gather offsets: row 15 of the panel is 15 * K elements on
         if (w_cs == 1 && w_rs == K && (p + 1) * kPackedPanel <= N && K <= (int64_t(1) << 26) &&
@@ -195,13 +187,12 @@ void packed_rows(int64_t p0, int64_t p1, int64_t N, int64_t K, const T* x, int64
 }
 
 // ---- f32, more rows: 12 x 32 register tiles over pairs of panels (AVX-512) ----
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define FW_PACKED_AVX512 1
+#ifdef FW_PACKED_TILE_AVX512
 constexpr int kTileRows = 12;
 
 // out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p, p+1): acc[m][v]
 // over the whole K, one x element broadcast per row and k, one panel row load per panel.
-// bias: the padded bias of these columns (16*NP floats) or null.
+// bias: these columns' bias in whole panels (16*NP floats) or null.
 template <int MR, int NP>
 __attribute__((target("avx512f"))) void packed_tile(int64_t K, const float* __restrict x, int64_t x_rs,
                                                     const float* __restrict P, const float* bias, bool relu,
@@ -225,10 +216,13 @@ void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_
                          const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
   const int64_t panels = (N + kPackedPanel - 1) / kPackedPanel, pairs = (panels + 1) / 2;
   const int64_t row_blocks = (M + kTileRows - 1) / kTileRows;
-  std::vector<float> padded;  // the bias, contiguous and zero-padded to whole panels
-  if (bias) {
+  // The tiles read the bias in whole panels: a strided bias, or one ending in a partial
+  // panel, is copied contiguous and zero-padded first.
+  std::vector<float> padded;
+  if (bias && (b_st != 1 || N % kPackedPanel != 0)) {
     padded.assign(size_t(panels * kPackedPanel), 0.f);
     for (int64_t j = 0; j < N; ++j) padded[size_t(j)] = bias[j * b_st];
+    bias = padded.data();
   }
   // Tasks run pair-major: a thread's contiguous range of tasks covers a range of panel
   // pairs, whose weights then stay in that core's cache from call to call (the pool hands
@@ -240,7 +234,7 @@ void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_
       const int mr = int(std::min<int64_t>(kTileRows, M - m0));
       const auto rows = std::make_integer_sequence<int, kTileRows>{};
       const PackedTileFn fn = cols > kPackedPanel ? pick_packed_tile<2>(mr, rows) : pick_packed_tile<1>(mr, rows);
-      fn(K, x + m0 * x_rs, x_rs, packed + p * K * kPackedPanel, bias ? padded.data() + n0 : nullptr, relu,
+      fn(K, x + m0 * x_rs, x_rs, packed + p * K * kPackedPanel, bias ? bias + n0 : nullptr, relu,
          out + m0 * ldo + n0, ldo, cols);
     }
   };
@@ -248,8 +242,6 @@ void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_
   const int64_t per_task = kTileRows * 2 * kPackedPanel * std::max<int64_t>(K, 1);
   parallel_for(pairs * row_blocks, std::max<int64_t>(1, 65536 / per_task), run);
 }
-#else
-#define FW_PACKED_AVX512 0
 #endif
 
 }  // namespace
@@ -258,7 +250,7 @@ template <class T>
 bool linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, const T* packed, const T* bias,
                    int64_t b_st, bool relu, T* out, int64_t ldo) {
   if (M > kPackedMaxRows) {
-#if FW_PACKED_AVX512
+#ifdef FW_PACKED_TILE_AVX512
     if constexpr (std::is_same_v<T, float>) {
       if (cpu_has_avx512f() && N > 0) {
         linear_packed_tiles(M, N, K, x, x_rs, packed, bias, b_st, relu, out, ldo);
