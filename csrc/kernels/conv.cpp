@@ -480,6 +480,70 @@ void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* 
   parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)), run);
   if (tmp) store_rows_transposed(tmp, Cpad, rows * Wo, g.Cout, R, relu, out, HoWo);
 }
+
+// ---- the channel-blocked layout (nchw16c) --------------------------------------------
+//
+// The graph runtime may keep activations between convolutions and pools blocked: element
+// (n, c, h, w) of an (N, C, H, W) tensor, C % 16 == 0, at ((n*C/16 + c/16)*H*W + h*W + w)*16 +
+// c%16 (runtime/layout.h). A conv writing that layout stores each 16-channel panel of a
+// packed tile's pixel as one whole vector: no transposing, no extended-grid columns to drop,
+// no lanes idle on small maps (onnxruntime's NCHWc). Its input may be blocked too (pixel
+// stride 16 in the band; XS) or plain NCHW (a network's first conv).
+template <int MR, int NP, int XS>
+__attribute__((target("avx512f"))) void conv_blocked_tile(int64_t K, const float* __restrict x,
+                                                          const int64_t* __restrict koff, const float* __restrict P,
+                                                          const float* bias, const float* R, bool relu,
+                                                          float* __restrict out, int64_t ldp) {
+  __m512 acc[MR][NP];
+  packed_tile_acc<MR, NP, true, XS>(K, x, 1, koff, P, bias, acc);
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * 16));
+      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
+      _mm512_storeu_ps(out + v * ldp + m * 16, r);
+    }
+  }
+}
+
+using BlockedTileFn = void (*)(int64_t, const float*, const int64_t*, const float*, const float*, const float*, bool,
+                               float*, int64_t);
+
+template <int NP, int XS, int... MR>
+constexpr BlockedTileFn pick_blocked_tile(int mr, std::integer_sequence<int, MR...>) {
+  BlockedTileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? &conv_blocked_tile<MR + 1, NP, XS> : fn), ...);
+  return fn;
+}
+
+// Output rows [oh0, oh0 + rows) of one sample into the blocked out (and R), read from the band
+// B (pixel oh*Wp + ow, times xs = 1 or 16) plus koff[k] for tap k. Tiles of up to kPixTile
+// pixels of one row x 32 channels, pair-major as conv_rows_packed.
+void conv_rows_blocked(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, int xs, const float* B,
+                       const int64_t* koff, const float* packed, const float* bias, const float* R, bool relu,
+                       float* out) {
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, panels = g.Cout / 16, pairs = (panels + 1) / 2;
+  const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
+  auto run = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pair = t / per_pair, r = t % per_pair, oh = r / segs, sg = r % segs;
+      const int64_t ow0 = Wo * sg / segs, ow1 = Wo * (sg + 1) / segs;
+      const bool two = 2 * pair + 1 < panels;
+      const auto mrs = std::make_integer_sequence<int, kPixTile>{};
+      const int mr = int(ow1 - ow0);
+      const BlockedTileFn fn = xs == 16 ? (two ? pick_blocked_tile<2, 16>(mr, mrs) : pick_blocked_tile<1, 16>(mr, mrs))
+                                        : (two ? pick_blocked_tile<2, 1>(mr, mrs) : pick_blocked_tile<1, 1>(mr, mrs));
+      const int64_t o = (2 * pair * HoWo + (oh0 + oh) * Wo + ow0) * 16;
+      fn(K, B + (oh * Wp + ow0) * xs, koff, packed + pair * 32 * K, bias ? bias + pair * 32 : nullptr,
+         R ? R + o : nullptr, relu, out + o, HoWo * 16);
+    }
+  };
+  const int64_t per_task = kPixTile * 32 * K;
+  parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)), run);
+}
 #endif
 
 #if FW_CONV_AVX512
@@ -601,10 +665,16 @@ bool phase_split_fits(const ConvGeom& g, const PhaseSplit& ps) {
 // with one offset per tap. Bands bound the scratch (~1M floats; L2-sized when this thread
 // runs the sample alone) for any image size. Rows of the extended Ho x Wq grid are
 // compacted into the output when Wq > Wo (with the residual and relu applied there).
+//
+// layout (blocked convs only, with `packed`): bit 1 = x_n is nchw16c (the band then holds
+// 16-float pixels: plane k of channel block cb at cb*P + phase, pixel stride 16), bit 2 =
+// out_n and r_n are nchw16c (conv_rows_blocked stores them).
 void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n, const float* w, const float* bias,
-                      const float* r_n, bool relu, float* out_n, int64_t* boff, const float* packed) {
+                      const float* r_n, bool relu, float* out_n, int64_t* boff, const float* packed, int layout) {
   const int64_t K = g.K(), HoWo = g.HoWo(), Wq = ps.Ws, halo = ps.halo, P = ps.count();  // Wq: row stride
   const int64_t nb = int64_t(ps.cols.size());
+  const bool in_blk = layout & 1, out_blk = layout & 2;
+  const int64_t xs = in_blk ? 16 : 1;  // floats per pixel of x_n and the band
   const bool copy = g.sh != 1 || g.sw != 1 || g.pt + g.pb + g.pl + g.pr > 0 || ps.tail > 0;
   // Rows of >= 48 pixels whose whole vectors pad no more than the extended grid's Wq - Wo
   // columns (a 7x7 stride-2 stem: 112 of 115) run row tiles: nothing to compact. So do
@@ -616,11 +686,11 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
   const int64_t budget = serial ? (int64_t(1) << 18) : (int64_t(1) << 20);
   const int64_t planes = copy ? g.C * P : 0;  // phase planes per band
   // Packed tiles at batch > 1 store rows of channels for a transposing pass (conv_rows_packed).
-  const int64_t rows_tmp = packed && g.N > 1 ? (g.Cout + 15) / 16 * 16 * g.Wo : 0;  // floats per output row
+  const int64_t rows_tmp = packed && !out_blk && g.N > 1 ? (g.Cout + 15) / 16 * 16 * g.Wo : 0;  // floats per output row
   const int64_t per_row = (planes + (compact ? g.Cout : 0)) * Wq + rows_tmp;
   const int64_t rows =
       std::max<int64_t>(1, std::min<int64_t>(g.Ho, (budget - planes * halo * Wq) / std::max<int64_t>(per_row, 1)));
-  const int64_t pad_elems = copy ? planes * (rows + halo) * Wq + ps.tail : 0;
+  const int64_t pad_elems = copy ? planes * (rows + halo) * Wq + ps.tail * xs : 0;
   float* scratch = static_cast<float*>(
       thread_scratch(size_t(pad_elems + (compact ? g.Cout * rows * Wq : 0) + rows_tmp * rows) * sizeof(float)));
   std::vector<int64_t> row_off(size_t(g.kh)), col_off(size_t(g.kw));
@@ -632,35 +702,38 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
       const int64_t hb = nr + halo;
       plane = hb * Wq;
       float* xp = scratch;
-      parallel_for(planes, std::max<int64_t>(1, 16384 / plane), [&](int64_t p0, int64_t p1) {
-        for (int64_t cp = p0; cp < p1; ++cp) {  // plane cp: channel c, phase (a, b)
+      const int64_t xplane = plane * xs;  // floats per plane
+      parallel_for(planes / xs, std::max<int64_t>(1, 16384 / xplane), [&](int64_t p0, int64_t p1) {
+        for (int64_t cp = p0; cp < p1; ++cp) {  // plane cp: channel (block) c, phase (a, b)
           const int64_t c = cp / P, ph = cp % P;
           const int64_t a = ps.rows[size_t(ph / nb)], b = ps.cols[size_t(ph % nb)];
           int64_t lo, hi;  // the phase columns u whose input column u*sw + b - pl lies in [0, W)
           valid_range(ps.Wq, g.W, g.sw, g.pl, b, lo, hi);  // hi <= Ws (phase_split)
-          const float* xc = x_n + c * g.H * g.W - g.pl + b;
-          float* dst = xp + cp * plane;
-          for (int64_t r = 0; r < hb; ++r, dst += Wq) {
+          const float* xc = x_n + (c * g.H * g.W - g.pl + b) * xs;
+          float* dst = xp + cp * xplane;
+          for (int64_t r = 0; r < hb; ++r, dst += Wq * xs) {
             const int64_t ih = (oh0 + r) * g.sh + a - g.pt;
             if (ih < 0 || ih >= g.H) {
-              std::fill(dst, dst + Wq, 0.f);
+              std::fill(dst, dst + Wq * xs, 0.f);
               continue;
             }
-            const float* src = xc + ih * g.W;
-            std::fill(dst, dst + lo, 0.f);
+            const float* src = xc + ih * g.W * xs;
+            std::fill(dst, dst + lo * xs, 0.f);
             if (g.sw == 1) {
-              std::memcpy(dst + lo, src + lo, size_t(hi - lo) * sizeof(float));
-            } else {
+              std::memcpy(dst + lo * xs, src + lo * xs, size_t(hi - lo) * xs * sizeof(float));
+            } else if (xs == 1) {
               for (int64_t u = lo; u < hi; ++u) dst[u] = src[u * g.sw];
+            } else {
+              for (int64_t u = lo; u < hi; ++u) std::memcpy(dst + u * 16, src + u * g.sw * 16, 16 * sizeof(float));
             }
-            std::fill(dst + hi, dst + Wq, 0.f);
+            std::fill(dst + hi * xs, dst + Wq * xs, 0.f);
           }
         }
       });
-      std::fill(xp + planes * plane, xp + planes * plane + ps.tail, 0.f);
+      std::fill(xp + planes * plane, xp + planes * plane + ps.tail * xs, 0.f);
       B = xp;
     } else {  // stride 1, 1x1 unpadded: the input rows themselves, one phase per channel
-      B = x_n + oh0 * g.W;
+      B = x_n + oh0 * g.W * xs;
       plane = g.H * g.W;
     }
     // tap (c, i, j) -> plane (c, phase(i, j)) + row offset (i*dh)/sh + column offset (j*dw)/sw
@@ -669,7 +742,13 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
     for (int64_t j = 0; j < g.kw; ++j) col_off[size_t(j)] = ps.tap_col[size_t(j)] * plane + j * g.dw / g.sw;
     for (int64_t c = 0, k = 0; c < g.C; ++c)
       for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) boff[k++] = c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
+        for (int64_t j = 0; j < g.kw; ++j)
+          boff[k++] = in_blk ? ((c / 16) * P * plane + row_off[size_t(i)] + col_off[size_t(j)]) * 16 + c % 16
+                             : c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
+    if (out_blk) {
+      conv_rows_blocked(g, oh0, nr, Wq, int(xs), B, boff, packed, bias, r_n, relu, out_n);
+      continue;
+    }
     const float* r_band = r_n ? r_n + oh0 * g.Wo : nullptr;
     if (packed) {
       conv_rows_packed(g, nr, Wq, B, boff, packed, bias, r_band, relu, out_n + oh0 * g.Wo,
@@ -693,11 +772,11 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
 // One sample: out_n (Cout, Ho, Wo) = act(bias + w (*) x_n + r_n), r_n null or shaped like
 // out_n. Scratch from this thread. `packed` only for geometries the packed tiles take.
 void conv_fast_sample(const ConvGeom& g, const PhaseSplit& ps, const float* x_n, const float* w, const float* bias,
-                      const float* r_n, bool relu, float* out_n, const float* packed) {
+                      const float* r_n, bool relu, float* out_n, const float* packed, int layout) {
   const int64_t K = g.K(), HoWo = g.HoWo();
   std::vector<int64_t> boff(static_cast<size_t>(K));
   if (phase_split_fits(g, ps)) {
-    conv_fast_phased(g, ps, x_n, w, bias, r_n, relu, out_n, boff.data(), packed);
+    conv_fast_phased(g, ps, x_n, w, bias, r_n, relu, out_n, boff.data(), packed, layout);
     return;
   }
   // Degenerate geometries: im2col columns, some output rows at a time (L2-sized tiles when
@@ -763,7 +842,8 @@ void add_residual(T* out, const T* r, int64_t count) {
 }
 
 template <class T>
-bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index) {
+bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index,
+                    int layout_attr) {
   const TensorView &x = k.input(0), &w = k.input(1);
   TensorView& y = k.output(0);
   ConvGeom g = make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3));
@@ -779,9 +859,38 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
     rp = residual->ptr<T>();
   }
   const int64_t out_n = g.Cout * g.HoWo();
+  const int64_t layout =
+      layout_attr >= 0 && k.attrs->size() > size_t(layout_attr) ? k.attrs->i(size_t(layout_attr)) : 0;
+  FW_CHECK(layout == 0 || layout == 2 || layout == 3, op, ": layout attribute ", layout,
+           " (expected 0 plain, 2 blocked output, 3 blocked input and output)");
+  if (layout) {
+    FW_CHECK((std::is_same_v<T, float>) && g.groups == 1 && g.Cout % 16 == 0 && (layout == 2 || g.C % 16 == 0), op,
+             ": the nchw16c layout needs float32, groups 1 and channels in multiples of 16 (got ",
+             g.C, " -> ", g.Cout, ", groups ", g.groups, ")");
+    FW_CHECK(k.has_input(packed_index), op, ": the nchw16c layout needs the weight packed at load");
+  }
   if (y.numel() == 0) return relu;  // nothing to compute (and no scratch sized by the input)
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
+    if (layout) {
+      FW_CHECK(cpu_has_avx512f(), op, ": the nchw16c layout needs an AVX-512 CPU");
+      const PhaseSplit ps = phase_split(g);
+      FW_CHECK(phase_split_fits(g, ps), op, ": the nchw16c layout does not support this geometry");
+      const TensorView& p = k.in[packed_index];
+      FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
+               ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
+               p.numel());
+      std::vector<float> b;
+      if (bias) {
+        b.resize(size_t(g.Cout));
+        for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
+      }
+      for_each_sample(g.N, [&](int64_t n) {
+        conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
+                         relu, yp + n * out_n, p.ptr<float>(), int(layout));
+      });
+      return relu;
+    }
     if (fast_conv_ok(g)) {
       const PhaseSplit ps = phase_split(g);
       const float* packed = packed_conv_weight(k, packed_index, g, ps.Ws, op);
@@ -793,12 +902,13 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
       }
       for_each_sample(g.N, [&](int64_t n) {
         conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
-                         relu, yp + n * out_n, packed);
+                         relu, yp + n * out_n, packed, 0);
       });
       return relu;
     }
   }
 #endif
+  FW_CHECK(layout == 0, op, ": the nchw16c layout needs an AVX-512 build");
   for_each_sample(g.N, [&](int64_t n) {
     conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, yp + n * out_n);
     if (rp) add_residual<T>(yp + n * out_n, rp + n * out_n, out_n);
@@ -806,15 +916,15 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
   return false;
 }
 
-template bool conv2d_forward<float>(const KernelArgs&, const char*, bool, const TensorView*, int);
-template bool conv2d_forward<double>(const KernelArgs&, const char*, bool, const TensorView*, int);
+template bool conv2d_forward<float>(const KernelArgs&, const char*, bool, const TensorView*, int, int);
+template bool conv2d_forward<double>(const KernelArgs&, const char*, bool, const TensorView*, int, int);
 
 namespace {
 
 // conv2d(x, weight, bias?; stride=#0, padding=#1, dilation=#2, groups=#3)
 template <class T>
 void conv2d_k(const KernelArgs& k) {  // input 3: the weight pre-packed at load (prepack.h)
-  conv2d_forward<T>(k, "conv2d", false, nullptr, 3);
+  conv2d_forward<T>(k, "conv2d", false, nullptr, 3, 4);
 }
 
 // grad_input[n] = col2im(W^T @ grad_out[n]) (+ bias per channel for conv_transpose2d).
@@ -873,7 +983,7 @@ bool conv_input_backward_as_conv(const ConvGeom& g, const TensorView& go, const 
   ka.out = &gi;
   ka.n_out = 1;
   ka.attrs = &attrs;
-  conv2d_forward<T>(ka, "conv2d_backward_input", false, nullptr, -1);
+  conv2d_forward<T>(ka, "conv2d_backward_input", false, nullptr, -1, -1);
   return true;
 }
 

@@ -130,7 +130,7 @@ void conv2d_act_k(const KernelArgs& k) {
   FW_CHECK(k.attrs->size() >= 5, "conv2d_act: expected 5 attributes, got ", k.attrs->size());
   Act act = parse_act(k.attrs->str(4));
   const bool fused =
-      conv2d_forward<T>(k, "conv2d_act", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr, 4);
+      conv2d_forward<T>(k, "conv2d_act", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr, 4, 5);
   TensorView& out = k.output(0);
   FW_CHECK(out.is_contiguous(), "conv2d_act: output must be contiguous");
   if (act == Act::none || fused || out.numel() == 0) return;
