@@ -13,9 +13,10 @@ namespace py = pybind11;
 namespace fw {
 namespace {
 
-ModelOptions options_of(uint64_t max_memory, size_t plan_cache, bool prepack) {
+ModelOptions options_of(uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
   ModelOptions o;
   o.prepack = prepack;
+  o.blocked_layout = blocked_layout;
   if (max_memory) o.max_memory_bytes = max_memory;
   if (plan_cache) o.plan_cache_size = plan_cache;
   return o;
@@ -94,15 +95,15 @@ py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
 
 void register_runtime_bindings(py::module_& m) {
   py::class_<Model>(m, "RuntimeModel", "A loaded graph (csrc/runtime/runtime.h).")
-      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache, bool prepack) {
+      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
             py::buffer_info info = b.request();
             const void* p = info.ptr;
             size_t n = size_t(info.size * info.itemsize);
             py::gil_scoped_release release;
-            return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack));
-          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
+            return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack, blocked_layout));
+          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
           "Parses a model file held in memory (copied).")
-      .def_static("from_array", [](py::array a, uint64_t max_memory, size_t plan_cache, bool prepack) {
+      .def_static("from_array", [](py::array a, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
             if (!(a.flags() & py::array::c_style) || a.itemsize() != 1)
               throw py::value_error("from_array: expected a C-contiguous uint8 array");
             size_t n = size_t(a.size());
@@ -115,13 +116,13 @@ void register_runtime_bindings(py::module_& m) {
               delete keep;
             });
             py::gil_scoped_release release;
-            return Model::from_shared(std::move(bytes), n, options_of(max_memory, plan_cache, prepack));
-          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
+            return Model::from_shared(std::move(bytes), n, options_of(max_memory, plan_cache, prepack, blocked_layout));
+          }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
           "Parses a model file held in a 64-byte-aligned uint8 numpy array, without copying it.")
-      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack) {
+      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
             py::gil_scoped_release release;
-            return Model::load(path, options_of(max_memory, plan_cache, prepack));
-          }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true,
+            return Model::load(path, options_of(max_memory, plan_cache, prepack, blocked_layout));
+          }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
           "Memory-maps and parses a model file.")
       .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
            "Runs on numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")

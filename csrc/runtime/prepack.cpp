@@ -7,6 +7,7 @@
 
 #include "core/allocator.h"
 #include "kernels/blas.h"
+#include "runtime/layout.h"
 
 namespace fw {
 namespace {
@@ -41,7 +42,8 @@ bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
     if (*K > (int64_t(1) << 40) / d[i]) return false;  // a crafted file's huge dims
     *K *= d[i];
   }
-  if (conv && *K < kPackedConvMinK) return false;  // the kernel would not use it
+  // Below kPackedConvMinK only the channel-blocked kernels read it (runtime/layout.h).
+  if (conv && *K < kPackedConvMinK && !blockable_conv(g, n)) return false;
   // NOTE: the padding to whole panels must not blow up memory (a crafted file's 1 x huge
   // weight would need 16x its bytes): pack only when the copy is at most twice the weight.
   return packed_weight_numel(*N, *K) / *K <= 2 * *N;

@@ -18,6 +18,7 @@
 #include "core/parallel.h"
 #include "runtime/model_file.h"
 #include "runtime/planner.h"
+#include "runtime/layout.h"
 #include "runtime/prepack.h"
 
 namespace fw {
@@ -76,6 +77,10 @@ struct Model::Impl {
       packed = prepack_weights(model.graph, const_ptr, options.max_memory_bytes);
       const_ptr.resize(model.graph.values.size(), nullptr);
       for (const PackedConst& pc : packed) const_ptr[size_t(pc.value)] = pc.storage.get();
+      if (options.blocked_layout) {
+        assign_layouts(model.graph);
+        const_ptr.resize(model.graph.values.size(), nullptr);
+      }
     }
   }
 

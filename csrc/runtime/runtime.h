@@ -68,6 +68,7 @@ struct ModelOptions {
   size_t plan_cache_size = 8;                      // input-shape signatures kept
   size_t arena_pool_size = 16;                     // idle arenas kept for reuse
   bool prepack = true;  // pack linear weights at load for small batches (value "<w>.packed")
+  bool blocked_layout = true;  // with prepack: channel-blocked activations between convs (layout.h)
 };
 
 struct NodeTiming {

@@ -328,10 +328,12 @@ class CompiledGraph:
 
 
 def compile(graph, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
-            prepack: bool = True) -> CompiledGraph:
-    """Loads a Graph into the C++ runtime (kernels resolved, everything validated; linear
-    weights pre-packed for small batches unless prepack=False)."""
-    model = _C.RuntimeModel.from_array(_serialize_array(graph), max_memory or 0, plan_cache or 0, prepack)
+            prepack: bool = True, blocked_layout: bool = True) -> CompiledGraph:
+    """Loads a Graph into the C++ runtime (kernels resolved, everything validated; weights
+    pre-packed at load unless prepack=False; with prepack, activations between convolutions
+    kept channel-blocked on AVX-512 CPUs unless blocked_layout=False, docs/runtime.md)."""
+    model = _C.RuntimeModel.from_array(_serialize_array(graph), max_memory or 0, plan_cache or 0, prepack,
+                                       blocked_layout)
     return CompiledGraph(model, graph)
 
 
@@ -351,9 +353,9 @@ def save(graph, path) -> None:
 
 
 def load(path, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
-         prepack: bool = True) -> CompiledGraph:
-    """Loads a model file (memory-mapped) into the C++ runtime."""
-    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0, prepack)
+         prepack: bool = True, blocked_layout: bool = True) -> CompiledGraph:
+    """Loads a model file (memory-mapped) into the C++ runtime (options as for compile)."""
+    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0, prepack, blocked_layout)
     return CompiledGraph(model)
 
 
