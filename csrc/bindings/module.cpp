@@ -260,6 +260,7 @@ PYBIND11_MODULE(_C, m) {
   }, "{op name: [dtype codes]} of every registered kernel.");
   m.def("empty", &empty_array, py::arg("shape"), py::arg("dtype"),
         "Uninitialized array from the caching allocator.");
+  m.def("cpu_has_avx512f", &cpu_has_avx512f, "Whether this CPU runs the AVX-512 kernels (packed tiles, nchw16c).");
   m.def("set_num_threads", &set_num_threads);
   m.def("get_num_threads", &get_num_threads);
   m.def("allocator_stats", []() {
