@@ -43,6 +43,7 @@ from .ops.shape import *  # noqa: E402,F401,F403
 from .ops.conv import *  # noqa: E402,F401,F403
 from .ops.pool import *  # noqa: E402,F401,F403
 from .ops.fused import *  # noqa: E402,F401,F403
+from .ops.layout import *  # noqa: E402,F401,F403
 from .ops.softmax import *  # noqa: E402,F401,F403
 from .ops.norm import *  # noqa: E402,F401,F403
 # NN ops torch also has at top level (the rest live in framework.nn.functional)

@@ -593,14 +593,166 @@ S2Fn pick_s2_avx512(const Window& w, bool with_idx, int64_t H, int64_t W) {
 }
 #endif  // FW_POOL_AVX512
 
+// ---- nchw16c (channel-blocked) pooling ------------------------------------------------
+//
+// In graph mode the runtime appends one Int attribute "layout" after an op's own
+// attributes (absent: plain NCHW): bit 1 = input 0 is nchw16c, bit 2 = the outputs are.
+// nchw16c of a logical (N, C, H, W) tensor, C % 16 == 0, stores element (n, c, h, w) at
+// ((n * (C / 16) + c / 16) * H * W + h * W + w) * 16 + c % 16: each pixel of a channel
+// block is one 16-float vector, so a window reduction is one vector operation per tap for
+// 16 channels, with no horizontal work (see layout.cpp for the reorders). The views keep
+// the logical shape and contiguous strides.
+
+constexpr int64_t kCB = 16;  // channels per block
+
+int64_t layout_attr(const Attrs& a, size_t idx) { return a.size() > idx ? a.i(idx) : 0; }
+
+void check_blocked(const char* op, const TensorView& v, const char* what) {
+  FW_CHECK(v.ndim == 4 && v.is_contiguous() && v.shape[1] % kCB == 0, op, ": the nchw16c ", what,
+           " must be a contiguous 4-d (N, C, H, W) tensor with C a multiple of 16, got ", v.ndim, "-d with ",
+           v.ndim > 1 ? v.shape[1] : 0, " channels");
+}
+
+// max_pool2d over nchw16c input and output: rows (n, channel block, oh) of Wo vectors.
+// jlo[ow], jhi[ow]: the window columns of output column ow inside [0, W).
+struct BlkMaxPool {
+  const void* x;
+  void* y;
+  int64_t H, W, Ho, Wo;
+  Window w;
+  const int64_t* jlo;
+  const int64_t* jhi;
+};
+
+// Window rows [i_lo, i_hi) of output row oh inside [0, H); top: the input row of window row 0.
+inline void valid_rows(const Window& w, int64_t H, int64_t oh, int64_t& top, int64_t& i_lo, int64_t& i_hi) {
+  top = oh * w.sh - w.ph;
+  i_lo = top < 0 ? (-top + w.dh - 1) / w.dh : 0;
+  i_hi = H - 1 - top < 0 ? 0 : std::min(w.kh, (H - 1 - top) / w.dh + 1);
+}
+
+// Portable rows [r0, r1): torch's update "v > m || isnan(v)" per lane, taps in ATen's
+// row-major order from -inf (padding taps are skipped), as the NCHW kernels.
+template <class T>
+FW_TARGET_CLONES void max_pool_blk_rows(const BlkMaxPool& a, int64_t r0, int64_t r1) {
+  const T* x = static_cast<const T*>(a.x);
+  T* y = static_cast<T*>(a.y);
+  const Window& w = a.w;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xb = x + (r / a.Ho) * a.H * a.W * kCB;
+    T* yr = y + r * a.Wo * kCB;
+    int64_t top, i_lo, i_hi;
+    valid_rows(w, a.H, r % a.Ho, top, i_lo, i_hi);
+    for (int64_t ow = 0; ow < a.Wo; ++ow) {
+      T m[kCB];
+      for (int64_t l = 0; l < kCB; ++l) m[l] = -std::numeric_limits<T>::infinity();
+      const int64_t left = ow * w.sw - w.pw;
+      for (int64_t i = i_lo; i < i_hi; ++i) {
+        const T* row = xb + (top + i * w.dh) * a.W * kCB;
+        for (int64_t j = a.jlo[ow]; j < a.jhi[ow]; ++j) {
+          const T* v = row + (left + j * w.dw) * kCB;
+          for (int64_t l = 0; l < kCB; ++l) {
+            const T e = v[l];
+            m[l] = (e > m[l]) | (e != e) ? e : m[l];
+          }
+        }
+      }
+      for (int64_t l = 0; l < kCB; ++l) yr[ow * kCB + l] = m[l];
+    }
+  }
+}
+
+#if FW_POOL_AVX512
+// f32 rows on AVX-512: the window folds on plain vmaxps while a mask records NaN taps; an
+// output that saw one is refolded with torch's NaN-propagating update (upd), so the values
+// (which NaN wins, the sign of a zero maximum) equal the portable loop's.
+__attribute__((target("avx512f"))) void max_pool_blk_avx512(const BlkMaxPool& a, int64_t r0, int64_t r1) {
+  const float* x = static_cast<const float*>(a.x);
+  float* y = static_cast<float*>(a.y);
+  const Window& w = a.w;
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const int64_t rs = a.W * kCB, cs = w.dw * kCB;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xb = x + (r / a.Ho) * a.H * rs;
+    float* yr = y + r * a.Wo * kCB;
+    int64_t top, i_lo, i_hi;
+    valid_rows(w, a.H, r % a.Ho, top, i_lo, i_hi);
+    for (int64_t ow = 0; ow < a.Wo; ++ow) {
+      const int64_t j0 = a.jlo[ow], j1 = a.jhi[ow];
+      const float* base = xb + (ow * w.sw - w.pw + j0 * w.dw) * kCB;
+      __m512 m = ninf;
+      __mmask16 nan = 0;
+      for (int64_t i = i_lo; i < i_hi; ++i) {
+        const float* p = base + (top + i * w.dh) * rs;
+        for (int64_t j = j0; j < j1; ++j, p += cs) {
+          const __m512 v = _mm512_loadu_ps(p);
+          nan = __mmask16(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+          m = _mm512_max_ps(v, m);
+        }
+      }
+      if (nan) {
+        m = ninf;
+        for (int64_t i = i_lo; i < i_hi; ++i) {
+          const float* p = base + (top + i * w.dh) * rs;
+          for (int64_t j = j0; j < j1; ++j, p += cs) m = upd(m, _mm512_loadu_ps(p));
+        }
+      }
+      _mm512_storeu_ps(yr + ow * kCB, m);
+    }
+  }
+}
+#endif
+
+// max_pool2d with layout attr #6 == 3: nchw16c input and output, values only.
+template <class T>
+void max_pool2d_blocked(const KernelArgs& k, const Window& w, int64_t layout) {
+  FW_CHECK(layout == 3, "max_pool2d: unsupported layout attribute ", layout,
+           " (0: NCHW, 3: nchw16c input and output)");
+  FW_CHECK(k.attrs->i(5) == 0, "max_pool2d: the nchw16c layout computes no indices (with_indices must be false)");
+  const TensorView& x = k.input(0);
+  TensorView& y = k.output(0);
+  check_blocked("max_pool2d", x, "input");
+  check_blocked("max_pool2d", y, "output");
+  FW_CHECK(x.shape[0] == y.shape[0] && x.shape[1] == y.shape[1], "max_pool2d: batch/channels of input (",
+           x.shape[0], ", ", x.shape[1], ") and output (", y.shape[0], ", ", y.shape[1], ") differ");
+  const int64_t H = x.shape[2], W = x.shape[3], Ho = y.shape[2], Wo = y.shape[3];
+  if (y.numel() == 0) return;
+  FW_CHECK((Ho - 1) * w.sh - w.ph < H && (Wo - 1) * w.sw - w.pw < W, "max_pool2d: output ", Ho, "x", Wo,
+           " too large for input ", H, "x", W);
+  std::vector<int64_t> jlo(static_cast<size_t>(Wo)), jhi(static_cast<size_t>(Wo));
+  for (int64_t ow = 0; ow < Wo; ++ow) {
+    const int64_t left = ow * w.sw - w.pw;
+    const int64_t lo = left < 0 ? (-left + w.dw - 1) / w.dw : 0;
+    const int64_t hi = W - 1 - left < 0 ? 0 : std::min(w.kw, (W - 1 - left) / w.dw + 1);
+    jlo[size_t(ow)] = lo;
+    jhi[size_t(ow)] = std::max(lo, hi);
+  }
+  const BlkMaxPool a{x.data, y.data, H, W, Ho, Wo, w, jlo.data(), jhi.data()};
+  const int64_t rows = y.shape[0] * (y.shape[1] / kCB) * Ho;
+  const int64_t grain = std::max<int64_t>(1, 4096 / (Wo * kCB));
+#if FW_POOL_AVX512
+  if (std::is_same<T, float>::value && cpu_has_avx512f()) {
+    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) { max_pool_blk_avx512(a, r0, r1); });
+    return;
+  }
+#endif
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) { max_pool_blk_rows<T>(a, r0, r1); });
+}
+
+
 // max_pool2d(x; kernel=#0, stride=#1, padding=#2, dilation=#3, ceil_mode=#4,
 // with_indices=#5) -> (y, indices). Without indices (attr #5 false) output #1 is empty and
-// not written. Older graphs have no attr #5: indices are then computed.
+// not written. Older graphs have no attr #5: indices are then computed. The graph runtime
+// may append layout=#6 (see max_pool2d_blocked).
 template <class T>
 void max_pool2d_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
   TensorView &y = k.output(0), &idx = k.output(1);
   Window w = read_window(*k.attrs, 0, true, "max_pool2d");
+  if (const int64_t layout = layout_attr(*k.attrs, 6)) {
+    max_pool2d_blocked<T>(k, w, layout);
+    return;
+  }
   const bool with_idx = k.attrs->size() <= 5 || k.attrs->i(5) != 0;
   Planes in(x, "max_pool2d"), out(y, "max_pool2d");
   check_pair("max_pool2d", in, out);
@@ -826,9 +978,132 @@ void avg_pool2d_backward_k(const KernelArgs& k) {
 inline int64_t start_index(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
 inline int64_t end_index(int64_t o, int64_t out, int64_t in) { return ((o + 1) * in + out - 1) / out; }
 
-// adaptive_avg_pool2d(x; output_size=#0); the output view carries the size.
+// adaptive_avg_pool2d over an nchw16c input (layout attr #1: 1 = plain NCHW output, 3 =
+// nchw16c output). Four channel blocks at a time (four independent sums for the adder
+// pipeline); each lane sums its window in the NCHW kernel's order (rows, then columns, from
+// 0) and divides by the window size, so the results equal the NCHW kernel's bit for bit.
+struct BlkAdaptive {
+  const void* x;
+  void* y;
+  int64_t blocks, CB, H, W, Ho, Wo;
+  bool blocked_out;
+};
+
+constexpr int kGroup = 4;  // channel blocks summed together
+
+// Stores the 16 channel means v of block p at output (oh, ow).
+template <class T>
+inline void store_blk_mean(const BlkAdaptive& a, int64_t p, int64_t oh, int64_t ow, const T* v) {
+  T* y = static_cast<T*>(a.y);
+  const int64_t HoWo = a.Ho * a.Wo;
+  if (a.blocked_out) {
+    std::copy(v, v + kCB, y + ((p * a.Ho + oh) * a.Wo + ow) * kCB);
+    return;
+  }
+  T* dst = y + p * kCB * HoWo + oh * a.Wo + ow;  // (n * C + cb * 16) == p * 16 for plain NCHW
+  for (int64_t l = 0; l < kCB; ++l) dst[l * HoWo] = v[l];
+}
+
+template <class T>
+void adaptive_blk_groups(const BlkAdaptive& a, int64_t g0, int64_t g1) {
+  const T* x = static_cast<const T*>(a.x);
+  const int64_t HW = a.H * a.W;
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t p0 = g * kGroup, np = std::min<int64_t>(kGroup, a.blocks - p0);
+    for (int64_t oh = 0; oh < a.Ho; ++oh) {
+      const int64_t h0 = start_index(oh, a.Ho, a.H), h1 = end_index(oh, a.Ho, a.H);
+      for (int64_t ow = 0; ow < a.Wo; ++ow) {
+        const int64_t w0 = start_index(ow, a.Wo, a.W), w1 = end_index(ow, a.Wo, a.W);
+        const T cnt = T((h1 - h0) * (w1 - w0));
+        for (int64_t q = 0; q < np; ++q) {
+          const T* xb = x + (p0 + q) * HW * kCB;
+          T s[kCB] = {};
+          for (int64_t ih = h0; ih < h1; ++ih)
+            for (int64_t iw = w0; iw < w1; ++iw) {
+              const T* v = xb + (ih * a.W + iw) * kCB;
+              for (int64_t l = 0; l < kCB; ++l) s[l] += v[l];
+            }
+          for (int64_t l = 0; l < kCB; ++l) s[l] = s[l] / cnt;
+          store_blk_mean<T>(a, p0 + q, oh, ow, s);
+        }
+      }
+    }
+  }
+}
+
+#if FW_POOL_AVX512
+__attribute__((target("avx512f"))) void adaptive_blk_avx512(const BlkAdaptive& a, int64_t g0, int64_t g1) {
+  const float* x = static_cast<const float*>(a.x);
+  const int64_t HW = a.H * a.W;
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t p0 = g * kGroup, np = std::min<int64_t>(kGroup, a.blocks - p0);
+    const float* xb[kGroup];
+    for (int q = 0; q < kGroup; ++q) xb[q] = x + (p0 + std::min<int64_t>(q, np - 1)) * HW * kCB;  // repeats: unused
+    for (int64_t oh = 0; oh < a.Ho; ++oh) {
+      const int64_t h0 = start_index(oh, a.Ho, a.H), h1 = end_index(oh, a.Ho, a.H);
+      for (int64_t ow = 0; ow < a.Wo; ++ow) {
+        const int64_t w0 = start_index(ow, a.Wo, a.W), w1 = end_index(ow, a.Wo, a.W);
+        __m512 s[kGroup];
+        for (int q = 0; q < kGroup; ++q) s[q] = _mm512_setzero_ps();
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            const int64_t off = (ih * a.W + iw) * kCB;
+            for (int q = 0; q < kGroup; ++q) s[q] = _mm512_add_ps(s[q], _mm512_loadu_ps(xb[q] + off));
+          }
+        const __m512 cnt = _mm512_set1_ps(float((h1 - h0) * (w1 - w0)));
+        for (int64_t q = 0; q < np; ++q) {
+          const __m512 m = _mm512_div_ps(s[q], cnt);
+          if (a.blocked_out || a.Ho * a.Wo == 1) {  // 16 consecutive floats either way
+            float* y = static_cast<float*>(a.y);
+            const int64_t p = p0 + q;
+            _mm512_storeu_ps(a.blocked_out ? y + ((p * a.Ho + oh) * a.Wo + ow) * kCB : y + p * kCB, m);
+          } else {
+            alignas(64) float v[kCB];
+            _mm512_store_ps(v, m);
+            store_blk_mean<float>(a, p0 + q, oh, ow, v);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
+template <class T>
+void adaptive_avg_pool2d_blocked(const KernelArgs& k, int64_t layout) {
+  FW_CHECK(layout == 1 || layout == 3, "adaptive_avg_pool2d: unsupported layout attribute ", layout,
+           " (0: NCHW, 1: nchw16c input, 3: nchw16c input and output)");
+  const TensorView& x = k.input(0);
+  TensorView& y = k.output(0);
+  check_blocked("adaptive_avg_pool2d", x, "input");
+  if (layout == 3) check_blocked("adaptive_avg_pool2d", y, "output");
+  FW_CHECK(y.ndim == 4 && y.is_contiguous(), "adaptive_avg_pool2d: output must be a contiguous 4-d tensor");
+  FW_CHECK(x.shape[0] == y.shape[0] && x.shape[1] == y.shape[1], "adaptive_avg_pool2d: batch/channels of input (",
+           x.shape[0], ", ", x.shape[1], ") and output (", y.shape[0], ", ", y.shape[1], ") differ");
+  if (y.numel() == 0) return;
+  FW_CHECK(x.shape[2] > 0 && x.shape[3] > 0, "adaptive_avg_pool2d: empty input plane");
+  const BlkAdaptive a{x.data, y.data, x.shape[0] * (x.shape[1] / kCB), x.shape[1] / kCB,
+                      x.shape[2], x.shape[3], y.shape[2], y.shape[3], layout == 3};
+  const int64_t groups = (a.blocks + kGroup - 1) / kGroup;
+  const int64_t work = kGroup * kCB * std::max(a.H * a.W, a.Ho * a.Wo);  // elements summed per group
+  const int64_t grain = std::max<int64_t>(1, 32768 / work);
+#if FW_POOL_AVX512
+  if (std::is_same<T, float>::value && cpu_has_avx512f()) {
+    parallel_for(groups, grain, [&](int64_t g0, int64_t g1) { adaptive_blk_avx512(a, g0, g1); });
+    return;
+  }
+#endif
+  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) { adaptive_blk_groups<T>(a, g0, g1); });
+}
+
+// adaptive_avg_pool2d(x; output_size=#0); the output view carries the size;
+// layout=#1 (graph runtime only): see adaptive_avg_pool2d_blocked.
 template <class T>
 void adaptive_avg_pool2d_k(const KernelArgs& k) {
+  if (const int64_t layout = layout_attr(*k.attrs, 1)) {
+    adaptive_avg_pool2d_blocked<T>(k, layout);
+    return;
+  }
   const TensorView& x = k.input(0);
   TensorView& y = k.output(0);
   Planes in(x, "adaptive_avg_pool2d"), out(y, "adaptive_avg_pool2d");
