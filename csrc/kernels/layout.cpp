@@ -33,6 +33,7 @@ namespace {
 
 constexpr int64_t kBlock = 16;
 constexpr int64_t kTilePixels = 256;  // pixels per work item (16 KB of f32 each way)
+constexpr int64_t kGatherTail = 8;    // to_blocked: tails of fewer pixels gather each pixel's 16 channels
 
 struct Reorder {
   int64_t N, C, CB, HW, tiles;
@@ -74,17 +75,19 @@ FW_LAYOUT_INLINE void transpose16(__m512 r[16]) {
 __attribute__((target("avx512f"))) void to_blocked_avx512(const float* src, int64_t sc, float* dst, int64_t p0,
                                                          int64_t p1) {
   __m512 r[16];
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(int(sc)));
   for (int64_t p = p0; p < p1; p += 16) {
     const int64_t n = std::min<int64_t>(16, p1 - p);
+    if (n < kGatherTail && 15 * sc < (int64_t(1) << 31)) {  // a short tail: one gather per pixel
+      for (int64_t q = p; q < p1; ++q) _mm512_storeu_ps(dst + q * kBlock, _mm512_i32gather_ps(rows, src + q, 4));
+      break;
+    }
     const __mmask16 m = __mmask16((uint32_t(1) << n) - 1);
     for (int j = 0; j < 16; ++j) r[j] = _mm512_maskz_loadu_ps(m, src + j * sc + p);
     transpose16(r);
     float* d = dst + p * kBlock;
-    if (n == 16) {
-      for (int q = 0; q < 16; ++q) _mm512_storeu_ps(d + q * kBlock, r[q]);
-    } else {
-      for (int q = 0; q < n; ++q) _mm512_storeu_ps(d + q * kBlock, r[q]);
-    }
+    for (int q = 0; q < n; ++q) _mm512_storeu_ps(d + q * kBlock, r[q]);
   }
 }
 

@@ -14,6 +14,9 @@
 //     when neither the indices nor a gradient are wanted), kernels up to 3x3, stride 1 or 2,
 //     no dilation (ResNet's 3x3 s2 p1): separable, row maxima then column maxima;
 //   - anything else: per window tap, a pass over the output row's valid columns.
+// With the graph runtime's trailing layout attribute, max_pool2d (nchw16c in and out) and
+// adaptive_avg_pool2d (nchw16c in, NCHW or nchw16c out) run on 16-channel vectors instead
+// (see "nchw16c (channel-blocked) pooling" below).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -622,6 +625,7 @@ struct BlkMaxPool {
   Window w;
   const int64_t* jlo;
   const int64_t* jhi;
+  int64_t c_lo, c_hi;  // the output columns whose K x K window (square, no dilation) is inside
 };
 
 // Window rows [i_lo, i_hi) of output row oh inside [0, H); top: the input row of window row 0.
@@ -663,40 +667,81 @@ FW_TARGET_CLONES void max_pool_blk_rows(const BlkMaxPool& a, int64_t r0, int64_t
 }
 
 #if FW_POOL_AVX512
-// f32 rows on AVX-512: the window folds on plain vmaxps while a mask records NaN taps; an
-// output that saw one is refolded with torch's NaN-propagating update (upd), so the values
-// (which NaN wins, the sign of a zero maximum) equal the portable loop's.
+// f32 rows on AVX-512. Each output folds its window on plain vmaxps (its second operand, the
+// earlier element, wins ties, so the first maximum is kept as in the portable loop) while a
+// mask records NaN taps; an output that saw one is refolded with torch's NaN-propagating
+// update (upd), so the values (which NaN wins, the sign of a zero maximum) equal the portable
+// loop's. K = 2 or 3: square windows without dilation, whose interior outputs (every tap
+// inside the plane) take an unrolled fold; K = 0: any window, runtime loops throughout.
+FW_AVX512_INLINE __m512 blk_window_exact(const float* base, int64_t rs, int64_t cs, int64_t i0, int64_t i1,
+                                         int64_t j0, int64_t j1) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t i = i0; i < i1; ++i) {
+    const float* p = base + i * rs;
+    for (int64_t j = j0; j < j1; ++j, p += cs) m = upd(m, _mm512_loadu_ps(p));
+  }
+  return m;
+}
+
+template <int K>
+FW_AVX512_INLINE __m512 blk_window_kxk(const float* p, int64_t rs, __mmask16& nan) {
+  __m512 m = _mm512_setzero_ps();
+  for (int i = 0; i < K; ++i, p += rs) {
+    const __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + kCB);
+    nan = __mmask16(nan | _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q));
+    __m512 h = _mm512_max_ps(v1, v0);
+    if (K == 3) {
+      const __m512 v2 = _mm512_loadu_ps(p + 2 * kCB);
+      nan = __mmask16(nan | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q));
+      h = _mm512_max_ps(v2, h);
+    }
+    m = i == 0 ? h : _mm512_max_ps(h, m);
+  }
+  return m;
+}
+
+template <int K>
 __attribute__((target("avx512f"))) void max_pool_blk_avx512(const BlkMaxPool& a, int64_t r0, int64_t r1) {
   const float* x = static_cast<const float*>(a.x);
   float* y = static_cast<float*>(a.y);
-  const Window& w = a.w;
+  const Window w = a.w;
+  const int64_t H = a.H, Ho = a.Ho, Wo = a.Wo, rs = a.W * kCB, cs = w.dw * kCB, os = w.sw * kCB;
+  const int64_t c_lo = K ? a.c_lo : Wo, c_hi = K ? a.c_hi : Wo;
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  const int64_t rs = a.W * kCB, cs = w.dw * kCB;
   for (int64_t r = r0; r < r1; ++r) {
-    const float* xb = x + (r / a.Ho) * a.H * rs;
-    float* yr = y + r * a.Wo * kCB;
+    const float* xb = x + (r / Ho) * H * rs;
+    float* yr = y + r * Wo * kCB;
     int64_t top, i_lo, i_hi;
-    valid_rows(w, a.H, r % a.Ho, top, i_lo, i_hi);
-    for (int64_t ow = 0; ow < a.Wo; ++ow) {
+    valid_rows(w, H, r % Ho, top, i_lo, i_hi);
+    const float* xrow = xb + top * rs;  // window row 0 (may lie in the padding: offset only)
+    int64_t ow = 0;
+    if (K && i_lo == 0 && i_hi == K) {  // interior columns: every tap inside
+      for (; ow < c_lo; ++ow) {
+        const int64_t j0 = a.jlo[ow], j1 = a.jhi[ow];
+        _mm512_storeu_ps(yr + ow * kCB, blk_window_exact(xrow + (ow * w.sw - w.pw + j0) * kCB, rs, cs, 0, K, j0, j1));
+      }
+      const float* p = xrow + (c_lo * w.sw - w.pw) * kCB;
+      for (; ow < c_hi; ++ow, p += os) {
+        __mmask16 nan = 0;
+        __m512 m = blk_window_kxk<K>(p, rs, nan);
+        if (nan) m = blk_window_exact(p, rs, kCB, 0, K, 0, K);
+        _mm512_storeu_ps(yr + ow * kCB, m);
+      }
+    }
+    for (; ow < Wo; ++ow) {  // any window, clipped to the plane
       const int64_t j0 = a.jlo[ow], j1 = a.jhi[ow];
-      const float* base = xb + (ow * w.sw - w.pw + j0 * w.dw) * kCB;
+      const float* base = xrow + (ow * w.sw - w.pw + j0 * w.dw) * kCB;
       __m512 m = ninf;
       __mmask16 nan = 0;
       for (int64_t i = i_lo; i < i_hi; ++i) {
-        const float* p = base + (top + i * w.dh) * rs;
+        const float* p = base + i * w.dh * rs;
         for (int64_t j = j0; j < j1; ++j, p += cs) {
           const __m512 v = _mm512_loadu_ps(p);
           nan = __mmask16(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
           m = _mm512_max_ps(v, m);
         }
       }
-      if (nan) {
-        m = ninf;
-        for (int64_t i = i_lo; i < i_hi; ++i) {
-          const float* p = base + (top + i * w.dh) * rs;
-          for (int64_t j = j0; j < j1; ++j, p += cs) m = upd(m, _mm512_loadu_ps(p));
-        }
-      }
+      if (nan) m = blk_window_exact(base, w.dh * rs, cs, i_lo, i_hi, j0, j1);
       _mm512_storeu_ps(yr + ow * kCB, m);
     }
   }
@@ -727,12 +772,17 @@ void max_pool2d_blocked(const KernelArgs& k, const Window& w, int64_t layout) {
     jlo[size_t(ow)] = lo;
     jhi[size_t(ow)] = std::max(lo, hi);
   }
-  const BlkMaxPool a{x.data, y.data, H, W, Ho, Wo, w, jlo.data(), jhi.data()};
+  // Square 2x2 / 3x3 windows without dilation have unrolled interiors (see max_pool_blk_avx512).
+  const int64_t K = w.kh == w.kw && w.dh == 1 && w.dw == 1 && (w.kh == 2 || w.kh == 3) ? w.kh : 0;
+  const int64_t c_lo = std::min(Wo, (w.pw + w.sw - 1) / w.sw);
+  const int64_t c_hi = W - K + w.pw < 0 ? c_lo : std::max(c_lo, std::min(Wo, (W - K + w.pw) / w.sw + 1));
+  const BlkMaxPool a{x.data, y.data, H, W, Ho, Wo, w, jlo.data(), jhi.data(), c_lo, c_hi};
   const int64_t rows = y.shape[0] * (y.shape[1] / kCB) * Ho;
   const int64_t grain = std::max<int64_t>(1, 4096 / (Wo * kCB));
 #if FW_POOL_AVX512
   if (std::is_same<T, float>::value && cpu_has_avx512f()) {
-    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) { max_pool_blk_avx512(a, r0, r1); });
+    const auto fn = K == 2 ? &max_pool_blk_avx512<2> : K == 3 ? &max_pool_blk_avx512<3> : &max_pool_blk_avx512<0>;
+    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) { fn(a, r0, r1); });
     return;
   }
 #endif

@@ -5,6 +5,8 @@ f64 runs the portable loops, f32 the AVX-512 ones where the CPU has them."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -56,7 +58,7 @@ def test_reorder_reads_strided_plain_inputs():
 @pytest.mark.parametrize("shape", [(16, 4, 4), (1, 8, 4, 4), (1, 24, 2, 2)])
 def test_reorder_rejects_bad_shapes(shape):
     x = fw.zeros(*shape)
-    with pytest.raises(ValueError, match=r"reorder_nchw16c.*" + str(list(shape)).replace("[", r"\["). replace("]", r"\]")):
+    with pytest.raises(ValueError, match=r"reorder_nchw16c.*" + re.escape(str(list(shape)))):
         fw.reorder_nchw16c(x, True)
 
 
@@ -111,8 +113,8 @@ def test_blocked_max_pool_propagates_nan_and_infinities(dt, tdt):
     x[0, 20, 4, 4] = float("inf")
     x[0, 31, :, :] = float("-inf")
     x[0, 5, 6:, 6:] = float("nan")
-    for k, s, p in ((3, 2, 1), (2, 2, 0)):
-        got, ref = _max_pool_blocked(dt, x, k, s, p, 1, False)
+    for k, s, p, d in ((3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2)):
+        got, ref = _max_pool_blocked(dt, x, k, s, p, d, False)
         assert torch.equal(torch.isnan(got), torch.isnan(ref)) and torch.isnan(got).any()
         torch.testing.assert_close(got, ref, equal_nan=True, rtol=0, atol=0)
 
