@@ -10,7 +10,6 @@ namespace fw {
 namespace {
 
 constexpr int64_t kBlock = 16;
-constexpr bool kBlockedPools = false;
 
 // The number of attributes each layout-aware kernel takes before the appended layout one.
 int op_attrs(const std::string& kernel) {
@@ -53,7 +52,6 @@ Kind kind_of(const GraphDef& g, const NodeDef& n) {
   }
   const ValueDef& x = g.values[size_t(n.inputs[0])];
   if (x.dtype != DType::f32 || x.dims.size() != 4) return Kind::Other;
-  if (!kBlockedPools) return Kind::Other;  // TEMPORARY until the pool kernels read the layout attribute
   if (n.kernel == "max_pool2d") {
     const AttrValue& with_indices = n.static_attrs.values[5];
     return with_indices.kind == AttrValue::Int && with_indices.i == 0 ? Kind::Pool : Kind::Other;

@@ -98,7 +98,11 @@ def _small_cnn(lib):
 
 
 def test_small_cnn_with_pools_and_a_flatten():
-    _check(_small_cnn, (1, 28, 28), batches=(4, 1), expect_blocked=False)  # TEMPORARY: pools
+    kernels = _check(_small_cnn, (1, 28, 28), batches=(4, 1))
+    if _has_blocked_kernels() and _C.cpu_has_avx512f():
+        # conv -> pool -> conv -> pool blocked, one reorder before the flatten.
+        assert kernels.count("reorder_nchw16c") == 1, kernels
+        assert kernels.index("reorder_nchw16c") == 4, kernels
 
 
 def _resnet_stem(lib):
@@ -140,8 +144,8 @@ def _resnet_stem(lib):
 
 
 def test_resnet_style_net_stays_blocked_to_the_average_pool():
-    kernels = _check(_resnet_stem, (3, 40, 40), batches=(2, 1))
-    if False:  # TEMPORARY until the blocked pools land
+    kernels = _check(_resnet_stem, (3, 40, 40), batches=(2, 1), expect_blocked=False)
+    if _has_blocked_kernels() and _C.cpu_has_avx512f():
         # conv1 .. the last block all blocked; the global average reads blocked and writes NCHW.
         assert kernels.count("reorder_nchw16c") == 0, kernels
 
