@@ -139,8 +139,18 @@ bool plain_strides(const TensorView& v, int64_t& sn, int64_t& sc, int64_t& sp) {
 template <class T>
 void reorder_nchw16c_k(const KernelArgs& k) {
   const TensorView& x = k.input(0);
-  TensorView& y = k.output(0);
   const bool to_blocked = k.attrs->i(0) != 0;
+  // The runtime also reorders a blocked value straight into a flatten's output (runtime/layout.h):
+  // a contiguous plain output of another shape with as many elements is seen as (N, C, H, W).
+  TensorView y = k.output(0);
+  if (!to_blocked && x.ndim == 4 && y.is_contiguous() && y.numel() == x.numel() &&
+      (y.ndim != 4 || !std::equal(x.shape, x.shape + 4, y.shape))) {
+    y.ndim = 4;
+    for (int d = 3; d >= 0; --d) {
+      y.shape[d] = x.shape[d];
+      y.strides[d] = d == 3 ? 1 : y.strides[d + 1] * y.shape[d + 1];
+    }
+  }
   FW_CHECK(x.ndim == 4 && y.ndim == 4, "reorder_nchw16c: expected 4-d (N, C, H, W) tensors, got ", x.ndim, "-d");
   for (int d = 0; d < 4; ++d)
     FW_CHECK(x.shape[d] == y.shape[d], "reorder_nchw16c: input and output shapes differ at dim ", d);

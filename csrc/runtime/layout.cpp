@@ -162,6 +162,14 @@ void assign_layouts(GraphDef& g) {
       blocked[size_t(n.outputs[0])] = 1;
     } else if (kind == Kind::Avg && in_blocked) {
       mark(n, 1);
+    } else if (in_blocked && n.kernel == "reshape" && n.dtype == DType::f32 && n.inputs.size() == 1) {
+      // A flatten of a blocked value: the reorder writes its output (no second copy).
+      n.op = n.kernel = "reorder_nchw16c";
+      n.fn = reorder;
+      n.symbolic_attrs = false;
+      n.attrs.assign(1, AttrSpec());
+      n.attrs[0].value = AttrValue::from_int(0);
+      n.static_attrs.values.assign(1, n.attrs[0].value);
     } else {
       for (int& v : n.inputs)
         if (v >= 0 && blocked[size_t(v)]) v = reordered(v, false);
