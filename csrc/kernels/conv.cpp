@@ -441,11 +441,29 @@ __attribute__((target("avx512f"))) void store_rows_transposed(const float* __res
     }
 }
 
+// The packed tiles of `rows` output rows (Wo pixels each) x Cout channels, split over the
+// pool unless called inside a parallel region: tile(c0, oh, ow0, mr) covers channels
+// [c0, c0 + 32), row oh and pixels [ow0, ow0 + mr), each row cut into near-equal segments of
+// at most kPixTile pixels (14 -> 7 + 7). Tasks run pair-major: a thread's weights stay in
+// its cache.
+template <class Tile>
+void for_each_packed_tile(const ConvGeom& g, int64_t rows, const Tile& tile) {
+  const int64_t Wo = g.Wo, pairs = (g.Cout + 31) / 32;
+  const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
+  const int64_t per_task = kPixTile * 32 * g.K();
+  parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)),
+               [&](int64_t t0, int64_t t1) {
+                 for (int64_t t = t0; t < t1; ++t) {
+                   const int64_t pair = t / per_pair, r = t % per_pair, oh = r / segs, sg = r % segs;
+                   const int64_t ow0 = Wo * sg / segs, ow1 = Wo * (sg + 1) / segs;
+                   tile(pair * 32, oh, ow0, int(ow1 - ow0));
+                 }
+               });
+}
+
 // Output rows [0, rows) of a band: out (channel stride HoWo, row stride Wo) = act(bias +
 // w (*) band + R), the band B read at pixel oh*Wp + ow plus koff[k] for tap k (Wp: the
-// phase-row width). Each row is cut into near-equal segments of at most kPixTile pixels
-// (14 -> 7 + 7). Tasks run pair-major (a thread's weights stay in its cache), split over
-// the pool unless called inside a parallel region. bias: padded to whole panels, or null.
+// phase-row width), tiles as for_each_packed_tile. bias: padded to whole panels, or null.
 //
 // With `tmp` (rows * Wo * Cpad floats, Cpad = Cout rounded up to 16), the tiles store rows
 // of channels there and one transposing pass writes the output: at batch > 1 (each sample
@@ -455,29 +473,20 @@ __attribute__((target("avx512f"))) void store_rows_transposed(const float* __res
 void conv_rows_packed(const ConvGeom& g, int64_t rows, int64_t Wp, const float* B, const int64_t* koff,
                       const float* packed, const float* bias, const float* R, bool relu, float* out, float* tmp) {
   const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, Cpad = (g.Cout + 15) / 16 * 16;
-  const int64_t panels = Cpad / 16, pairs = (panels + 1) / 2;
-  const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
-  auto run = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t pair = t / per_pair, r = t % per_pair, oh = r / segs, sg = r % segs;
-      const int64_t ow0 = Wo * sg / segs, ow1 = Wo * (sg + 1) / segs;
-      const int64_t c0 = pair * 32, cols = std::min<int64_t>(32, g.Cout - c0);
-      const auto mrs = std::make_integer_sequence<int, kPixTile>{};
-      const int mr = int(ow1 - ow0);
-      const float* xb = B + oh * Wp + ow0;
-      const float* bb = bias ? bias + c0 : nullptr;
-      if (tmp) {
-        const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, true>(mr, mrs) : pick_conv_packed_tile<1, true>(mr, mrs);
-        fn(K, xb, koff, packed + c0 * K, bb, nullptr, false, tmp + (oh * Wo + ow0) * Cpad + c0, Cpad, cols);
-        continue;
-      }
-      const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, false>(mr, mrs) : pick_conv_packed_tile<1, false>(mr, mrs);
-      const int64_t o = c0 * HoWo + oh * Wo + ow0;
-      fn(K, xb, koff, packed + c0 * K, bb, R ? R + o : nullptr, relu, out + o, HoWo, cols);
+  for_each_packed_tile(g, rows, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
+    const int64_t cols = std::min<int64_t>(32, g.Cout - c0);
+    const auto mrs = std::make_integer_sequence<int, kPixTile>{};
+    const float* xb = B + oh * Wp + ow0;
+    const float* bb = bias ? bias + c0 : nullptr;
+    if (tmp) {
+      const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, true>(mr, mrs) : pick_conv_packed_tile<1, true>(mr, mrs);
+      fn(K, xb, koff, packed + c0 * K, bb, nullptr, false, tmp + (oh * Wo + ow0) * Cpad + c0, Cpad, cols);
+      return;
     }
-  };
-  const int64_t per_task = kPixTile * 32 * K;
-  parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)), run);
+    const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, false>(mr, mrs) : pick_conv_packed_tile<1, false>(mr, mrs);
+    const int64_t o = c0 * HoWo + oh * Wo + ow0;
+    fn(K, xb, koff, packed + c0 * K, bb, R ? R + o : nullptr, relu, out + o, HoWo, cols);
+  });
   if (tmp) store_rows_transposed(tmp, Cpad, rows * Wo, g.Cout, R, relu, out, HoWo);
 }
 
@@ -520,29 +529,21 @@ constexpr BlockedTileFn pick_blocked_tile(int mr, std::integer_sequence<int, MR.
 }
 
 // Output rows [oh0, oh0 + rows) of one sample into the blocked out (and R), read from the band
-// B (pixel oh*Wp + ow, times xs = 1 or 16) plus koff[k] for tap k. Tiles of up to kPixTile
-// pixels of one row x 32 channels, pair-major as conv_rows_packed.
+// B (pixel oh*Wp + ow, times xs = 1 or 16) plus koff[k] for tap k; tiles as
+// for_each_packed_tile.
 void conv_rows_blocked(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, int xs, const float* B,
                        const int64_t* koff, const float* packed, const float* bias, const float* R, bool relu,
                        float* out) {
-  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, panels = g.Cout / 16, pairs = (panels + 1) / 2;
-  const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
-  auto run = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t pair = t / per_pair, r = t % per_pair, oh = r / segs, sg = r % segs;
-      const int64_t ow0 = Wo * sg / segs, ow1 = Wo * (sg + 1) / segs;
-      const bool two = 2 * pair + 1 < panels;
-      const auto mrs = std::make_integer_sequence<int, kPixTile>{};
-      const int mr = int(ow1 - ow0);
-      const BlockedTileFn fn = xs == 16 ? (two ? pick_blocked_tile<2, 16>(mr, mrs) : pick_blocked_tile<1, 16>(mr, mrs))
-                                        : (two ? pick_blocked_tile<2, 1>(mr, mrs) : pick_blocked_tile<1, 1>(mr, mrs));
-      const int64_t o = (2 * pair * HoWo + (oh0 + oh) * Wo + ow0) * 16;
-      fn(K, B + (oh * Wp + ow0) * xs, koff, packed + pair * 32 * K, bias ? bias + pair * 32 : nullptr,
-         R ? R + o : nullptr, relu, out + o, HoWo * 16);
-    }
-  };
-  const int64_t per_task = kPixTile * 32 * K;
-  parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)), run);
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo;
+  for_each_packed_tile(g, rows, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
+    const bool two = c0 + 16 < g.Cout;
+    const auto mrs = std::make_integer_sequence<int, kPixTile>{};
+    const BlockedTileFn fn = xs == 16 ? (two ? pick_blocked_tile<2, 16>(mr, mrs) : pick_blocked_tile<1, 16>(mr, mrs))
+                                      : (two ? pick_blocked_tile<2, 1>(mr, mrs) : pick_blocked_tile<1, 1>(mr, mrs));
+    const int64_t o = c0 * HoWo + ((oh0 + oh) * Wo + ow0) * 16;  // panel c0/16, pixel, lane
+    fn(K, B + (oh * Wp + ow0) * xs, koff, packed + c0 * K, bias ? bias + c0 : nullptr, R ? R + o : nullptr, relu,
+       out + o, HoWo * 16);
+  });
 }
 #endif
 
