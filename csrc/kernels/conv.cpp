@@ -9,7 +9,9 @@
 //     zero-padded input split into stride phases (one plane at stride 1) with one offset
 //     per tap, so no im2col; in bands of output rows, so scratch stays bounded (L2-sized
 //     when one thread runs a sample). Bias, a residual and relu are applied as each tile is
-//     stored. Samples run in parallel at batch > 1, tiles at batch 1. Geometries whose
+//     stored. In the graph runtime's channel-blocked layout (nchw16c, runtime/layout.h) the
+//     12 x 32 tiles store each pixel's 16 channels as one vector, reading a blocked or plain
+//     input. Samples run in parallel at batch > 1, tiles at batch 1. Geometries whose
 //     phase planes would be mostly padding (huge dilations on tiny maps) read im2col
 //     columns instead.
 //   - otherwise (float64, groups > 1, no AVX-512): im2col + OpenBLAS GEMM per sample, with
