@@ -13,10 +13,11 @@ namespace py = pybind11;
 namespace fw {
 namespace {
 
-ModelOptions options_of(uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
+ModelOptions options_of(uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout, bool alias_views) {
   ModelOptions o;
   o.prepack = prepack;
   o.blocked_layout = blocked_layout;
+  o.alias_views = alias_views;
   if (max_memory) o.max_memory_bytes = max_memory;
   if (plan_cache) o.plan_cache_size = plan_cache;
   return o;
@@ -95,15 +96,16 @@ py::tuple run_model(const Model& m, const py::sequence& inputs, bool profile) {
 
 void register_runtime_bindings(py::module_& m) {
   py::class_<Model>(m, "RuntimeModel", "A loaded graph (csrc/runtime/runtime.h).")
-      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
+      .def_static("from_bytes", [](py::buffer b, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout, bool alias_views) {
             py::buffer_info info = b.request();
             const void* p = info.ptr;
             size_t n = size_t(info.size * info.itemsize);
             py::gil_scoped_release release;
-            return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack, blocked_layout));
+            return Model::from_bytes(p, n, options_of(max_memory, plan_cache, prepack, blocked_layout, alias_views));
           }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
+          py::arg("alias_views") = true,
           "Parses a model file held in memory (copied).")
-      .def_static("from_array", [](py::array a, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
+      .def_static("from_array", [](py::array a, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout, bool alias_views) {
             if (!(a.flags() & py::array::c_style) || a.itemsize() != 1)
               throw py::value_error("from_array: expected a C-contiguous uint8 array");
             size_t n = size_t(a.size());
@@ -116,13 +118,15 @@ void register_runtime_bindings(py::module_& m) {
               delete keep;
             });
             py::gil_scoped_release release;
-            return Model::from_shared(std::move(bytes), n, options_of(max_memory, plan_cache, prepack, blocked_layout));
+            return Model::from_shared(std::move(bytes), n, options_of(max_memory, plan_cache, prepack, blocked_layout, alias_views));
           }, py::arg("data"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
+          py::arg("alias_views") = true,
           "Parses a model file held in a 64-byte-aligned uint8 numpy array, without copying it.")
-      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout) {
+      .def_static("load", [](const std::string& path, uint64_t max_memory, size_t plan_cache, bool prepack, bool blocked_layout, bool alias_views) {
             py::gil_scoped_release release;
-            return Model::load(path, options_of(max_memory, plan_cache, prepack, blocked_layout));
+            return Model::load(path, options_of(max_memory, plan_cache, prepack, blocked_layout, alias_views));
           }, py::arg("path"), py::arg("max_memory") = 0, py::arg("plan_cache") = 0, py::arg("prepack") = true, py::arg("blocked_layout") = true,
+          py::arg("alias_views") = true,
           "Memory-maps and parses a model file.")
       .def("run", &run_model, py::arg("inputs"), py::arg("profile") = false,
            "Runs on numpy inputs; returns (outputs, [(node, start s, duration s)] or None).")
@@ -143,10 +147,11 @@ void register_runtime_bindings(py::module_& m) {
               d["first_node"] = e.first_node;
               d["last_node"] = e.last_node;
               d["shape"] = py::tuple(py::cast(e.shape));
+              d["alias_of"] = e.alias_of;
               l.append(d);
             }
             return py::make_tuple(l, peak);
-          }, "([{name, placement, offset, nbytes, first_node, last_node, shape}], peak bytes)")
+          }, "([{name, placement, offset, nbytes, first_node, last_node, shape, alias_of}], peak bytes)")
       .def_property_readonly("num_inputs", &Model::num_inputs)
       .def_property_readonly("num_outputs", &Model::num_outputs)
       .def("input_info", [](const Model& m, size_t i) { return value_info(m.input_info(i)); })

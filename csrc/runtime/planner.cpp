@@ -86,10 +86,73 @@ void eval_attrs(const GraphDef& g, const InputShapes& shapes, Plan& p) {
   }
 }
 
-void place_values(const GraphDef& g, uint64_t max_bytes, Plan& p) {
+// The byte offset at which select(dim=#0, index=#1) finds its output inside the contiguous
+// input x when that block is contiguous (every dim before `dim` has size 1), else -1. A
+// crafted file's odd attributes or shapes also give -1: the kernel then runs and reports them.
+int64_t select_offset(const Attrs& a, const TensorView& x, const TensorView& y) {
+  if (a.size() < 2 || a.values[0].kind != AttrValue::Int || a.values[1].kind != AttrValue::Int) return -1;
+  const int64_t dim = a.values[0].i;
+  if (dim < 0 || dim >= x.ndim || y.ndim != x.ndim - 1) return -1;
+  int64_t idx = a.values[1].i;
+  if (idx < 0) idx += x.shape[dim];
+  if (idx < 0 || idx >= x.shape[dim]) return -1;
+  for (int d = 0, j = 0; d < x.ndim; ++d) {
+    if (d < dim && x.shape[d] != 1) return -1;
+    if (d != dim && y.shape[j++] != x.shape[d]) return -1;
+  }
+  // idx * stride < numel: the offset lies inside x (whose byte size the planner bounded).
+  return idx * x.strides[dim] * int64_t(dtype_size(x.dtype));
+}
+
+bool same_shape(const TensorView& x, const TensorView& y) {
+  if (x.ndim != y.ndim) return false;
+  for (int d = 0; d < x.ndim; ++d)
+    if (x.shape[d] != y.shape[d]) return false;
+  return true;
+}
+
+// The byte offset of node i's output inside its input's buffer when the output can be an
+// alias of it (planner.h), else -1.
+int64_t alias_offset(const GraphDef& g, const Plan& p, size_t i) {
+  const NodeDef& n = g.nodes[i];
+  if (n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0) return -1;
+  const size_t in = size_t(n.inputs[0]), out = size_t(n.outputs[0]);
+  if (p.placement[out] != Placement::Arena) return -1;  // a graph output: the kernel fills the caller's buffer
+  const TensorView &x = p.views[in], &y = p.views[out];
+  if (x.dtype != y.dtype) return -1;
+  int64_t off = -1;
+  if (n.kernel == "reshape") off = x.numel() == y.numel() ? 0 : -1;
+  else if (n.kernel == "copy") off = same_shape(x, y) ? 0 : -1;  // clone (or a no-op to / expand)
+  else if (n.kernel == "select") off = select_offset(p.attrs_of(g, i), x, y);
+  if (off < 0 || uint64_t(off) > p.nbytes[in] || p.nbytes[out] > p.nbytes[in] - uint64_t(off)) return -1;
+  return off;
+}
+
+// Marks the aliases (planner.h) in node order, so that an alias's input is resolved first.
+void mark_aliases(const GraphDef& g, Plan& p) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const int64_t off = alias_offset(g, p, i);
+    if (off < 0) continue;
+    const size_t in = size_t(g.nodes[i].inputs[0]), out = size_t(g.nodes[i].outputs[0]);
+    const bool chained = p.placement[in] == Placement::Alias;
+    p.placement[out] = Placement::Alias;
+    p.alias_root[out] = chained ? p.alias_root[in] : int(in);
+    p.offset[out] = (chained ? p.offset[in] : 0) + uint64_t(off);
+    p.skip_node[i] = 1;
+  }
+  for (size_t id = 0; id < g.values.size(); ++id) {
+    const int root = p.alias_root[id];
+    if (root >= 0 && p.placement[size_t(root)] == Placement::Arena)
+      p.last_use[size_t(root)] = std::max(p.last_use[size_t(root)], p.last_use[id]);
+  }
+}
+
+void place_values(const GraphDef& g, uint64_t max_bytes, bool alias_views, Plan& p) {
   size_t nv = g.values.size();
   p.placement.assign(nv, Placement::Arena);
   p.offset.assign(nv, 0);
+  p.alias_root.assign(nv, -1);
+  p.skip_node.assign(g.nodes.size(), 0);
   p.first_use.assign(nv, -1);
   p.last_use.assign(nv, -1);
   for (size_t id = 0; id < nv; ++id) {
@@ -110,6 +173,7 @@ void place_values(const GraphDef& g, uint64_t max_bytes, Plan& p) {
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int id : g.nodes[i].inputs)
       if (id >= 0) p.last_use[size_t(id)] = std::max(p.last_use[size_t(id)], int(i));
+  if (alias_views) mark_aliases(g, p);
   std::vector<int> order;
   for (size_t id = 0; id < nv; ++id)
     if (p.placement[id] == Placement::Arena) order.push_back(int(id));
@@ -171,13 +235,13 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return os.str();
 }
 
-Plan make_plan(const GraphDef& g, const InputShapes& input_shapes, uint64_t max_bytes) {
+Plan make_plan(const GraphDef& g, const InputShapes& input_shapes, uint64_t max_bytes, bool alias_views) {
   check_inputs(g, input_shapes);
   Plan p;
   p.input_shapes = input_shapes;
   eval_shapes(g, input_shapes, max_bytes, p);
   eval_attrs(g, input_shapes, p);
-  place_values(g, max_bytes, p);
+  place_values(g, max_bytes, alias_views, p);
   lay_out_slots(g, p);
   for (int id : g.outputs) {
     const TensorView& v = p.views[size_t(id)];
@@ -209,6 +273,9 @@ std::string format_plan(const GraphDef& g, const Plan& p) {
       case Placement::Arena:
         os << "arena+" << p.offset[id] << "  live nodes " << p.first_use[id] << ".." << p.last_use[id];
         break;
+      case Placement::Alias:
+        os << "alias of %" << g.values[size_t(p.alias_root[id])].name << " +" << p.offset[id];
+        break;
     }
     os << "\n";
   }
@@ -220,6 +287,7 @@ std::string format_plan(const GraphDef& g, const Plan& p) {
       os << (k ? ", " : "") << (n.inputs[k] >= 0 ? "%" + g.values[size_t(n.inputs[k])].name : "None");
     os << ") -> ";
     for (size_t k = 0; k < n.outputs.size(); ++k) os << (k ? ", " : "") << "%" << g.values[size_t(n.outputs[k])].name;
+    if (p.skip_node[i]) os << "  (alias: not run)";
     os << "\n";
   }
   os << "peak arena bytes: " << p.arena_bytes << " (sum of intermediates: " << p.intermediate_bytes << ")\n";

@@ -101,7 +101,8 @@ struct Model::Impl {
     }
     InputShapes concrete;
     for (const auto& s : shapes) concrete.push_back(shape_of(s));
-    auto plan = std::make_shared<const Plan>(make_plan(model.graph, concrete, options.max_memory_bytes));
+    auto plan = std::make_shared<const Plan>(
+        make_plan(model.graph, concrete, options.max_memory_bytes, options.alias_views));
     std::lock_guard<std::mutex> lock(mu);
     plans.push_front(plan);
     while (plans.size() > std::max<size_t>(options.plan_cache_size, 1)) plans.pop_back();
@@ -174,6 +175,10 @@ struct Model::Impl {
       case Placement::Const: ptr = const_ptr[size_t(id)]; break;
       case Placement::Arena: ptr = base + p.offset[size_t(id)]; break;
       case Placement::Output: ptr = outputs[size_t(p.offset[size_t(id)])].data; break;
+      case Placement::Alias:
+        if (p.nbytes[size_t(id)] == 0) break;
+        ptr = static_cast<uint8_t*>(pointer_of(p, p.alias_root[size_t(id)], base, inputs, outputs)) + p.offset[size_t(id)];
+        break;
     }
     return ptr ? ptr : g_empty_storage;
   }
@@ -199,6 +204,13 @@ struct Model::Impl {
       if (p.slot_value[s] >= 0) views[s].data = pointer_of(p, p.slot_value[s], base, inputs, outputs);
     auto call_start = timings ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (p.skip_node[i]) {  // its output is an alias of its input (planner.h): nothing to run
+        if (timings) {
+          double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - call_start).count();
+          timings->push_back({int(i), at, 0.0});
+        }
+        continue;
+      }
       const NodeDef& n = g.nodes[i];
       KernelArgs args;
       args.in = views.data() + p.node_slot[i];
@@ -348,11 +360,11 @@ std::vector<PlanEntry> Model::plan_entries(const std::vector<Shape>& input_shape
   auto p = impl_->plan_for(input_shapes);
   const GraphDef& g = impl_->model.graph;
   std::vector<PlanEntry> out;
-  static const char* names[] = {"input", "const", "arena", "output"};
+  static const char* names[] = {"input", "const", "arena", "output", "alias"};
   for (size_t id = 0; id < g.values.size(); ++id) {
     const TensorView& v = p->views[id];
     out.push_back({g.values[id].name, names[int(p->placement[id])], p->offset[id], p->nbytes[id],
-                   p->first_use[id], p->last_use[id], Shape(v.shape, v.shape + v.ndim)});
+                   p->first_use[id], p->last_use[id], Shape(v.shape, v.shape + v.ndim), p->alias_root[id]});
   }
   if (peak_bytes) *peak_bytes = p->arena_bytes;
   return out;

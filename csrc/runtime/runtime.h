@@ -69,22 +69,24 @@ struct ModelOptions {
   size_t arena_pool_size = 16;                     // idle arenas kept for reuse
   bool prepack = true;  // pack linear weights at load for small batches (value "<w>.packed")
   bool blocked_layout = true;  // with prepack: channel-blocked activations between convs (layout.h)
+  bool alias_views = true;     // reshape/clone/contiguous select outputs share their input's buffer (planner.h)
 };
 
 struct NodeTiming {
   int node;
   double start;    // seconds since the call began
-  double seconds;  // the kernel's duration
+  double seconds;  // the kernel's duration (0 for a node whose output is an alias: nothing ran)
 };
 
 // One value of a memory plan (for tools and tests).
 struct PlanEntry {
   std::string name;
-  std::string placement;  // "input", "const", "arena", "output"
-  uint64_t offset;        // arena offset, or output index
+  std::string placement;  // "input", "const", "arena", "output", "alias"
+  uint64_t offset;        // arena offset, output index, or byte offset inside alias_of's buffer
   uint64_t nbytes;
-  int first_node, last_node;  // live range of arena values (-1 otherwise)
+  int first_node, last_node;  // live range of arena values (producer .. last user for aliases)
   Shape shape;
+  int alias_of = -1;  // an alias: the value whose buffer it lives in (never itself an alias)
 };
 
 struct ValueInfo {

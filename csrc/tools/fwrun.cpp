@@ -3,6 +3,7 @@
 //   fwrun model.fwm --input x.npy [--input ...] --output y.npy [--output ...]
 //   fwrun model.fwm --bench N [--input x.npy ... | --shape 1,3,224,224 ...] [--profile]
 //   fwrun model.fwm --info | --plan [--shape ...]     [--threads T] [--max-memory BYTES] [--no-prepack] [--no-blocked-layout]
+//         [--no-alias-views]
 //
 // Exit status: 0 success, 1 error (message on stderr: a bad file never crashes), 2 usage.
 #include <unistd.h>
@@ -33,7 +34,7 @@ struct Args {
   int bench = 0;
   int threads = 0;
   uint64_t max_memory = 0;
-  bool info = false, plan = false, prepack = true, blocked_layout = true, profile = false;
+  bool info = false, plan = false, prepack = true, blocked_layout = true, alias_views = true, profile = false;
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -45,6 +46,7 @@ struct Args {
                "options: --threads T (kernel threads), --max-memory BYTES (per value and per arena),\n"
                "         --no-prepack (keep weights as stored; see docs/runtime.md),\n"
                "         --no-blocked-layout (plain NCHW activations between convolutions),\n"
+               "         --no-alias-views (reshape/clone/select outputs get their own buffers, kernels run),\n"
                "         --profile (with --bench: the nodes whose first run costs most over a steady run)\n",
                msg);
   std::exit(2);
@@ -68,6 +70,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--plan") a.plan = true;
     else if (s == "--no-prepack") a.prepack = false;
     else if (s == "--no-blocked-layout") a.blocked_layout = false;
+    else if (s == "--no-alias-views") a.alias_views = false;
     else if (s == "--profile") a.profile = true;
     else if (s == "-h" || s == "--help") usage("help");
     else if (!s.empty() && s[0] == '-') usage(("unknown option " + s).c_str());
@@ -208,6 +211,7 @@ int run(const Args& a) {
   if (a.max_memory) options.max_memory_bytes = a.max_memory;
   options.prepack = a.prepack;
   options.blocked_layout = a.blocked_layout;
+  options.alias_views = a.alias_views;
   fw::Model model = fw::Model::load(a.model, options);
   double load_ms = ms_since(t0);
   if (a.info) print_info(model);

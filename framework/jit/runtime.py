@@ -304,7 +304,8 @@ class CompiledGraph:
         return self._model.memory_plan([list(s) for s in input_shapes])
 
     def plan_entries(self, input_shapes: Sequence[Sequence[int]]) -> tuple:
-        """([{name, placement, offset, nbytes, first_node, last_node, shape}], peak bytes)."""
+        """([{name, placement, offset, nbytes, first_node, last_node, shape, alias_of}], peak bytes);
+        an "alias" lives at byte `offset` in the buffer of value index `alias_of`."""
         return self._model.plan_entries([list(s) for s in input_shapes])
 
     def nodes(self) -> list:
@@ -328,12 +329,13 @@ class CompiledGraph:
 
 
 def compile(graph, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
-            prepack: bool = True, blocked_layout: bool = True) -> CompiledGraph:
+            prepack: bool = True, blocked_layout: bool = True, alias_views: bool = True) -> CompiledGraph:
     """Loads a Graph into the C++ runtime (kernels resolved, everything validated; weights
     pre-packed at load unless prepack=False; with prepack, activations between convolutions
-    kept channel-blocked on AVX-512 CPUs unless blocked_layout=False, docs/runtime.md)."""
+    kept channel-blocked on AVX-512 CPUs unless blocked_layout=False; reshape/clone/contiguous
+    select outputs share their input's buffer unless alias_views=False, docs/runtime.md)."""
     model = _C.RuntimeModel.from_array(_serialize_array(graph), max_memory or 0, plan_cache or 0, prepack,
-                                       blocked_layout)
+                                       blocked_layout, alias_views)
     return CompiledGraph(model, graph)
 
 
@@ -353,9 +355,10 @@ def save(graph, path) -> None:
 
 
 def load(path, *, max_memory: Optional[int] = None, plan_cache: Optional[int] = None,
-         prepack: bool = True, blocked_layout: bool = True) -> CompiledGraph:
+         prepack: bool = True, blocked_layout: bool = True, alias_views: bool = True) -> CompiledGraph:
     """Loads a model file (memory-mapped) into the C++ runtime (options as for compile)."""
-    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0, prepack, blocked_layout)
+    model = _C.RuntimeModel.load(os.fspath(path), max_memory or 0, plan_cache or 0, prepack, blocked_layout,
+                                 alias_views)
     return CompiledGraph(model)
 
 
