@@ -280,3 +280,25 @@ def test_benchmark_models_match_torch(name):
     with fw.profiler.profile() as p:
         compiled.run([x])
     assert len([e for e in p.events if e.kind == "graph"]) == len(compiled.nodes())
+
+
+def test_fwrun_plan_shows_aliases_and_runs_them(tmp_path):
+    from tests.runtime.test_fwrun import FWRUN, _fwrun
+
+    if not FWRUN.exists():
+        pytest.skip("fwrun not built (python setup.py build_ext)")
+    g = Graph()
+    x = g.add_input("x", Spec((2, 6), F32))
+    r = g.call("relu", [x], names=["r"]).output
+    s = g.call("select", [r], (0, 1), names=["s"]).output
+    g.set_output([g.call("neg", [s], names=["y"]).output])
+    rt.save(g, tmp_path / "m.fwm")
+    plan = _fwrun(tmp_path / "m.fwm", "--plan", "--shape", "2,6")
+    assert plan.returncode == 0 and "alias of %r +24" in plan.stdout, plan.stdout + plan.stderr
+    plain = _fwrun(tmp_path / "m.fwm", "--plan", "--shape", "2,6", "--no-alias-views")
+    assert plain.returncode == 0 and "alias" not in plain.stdout, plain.stdout + plain.stderr
+    xs = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    run = _fwrun(tmp_path / "m.fwm", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), -np.maximum(xs[1], 0), rtol=1e-6)
