@@ -1,0 +1,189 @@
+// linear_nt.cpp: eager f32 linear y[M,N] = x[M,K] @ W[N,K]^T (+ bias, relu) on AVX-512 with
+// the weight read in place (no packing per call), for eager calls (the graph runtime packs
+// its weights at load instead: linear_packed in linalg.cpp).
+//
+// Dot-product register tiles: x rows and W rows are both contiguous in k, so a tile of MR
+// (<= 6) rows of x by 4 rows of W keeps MR * 4 zmm accumulators over 16-wide k chunks
+// (MR + 4 loads per 4 * MR FMAs; the K tail is a masked load), then reduces each
+// accumulator horizontally once (4 accumulators per 128-bit lane, then across lanes: one
+// zmm holds a 4 x 4 output block), adds the bias, applies the relu and stores.
+// The pool splits N in quads of W rows (chunk i goes to thread i, so a thread's share of W
+// stays in its core's L2 from call to call); each thread runs its x row tiles outer (the
+// tile's rows stay in L1) and its quads inner (W streamed from L2).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/blas.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own intrinsics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define FW_LINEAR_NT_AVX512 1
+#endif
+
+namespace fw {
+
+#ifdef FW_LINEAR_NT_AVX512
+// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own shuffle intrinsics when they
+// are inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+
+constexpr int kNtRows = 6;  // x rows per tile
+constexpr int kNtCols = 4;  // W rows (output columns) per tile
+
+#define FW_NT_TARGET __attribute__((target("avx512f"), always_inline)) inline
+
+// Per 128-bit lane l: [sum of a's lane-l quarter, b's, c's, d's].
+FW_NT_TARGET __m512 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+// From four reduce4 results (one per row): 128-bit lane i = row i's 4 sums.
+FW_NT_TARGET __m512 combine_lanes(__m512 u0, __m512 u1, __m512 u2, __m512 u3) {
+  const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(u0, u1, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(u2, u3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(u2, u3, _MM_SHUFFLE(3, 2, 3, 2)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Stores rows [R0, R0 + 4) ∩ [0, MR) of a 4 x 4 block r (128-bit lane i = row R0 + i), with
+// the bias (bias4: this quad's 4 values, broadcast per lane) added and the relu applied (a
+// NaN stays NaN); only the first `cols` columns when cols < 4.
+template <int MR, int R0>
+FW_NT_TARGET void store_block(__m512 r, __m512 bias4, bool relu, float* out, int64_t ldo, int cols) {
+  r = _mm512_add_ps(r, bias4);
+  if (relu) {
+    const __m512 zero = _mm512_setzero_ps();
+    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(r, zero, _CMP_LT_OQ), zero);
+  }
+  alignas(64) float buf[16];
+  if (cols == kNtCols) {
+    if constexpr (R0 + 0 < MR) _mm_storeu_ps(out + (R0 + 0) * ldo, _mm512_extractf32x4_ps(r, 0));
+    if constexpr (R0 + 1 < MR) _mm_storeu_ps(out + (R0 + 1) * ldo, _mm512_extractf32x4_ps(r, 1));
+    if constexpr (R0 + 2 < MR) _mm_storeu_ps(out + (R0 + 2) * ldo, _mm512_extractf32x4_ps(r, 2));
+    if constexpr (R0 + 3 < MR) _mm_storeu_ps(out + (R0 + 3) * ldo, _mm512_extractf32x4_ps(r, 3));
+    return;
+  }
+  _mm512_store_ps(buf, r);
+  for (int i = 0; i < 4 && R0 + i < MR; ++i)
+    for (int j = 0; j < cols; ++j) out[(R0 + i) * ldo + j] = buf[4 * i + j];
+}
+
+// acc[m][n] += x[m, k:k+16] * W row n [k:k+16] (lanes off in `mask` read as 0).
+template <int MR>
+FW_NT_TARGET void nt_step(const float* x, int64_t x_rs, const float* const (&w)[kNtCols], int64_t k,
+                          __mmask16 mask, __m512 (&acc)[MR][kNtCols]) {
+  __m512 xv[MR];
+#pragma GCC unroll 6
+  for (int m = 0; m < MR; ++m) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * x_rs);
+#pragma GCC unroll 4
+  for (int n = 0; n < kNtCols; ++n) {
+    const __m512 wv = _mm512_maskz_loadu_ps(mask, w[n] + k);
+#pragma GCC unroll 6
+    for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_fmadd_ps(xv[m], wv, acc[m][n]);
+  }
+}
+
+// out[MR, cols] = act(x[MR, K] @ W[4, K]^T + b4): x rows x_rs apart, W rows w0..w3, b4: the
+// quad's 4 bias values.
+template <int MR>
+__attribute__((target("avx512f"))) void nt_tile(int64_t K, const float* __restrict x, int64_t x_rs,
+                                                const float* w0, const float* w1, const float* w2,
+                                                const float* w3, const float* b4, bool relu, float* out,
+                                                int64_t ldo, int cols) {
+  __m512 acc[MR][kNtCols];
+#pragma GCC unroll 6
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int n = 0; n < kNtCols; ++n) acc[m][n] = _mm512_setzero_ps();
+  const float* w[kNtCols] = {w0, w1, w2, w3};
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) nt_step<MR>(x + k, x_rs, w, k, __mmask16(0xFFFF), acc);
+  if (k < K) nt_step<MR>(x + k, x_rs, w, k, __mmask16((1u << (K - k)) - 1), acc);
+  __m512 u[8];
+#pragma GCC unroll 8
+  for (int m = 0; m < 8; ++m) u[m] = _mm512_setzero_ps();
+#pragma GCC unroll 6
+  for (int m = 0; m < MR; ++m) u[m] = reduce4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+  const __m512 bias4 = _mm512_broadcast_f32x4(_mm_loadu_ps(b4));
+  store_block<MR, 0>(combine_lanes(u[0], u[1], u[2], u[3]), bias4, relu, out, ldo, cols);
+  if constexpr (MR > 4) store_block<MR, 4>(combine_lanes(u[4], u[5], u[6], u[7]), bias4, relu, out, ldo, cols);
+}
+
+using NtTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, const float*, const float*,
+                          const float*, bool, float*, int64_t, int);
+constexpr NtTileFn kNtTiles[kNtRows + 1] = {nullptr,    &nt_tile<1>, &nt_tile<2>, &nt_tile<3>,
+                                            &nt_tile<4>, &nt_tile<5>, &nt_tile<6>};
+
+// Quads [q0, q1) of output columns for all M rows: blocks of quads whose W rows fit in
+// kNtBlockBytes of L2, per block the row tiles outer (a tile's x rows stay in L1) and the
+// block's quads inner (W from L2). Rows are split into tiles of near-equal height (9 rows:
+// 5 + 4, not 6 + 3: a short tile does fewer FMAs per load).
+constexpr int64_t kNtBlockBytes = 256 << 10;
+
+__attribute__((target("avx512f"))) void nt_quads(int64_t q0, int64_t q1, int64_t M, int64_t N, int64_t K,
+                                                 const float* x, int64_t x_rs, const float* w, int64_t w_rs,
+                                                 const float* bias, int64_t b_st, bool relu, float* out,
+                                                 int64_t ldo) {
+  const int64_t tiles = (M + kNtRows - 1) / kNtRows, base = M / tiles, taller = M % tiles;
+  const int64_t block = std::max<int64_t>(1, kNtBlockBytes / (kNtCols * std::max<int64_t>(K, 1) * 4));
+  for (int64_t qb = q0; qb < q1; qb += block) {
+    const int64_t qe = std::min(q1, qb + block);
+    for (int64_t t = 0, m0 = 0; t < tiles; ++t) {
+      const int mr = int(base + (t < taller ? 1 : 0));
+      const NtTileFn fn = kNtTiles[mr];
+      for (int64_t q = qb; q < qe; ++q) {
+        const int64_t n0 = q * kNtCols;
+        const int cols = int(std::min<int64_t>(kNtCols, N - n0));
+        const float* wr[kNtCols];
+        float b[kNtCols] = {0.f, 0.f, 0.f, 0.f};
+        for (int j = 0; j < kNtCols; ++j) {
+          const int64_t n = n0 + std::min(j, cols - 1);  // past N: repeat the last row (not stored)
+          wr[j] = w + n * w_rs;
+          if (bias && j < cols) b[j] = bias[n * b_st];
+        }
+        fn(K, x + m0 * x_rs, x_rs, wr[0], wr[1], wr[2], wr[3], b, relu, out + m0 * ldo + n0, ldo, cols);
+      }
+      m0 += mr;
+    }
+  }
+}
+
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+bool linear_nt_f32(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* w, int64_t w_rs,
+                   const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
+#ifdef FW_LINEAR_NT_AVX512
+  if (!cpu_has_avx512f()) return false;
+  if (M <= 0 || N <= 0) return true;
+  const int64_t quads = (N + kNtCols - 1) / kNtCols;
+  // ~64K multiply-adds per task at least: waking a worker costs microseconds.
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, kNtCols * M * K));
+  parallel_for(quads, grain, [&](int64_t q0, int64_t q1) {
+    nt_quads(q0, q1, M, N, K, x, x_rs, w, w_rs, bias, b_st, relu, out, ldo);
+  });
+  return true;
+#else
+  (void)M, (void)N, (void)K, (void)x, (void)x_rs, (void)w, (void)w_rs, (void)bias, (void)b_st, (void)relu,
+      (void)out, (void)ldo;
+  return false;
+#endif
+}
+
+}  // namespace fw
