@@ -64,13 +64,6 @@ const T* packed_weight_arg(const KernelArgs& k, int index, int64_t N, int64_t K,
   return p.ptr<T>();
 }
 
-// Eager f32 linear with the weight read in place (kernels/linear_nt.cpp): out[M,N] (row
-// stride ldo) = act(x[M,K] @ W[N,K]^T + bias), x and W with unit column stride (row strides
-// x_rs, w_rs), act = relu when `relu`; bias may be null (stride b_st). AVX-512 register
-// tiles, parallel over N. Returns false, computing nothing, on a CPU without AVX-512.
-bool linear_nt_f32(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* w, int64_t w_rs,
-                   const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo);
-
 // The operands of linear / linear_act (x (..., K), weight (N, K), bias (N)?) checked and seen
 // as matrices: x as (M, K) with a fixed row stride (a copy in `pack` when x's strides need
 // one), the bias as a pointer and stride (null without a bias).
@@ -84,5 +77,13 @@ struct LinearOperands {
 };
 template <class T>
 LinearOperands<T> linear_operands(const KernelArgs& k, const char* op, std::vector<T>& pack);
+
+// Eager linear with no packed weight (kernels/linear_nt.cpp): out[M,N] = act(x @ W^T + bias),
+// act = relu when `relu`, from AVX-512 dot-product register tiles that read W (N, K) in place,
+// when the product is f32 on an AVX-512 CPU, x and W have unit column strides and the shape
+// is one where that measured faster than OpenBLAS; else returns false, computing nothing
+// (the caller uses BLAS).
+template <class T>
+bool linear_eager_nt(const LinearOperands<T>& o, const TensorView& w, bool relu, T* out);
 
 }  // namespace fw

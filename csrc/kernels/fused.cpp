@@ -104,7 +104,8 @@ void bias_act_dispatch(Act act, T* o, const T* b, int64_t bst, int64_t M, int64_
 }
 
 // linear_act(x (..., K), weight (N, K), bias (N)?, activation=#0) -> act(x @ weight^T + bias).
-// The graph runtime may pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h).
+// The graph runtime may pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h);
+// eager calls (none) read the weight in place (linear_eager_nt, relu in its store) or use BLAS.
 template <class T>
 void linear_act_k(const KernelArgs& k) {
   const Act act = parse_act(k.attrs->str(0));
@@ -113,6 +114,10 @@ void linear_act_k(const KernelArgs& k) {
   T* out = k.output(0).ptr<T>();
   const T* packed = packed_weight_arg<T>(k, 3, o.N, o.K, o.x_cs);
   if (packed && linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, act == Act::relu, out, o.N)) {
+    if (act != Act::none && act != Act::relu) bias_act_dispatch<T>(act, out, nullptr, 0, o.M, o.N);
+    return;
+  }
+  if (!packed && linear_eager_nt<T>(o, k.input(1), act == Act::relu, out)) {
     if (act != Act::none && act != Act::relu) bias_act_dispatch<T>(act, out, nullptr, 0, o.M, o.N);
     return;
   }

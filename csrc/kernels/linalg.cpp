@@ -2,7 +2,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -400,7 +399,8 @@ void addmm_k(const KernelArgs& k) {
 }
 
 // linear(x (..., K), weight (N, K), bias (N) optional) -> (..., N). The graph runtime may
-// pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h), used for few rows.
+// pass a 4th input: the weight pre-packed by pack_linear_weight (blas.h); eager calls (none)
+// read the weight in place (linear_eager_nt) or use BLAS.
 template <class T>
 void linear_k(const KernelArgs& k) {
   std::vector<T> xpack;
@@ -408,13 +408,7 @@ void linear_k(const KernelArgs& k) {
   T* out = k.output(0).ptr<T>();
   const T* packed = packed_weight_arg<T>(k, 3, o.N, o.K, o.x_cs);
   if (packed && linear_packed<T>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, false, out, o.N)) return;
-  if constexpr (std::is_same_v<T, float>) {
-    static const char* dev = getenv("FW_NT");  // DEV ONLY
-    const TensorView& w = k.input(1);
-    if (dev && dev[0] == '1' && o.x_cs == 1 && w.strides[1] == 1 &&
-        linear_nt_f32(o.M, o.N, o.K, o.x, o.x_rs, w.ptr<float>(), w.strides[0], o.bias, o.b_st, false, out, o.N))
-      return;
-  }
+  if (!packed && linear_eager_nt<T>(o, k.input(1), false, out)) return;
   if (o.bias) {
     parallel_for(o.M, 256, [&](int64_t s, int64_t e) {
       for (int64_t i = s; i < e; ++i)

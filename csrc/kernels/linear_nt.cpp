@@ -167,23 +167,48 @@ __attribute__((target("avx512f"))) void nt_quads(int64_t q0, int64_t q1, int64_t
 #pragma GCC diagnostic pop
 #endif
 
-bool linear_nt_f32(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* w, int64_t w_rs,
-                   const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
+// The shapes that take the tiles: single-thread GFLOP/s (time.thread_time() around _C.run of
+// the linear kernel, Zen 4 EPYC, OpenBLAS 0.3 sgemm via gemm_strided -> these tiles; the
+// graph runtime's pre-packed 12 x 32 tiles for reference):
+//   (M, K -> N)        BLAS  tiles  packed      (M, K -> N)        BLAS  tiles
+//   64, 784 -> 512      88    105    108        16, 784 -> 512      58    104
+//   64, 512 -> 512      85    101    106         9, 512 -> 512      35     99
+//   64, 512 -> 10       82     81     60         4, 784 -> 512      25     96
+//  128, 256 -> 768      94     93    106         3, 784 -> 512      19     47
+//  128, 256 -> 1024     90     93    104         2, 784 -> 512      75     57
+//  128, 1024 -> 256     79     88     75         1, 784 -> 512      35     34
+//  512, 1024 -> 1024    93     92     70        64, 128 -> 512      84     75
+// 2048, 512 -> 512      96     93               64,  64 -> 512      77     57
+//   32, 4096 -> 1024    51     90               16, 128 -> 512      61     76
+//    8, 128 -> 512      45     70                8,  32 -> 256      36     33
+// The tiles reduce every accumulator horizontally once (~3 shuffles or adds per output),
+// which a short K does not amortize, and 1-2 row tiles do few FMAs per load; OpenBLAS keeps
+// M < 3, K < 64, and K < 256 past 16 rows. Ties (K = 256 with many rows, very large M, tiny
+// N) take the tiles too: they pack nothing per call.
+inline bool nt_shape(int64_t M, int64_t K) { return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)); }
+
+template <>
+bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w, bool relu, float* out) {
 #ifdef FW_LINEAR_NT_AVX512
-  if (!cpu_has_avx512f()) return false;
-  if (M <= 0 || N <= 0) return true;
-  const int64_t quads = (N + kNtCols - 1) / kNtCols;
+  if (o.x_cs != 1 || w.strides[1] != 1 || !nt_shape(o.M, o.K) || !cpu_has_avx512f()) return false;
+  if (o.N == 0) return true;
+  const int64_t quads = (o.N + kNtCols - 1) / kNtCols;
   // ~64K multiply-adds per task at least: waking a worker costs microseconds.
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, kNtCols * M * K));
+  const int64_t grain = std::max<int64_t>(1, 65536 / (kNtCols * o.M * o.K));
+  const float* wp = w.ptr<float>();
   parallel_for(quads, grain, [&](int64_t q0, int64_t q1) {
-    nt_quads(q0, q1, M, N, K, x, x_rs, w, w_rs, bias, b_st, relu, out, ldo);
+    nt_quads(q0, q1, o.M, o.N, o.K, o.x, o.x_rs, wp, w.strides[0], o.bias, o.b_st, relu, out, o.N);
   });
   return true;
 #else
-  (void)M, (void)N, (void)K, (void)x, (void)x_rs, (void)w, (void)w_rs, (void)bias, (void)b_st, (void)relu,
-      (void)out, (void)ldo;
+  (void)o, (void)w, (void)relu, (void)out;
   return false;
 #endif
+}
+
+template <>
+bool linear_eager_nt<double>(const LinearOperands<double>&, const TensorView&, bool, double*) {
+  return false;
 }
 
 }  // namespace fw
