@@ -10,13 +10,19 @@
 // The pool splits N in quads of W rows (chunk i goes to thread i, so a thread's share of W
 // stays in its core's L2 from call to call); each thread runs its x row tiles outer (the
 // tile's rows stay in L1) and its quads inner (W streamed from L2).
+// With many rows and a short K the horizontal sums cost more than transposing W: then each
+// thread transposes its pairs of 16-row W panels into a scratch buffer, one pair at a time,
+// and runs the graph runtime's 12 x 32 packed tiles (packed_tile.h) over all rows.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/allocator.h"
 #include "kernels/blas.h"
+#include "kernels/packed_tile.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // NOTE: GCC 12 warns about _mm512_undefined_ps inside its own intrinsics.
@@ -163,6 +169,101 @@ __attribute__((target("avx512f"))) void nt_quads(int64_t q0, int64_t q1, int64_t
   }
 }
 
+// ---- many rows, short K: W transposed per call into panel pairs, then packed tiles ----
+constexpr int kPtRows = 12;
+
+// r[i] <- column i of the 16 x 16 block r (rows r[0..15]).
+FW_NT_TARGET void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < 16; g += 4) {
+    r[g + 0] = _mm512_shuffle_ps(t[g + 0], t[g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[g + 1] = _mm512_shuffle_ps(t[g + 0], t[g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// dst = panels v = 0, 1 of W rows [n0, n0 + 32) (k-major, (v, k, j) = W[n0 + 16v + j, k],
+// zero past N): 16 x 16 blocks transposed in registers (masked loads for the K tail).
+__attribute__((target("avx512f"))) void pack_pair(const float* w, int64_t w_rs, int64_t n0, int64_t N, int64_t K,
+                                                  float* dst) {
+  for (int v = 0; v < 2; ++v) {
+    const int64_t r0 = n0 + 16 * v;
+    const int rows = int(std::max<int64_t>(0, std::min<int64_t>(16, N - r0)));
+    float* d = dst + v * K * 16;
+    for (int64_t k = 0; k < K; k += 16) {
+      const int kt = int(std::min<int64_t>(16, K - k));
+      const __mmask16 mask = kt == 16 ? __mmask16(0xFFFF) : __mmask16((1u << kt) - 1);
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, w + (r0 + i) * w_rs + k) : _mm512_setzero_ps();
+      transpose16(r);
+      if (kt == 16) {
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k + i) * 16, r[i]);
+      } else {
+        for (int i = 0; i < kt; ++i) _mm512_storeu_ps(d + (k + i) * 16, r[i]);
+      }
+    }
+  }
+}
+
+// out[MR, cols] = act(x[MR, K] @ NP transposed panels P + bias) (bias: 16 NP values or null).
+template <int MR, int NP>
+__attribute__((target("avx512f"))) void pt_tile(int64_t K, const float* __restrict x, int64_t x_rs,
+                                                const float* __restrict P, const float* bias, bool relu,
+                                                float* __restrict out, int64_t ldo, int64_t cols) {
+  __m512 acc[MR][NP];
+  packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
+  packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, relu);
+}
+using PtTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t, int64_t);
+template <int NP, int... MR>
+constexpr PtTileFn pick_pt_tile(int mr, std::integer_sequence<int, MR...>) {
+  PtTileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? &pt_tile<MR + 1, NP> : fn), ...);
+  return fn;
+}
+
+// Panel pairs [p0, p1) (output columns [32 p0, 32 p1)) for all M rows: each pair transposed
+// into this thread's scratch, then row tiles of 12 over it.
+void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs,
+              const float* w, int64_t w_rs, const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
+  float* buf = static_cast<float*>(thread_scratch(size_t(K * 32) * sizeof(float)));
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n0 = p * 32, cols = std::min<int64_t>(32, N - n0);
+    pack_pair(w, w_rs, n0, N, K, buf);
+    float b[32] = {};
+    if (bias)
+      for (int64_t j = 0; j < cols; ++j) b[j] = bias[(n0 + j) * b_st];
+    for (int64_t m0 = 0; m0 < M; m0 += kPtRows) {
+      const int mr = int(std::min<int64_t>(kPtRows, M - m0));
+      const auto seq = std::make_integer_sequence<int, kPtRows>{};
+      const PtTileFn fn = cols > 16 ? pick_pt_tile<2>(mr, seq) : pick_pt_tile<1>(mr, seq);
+      fn(K, x + m0 * x_rs, x_rs, buf, bias ? b : nullptr, relu, out + m0 * ldo + n0, ldo, cols);
+    }
+  }
+}
+
 }  // namespace
 #pragma GCC diagnostic pop
 #endif
@@ -186,12 +287,28 @@ __attribute__((target("avx512f"))) void nt_quads(int64_t q0, int64_t q1, int64_t
 // M < 3, K < 64, and K < 256 past 16 rows. Ties (K = 256 with many rows, very large M, tiny
 // N) take the tiles too: they pack nothing per call.
 inline bool nt_shape(int64_t M, int64_t K) { return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)); }
+// Of those, a short K (256) with 96-512 rows transposes W per call into 32-column panel pairs
+// (pack_pair) for the 12 x 32 packed tiles, which need no horizontal sums: (tiles -> pairs)
+// 128, 256 -> 768: 90 -> 100; 128, 256 -> 1024: 91 -> 98; 128, 256 -> 256: 92 -> 100;
+// 96, 256 -> 768: 92 -> 95; 256, 256 -> 256: 94 -> 98. The transpose costs about as much
+// as it saves at 64 rows (64, 256 -> 768: 94 vs 91), with a longer K (128, 512 -> 512: 99
+// vs 95; 128, 384 -> 768: 96 vs 87) and with x past L2 (1024, 256 -> 768: 89 vs 87).
+inline bool transpose_shape(int64_t M, int64_t K) { return K <= 320 && M >= 96 && M <= 512; }
 
 template <>
 bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w, bool relu, float* out) {
 #ifdef FW_LINEAR_NT_AVX512
   if (o.x_cs != 1 || w.strides[1] != 1 || !nt_shape(o.M, o.K) || !cpu_has_avx512f()) return false;
   if (o.N == 0) return true;
+  if (transpose_shape(o.M, o.K)) {
+    const int64_t pairs = (o.N + 31) / 32;
+    const int64_t grain = std::max<int64_t>(1, 65536 / (32 * o.M * o.K));
+    const float* wp = w.ptr<float>();
+    parallel_for(pairs, grain, [&](int64_t q0, int64_t q1) {
+      pt_pairs(q0, q1, o.M, o.N, o.K, o.x, o.x_rs, wp, w.strides[0], o.bias, o.b_st, relu, out, o.N);
+    });
+    return true;
+  }
   const int64_t quads = (o.N + kNtCols - 1) / kNtCols;
   // ~64K multiply-adds per task at least: waking a worker costs microseconds.
   const int64_t grain = std::max<int64_t>(1, 65536 / (kNtCols * o.M * o.K));

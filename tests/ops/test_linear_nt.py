@@ -1,7 +1,8 @@
 """Eager f32 linear / linear_act without a packed weight (csrc/kernels/linear_nt.cpp): on
 AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows) run dot-product
 register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked K tail) that read the
-weight in place; the rest, strided operands and f64 use BLAS. Every row, column and K tail,
+weight in place, or, for 96-512 rows with K <= 320, transpose W per call into panel pairs for
+12 x 32 tiles; the rest, strided operands and f64 use BLAS. Every row, column and K tail,
 with and without bias, relu in the tile's store (NaN kept), other activations after it, and
 strided operands, all against torch at 1 and 2 threads."""
 
@@ -52,12 +53,27 @@ def test_linear_matches_torch_over_every_tile_tail(threads, k, bias):
             np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL, err_msg=f"{m}x{k} -> {n}")
 
 
+# 96-512 rows with K <= 320 transpose W per call into 32-column panel pairs: row tiles of 12,
+# K tails of 7 and 12, a partial pair of 1, 17 (two panels) and 6 columns.
+@pytest.mark.parametrize("k", [256, 263, 300])
+def test_linear_transposed_panels_match_torch(threads, k):
+    rng = np.random.default_rng(k)
+    for m in (96, 101, 130):
+        for n in (1, 17, 32, 70):
+            x, w, b = _data(rng, m, k, n)
+            got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
+            np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL, err_msg=f"{m}x{k} -> {n}")
+            got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None, "relu")
+            want = np.maximum(_torch_linear(x, w, None), 0)
+            np.testing.assert_allclose(got.numpy(), want, **TOL, err_msg=f"relu {m}x{k} -> {n}")
+
+
 @pytest.mark.parametrize("activation", ["relu", "none", "gelu", "tanh"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 def test_linear_act_matches_torch(threads, activation, bias):
     rng = np.random.default_rng(7)
     acts = {"relu": torch.relu, "none": lambda t: t, "gelu": torch.nn.functional.gelu, "tanh": torch.tanh}
-    for m, k, n in [(9, 100, 70), (13, 784, 17), (40, 257, 5), (64, 512, 10), (5, 300, 1)]:
+    for m, k, n in [(9, 100, 70), (13, 784, 17), (40, 257, 5), (64, 512, 10), (5, 300, 1), (100, 260, 40)]:
         x, w, b = _data(rng, m, k, n)
         b = b if bias else None
         got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None if b is None else fw.from_numpy(b), activation)
