@@ -268,31 +268,29 @@ void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const flo
 #pragma GCC diagnostic pop
 #endif
 
-// The shapes that take the tiles: single-thread GFLOP/s (time.thread_time() around _C.run of
-// the linear kernel, Zen 4 EPYC, OpenBLAS 0.3 sgemm via gemm_strided -> these tiles; the
-// graph runtime's pre-packed 12 x 32 tiles for reference):
-//   (M, K -> N)        BLAS  tiles  packed      (M, K -> N)        BLAS  tiles
-//   64, 784 -> 512      88    105    108        16, 784 -> 512      58    104
-//   64, 512 -> 512      85    101    106         9, 512 -> 512      35     99
-//   64, 512 -> 10       82     81     60         4, 784 -> 512      25     96
-//  128, 256 -> 768      94     93    106         3, 784 -> 512      19     47
-//  128, 256 -> 1024     90     93    104         2, 784 -> 512      75     57
-//  128, 1024 -> 256     79     88     75         1, 784 -> 512      35     34
-//  512, 1024 -> 1024    93     92     70        64, 128 -> 512      84     75
-// 2048, 512 -> 512      96     93               64,  64 -> 512      77     57
-//   32, 4096 -> 1024    51     90               16, 128 -> 512      61     76
-//    8, 128 -> 512      45     70                8,  32 -> 256      36     33
+// The shapes that take these kernels. Single-thread GFLOP/s (time.thread_time() around
+// _C.run of the linear kernel, 1 thread, Zen 4 EPYC shared with other jobs: ranges over
+// 2-4 runs; BLAS = OpenBLAS sgemm via gemm_strided, tiles = the dot-product tiles, packed =
+// the graph runtime's pre-packed 12 x 32 tiles, for reference):
+//   (M, K -> N)        BLAS    tiles    packed    (M, K -> N)        BLAS    tiles
+//   64, 784 -> 512     87-94   103-107  108-110   16, 784 -> 512     58-66   97-106
+//   64, 512 -> 512     84-93   99-103   106-110    9, 512 -> 512     35-43   97-101
+//   64, 512 -> 10      81-94   77-82    60-64      4, 784 -> 512     25-30   88-96
+//   64, 1024 -> 1024   61-72   91-106               3, 784 -> 512     19      47
+//   32, 4096 -> 1024   48-51   89-92                2, 784 -> 512     75      57
+//  128, 784 -> 512     92-101  93-105               1, 784 -> 512     33-37   33-34
+//  128, 1024 -> 256    78-86   64-95    74-101     8, 128 -> 512     45      70
+//  512, 1024 -> 1024   87-98   59-104   69-97     16, 128 -> 512     61      76
+// 2048, 512 -> 512     96      92-95              64, 128 -> 512     82-86   73-77
+//                                                 64,  64 -> 512     75-79   54-60
 // The tiles reduce every accumulator horizontally once (~3 shuffles or adds per output),
-// which a short K does not amortize, and 1-2 row tiles do few FMAs per load; OpenBLAS keeps
-// M < 3, K < 64, and K < 256 past 16 rows. Ties (K = 256 with many rows, very large M, tiny
-// N) take the tiles too: they pack nothing per call.
-inline bool nt_shape(int64_t M, int64_t K) { return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)); }
-// Of those, a short K (256) with 96-512 rows transposes W per call into 32-column panel pairs
-// (pack_pair) for the 12 x 32 packed tiles, which need no horizontal sums: (tiles -> pairs)
-// 128, 256 -> 768: 90 -> 100; 128, 256 -> 1024: 91 -> 98; 128, 256 -> 256: 92 -> 100;
-// 96, 256 -> 768: 92 -> 95; 256, 256 -> 256: 94 -> 98. The transpose costs about as much
-// as it saves at 64 rows (64, 256 -> 768: 94 vs 91), with a longer K (128, 512 -> 512: 99
-// vs 95; 128, 384 -> 768: 96 vs 87) and with x past L2 (1024, 256 -> 768: 89 vs 87).
+// which a short K does not amortize, and 1-2 row tiles do few FMAs per load: BLAS keeps
+// M < 3, K < 64, and K < 256 past 16 rows. Past 64 rows with K > 784 the tiles swing with
+// the machine's load and often lose (x no longer stays in L2 next to the W block; blocking
+// M or K did not help): BLAS keeps those too. Ties (tiny N, 2048 rows) take the tiles.
+inline bool nt_shape(int64_t M, int64_t K) {
+  return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)) && (K <= 784 || M <= 64);
+}
 inline bool transpose_shape(int64_t M, int64_t K) { return K <= 320 && M >= 96 && M <= 512; }
 
 template <>

@@ -1,5 +1,6 @@
 """Eager f32 linear / linear_act without a packed weight (csrc/kernels/linear_nt.cpp): on
-AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows) run dot-product
+AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows; K <= 784 past 64
+rows) run dot-product
 register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked K tail) that read the
 weight in place, or, for 96-512 rows with K <= 320, transpose W per call into panel pairs for
 12 x 32 tiles; the rest, strided operands and f64 use BLAS. Every row, column and K tail,
@@ -73,7 +74,8 @@ def test_linear_transposed_panels_match_torch(threads, k):
 def test_linear_act_matches_torch(threads, activation, bias):
     rng = np.random.default_rng(7)
     acts = {"relu": torch.relu, "none": lambda t: t, "gelu": torch.nn.functional.gelu, "tanh": torch.tanh}
-    for m, k, n in [(9, 100, 70), (13, 784, 17), (40, 257, 5), (64, 512, 10), (5, 300, 1), (100, 260, 40)]:
+    for m, k, n in [(9, 100, 70), (13, 784, 17), (40, 257, 5), (64, 512, 10), (5, 300, 1), (100, 260, 40),
+                    (33, 1000, 19), (70, 1000, 9)]:
         x, w, b = _data(rng, m, k, n)
         b = b if bias else None
         got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None if b is None else fw.from_numpy(b), activation)
