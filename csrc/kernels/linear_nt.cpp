@@ -18,9 +18,9 @@
 #include <cstring>
 #include <utility>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "core/allocator.h"
 #include "kernels/blas.h"
 #include "kernels/packed_tile.h"
 

@@ -1,11 +1,10 @@
 """Eager f32 linear / linear_act without a packed weight (csrc/kernels/linear_nt.cpp): on
 AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows; K <= 784 past 64
-rows) run dot-product
-register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked K tail) that read the
-weight in place, or, for 96-512 rows with K <= 320, transpose W per call into panel pairs for
-12 x 32 tiles; the rest, strided operands and f64 use BLAS. Every row, column and K tail,
-with and without bias, relu in the tile's store (NaN kept), other activations after it, and
-strided operands, all against torch at 1 and 2 threads."""
+rows) run dot-product register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked
+K tail) that read the weight in place, or, for 96-512 rows with K <= 320, transpose W per
+call into panel pairs for 12 x 32 tiles; the rest, strided operands and f64 use BLAS. Every
+row, column and K tail, with and without bias, relu in the tile's store (NaN kept), other
+activations after it, and strided operands, all against torch at 1 and 2 threads."""
 
 from __future__ import annotations
 
