@@ -37,6 +37,31 @@ def model_graphs():
         yield f"model-{name}-opt", traced.optimize().graph
 
 
+class BlockedCNN(fw.nn.Module):
+    """16-channel convs, pools, a residual and a flatten: the runtime keeps its activations
+    channel-blocked (csrc/runtime/layout.h), so the fuzzer reaches that pass and its kernels."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = fw.nn.Conv2d(3, 16, 3, padding=1)
+        self.pool = fw.nn.MaxPool2d(2)
+        self.c2 = fw.nn.Conv2d(16, 16, 3, padding=1)
+        self.c3 = fw.nn.Conv2d(16, 16, 1, stride=2)
+        self.fc = fw.nn.Linear(16 * 2 * 2, 4)
+
+    def forward(self, x):
+        a = self.pool(fw.relu(self.c1(x)))
+        b = fw.relu(self.c2(a) + a)
+        return self.fc(fw.flatten(self.c3(b), 1)) + fw.nn.functional.adaptive_avg_pool2d(b, 1).sum()
+
+
+def blocked_graphs():
+    """(name, graph) of a model whose load takes the blocked-layout path."""
+    fw.manual_seed(0)
+    traced = fw.jit.trace(BlockedCNN().eval(), (fw.randn(2, 3, 8, 8),), dynamic_dims={0: [0]})
+    yield "model-blocked-cnn-opt", traced.optimize().graph
+
+
 def runtime_test_graphs():
     """(name, graph) of the runtime tests' recorded models."""
     from tests.runtime.models import chain_graph, cnn_graph, mlp_graph
@@ -74,7 +99,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seen, total = set(), 0
     warnings.simplefilter("ignore")
-    for source in (model_graphs, runtime_test_graphs, op_graphs):
+    for source in (model_graphs, blocked_graphs, runtime_test_graphs, op_graphs):
         for name, graph in source():
             try:
                 data = rt.serialize(graph)
