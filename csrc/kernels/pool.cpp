@@ -1028,6 +1028,18 @@ void avg_pool2d_backward_k(const KernelArgs& k) {
 inline int64_t start_index(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
 inline int64_t end_index(int64_t o, int64_t out, int64_t in) { return ((o + 1) * in + out - 1) / out; }
 
+// The windows of one plane add up to at most (H + Ho) x (W + Wo) elements: linear in the
+// plane sizes unless one dim grows while the other shrinks by large factors (a crafted
+// 5 x 62971 -> 53250 x 2 needs 3e9 per plane: a hang, found by the fuzzer). Such shapes get
+// an error instead; anything within ~2^28 element visits beyond 64x the tensors runs.
+void check_adaptive_work(const char* op, int64_t planes, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  const double visits = double(planes) * double(H + Ho) * double(W + Wo);
+  const double sizes = double(planes) * (double(H) * double(W) + double(Ho) * double(Wo));
+  FW_CHECK(visits <= 64.0 * sizes + double(int64_t(1) << 28), op, ": input ", H, "x", W, " -> output ", Ho, "x", Wo,
+           " grows one dim while it shrinks the other by factors whose overlapping windows would take ", visits,
+           " element visits; not supported");
+}
+
 // adaptive_avg_pool2d over an nchw16c input (layout attr #1: 1 = plain NCHW output, 3 =
 // nchw16c output). Four channel blocks at a time (four independent sums for the adder
 // pipeline); each lane sums its window in the NCHW kernel's order (rows, then columns, from
@@ -1132,6 +1144,7 @@ void adaptive_avg_pool2d_blocked(const KernelArgs& k, int64_t layout) {
            x.shape[0], ", ", x.shape[1], ") and output (", y.shape[0], ", ", y.shape[1], ") differ");
   if (y.numel() == 0) return;
   FW_CHECK(x.shape[2] > 0 && x.shape[3] > 0, "adaptive_avg_pool2d: empty input plane");
+  check_adaptive_work("adaptive_avg_pool2d", x.shape[0] * x.shape[1], x.shape[2], x.shape[3], y.shape[2], y.shape[3]);
   const BlkAdaptive a{x.data, y.data, x.shape[0] * (x.shape[1] / kCB), x.shape[1] / kCB,
                       x.shape[2], x.shape[3], y.shape[2], y.shape[3], layout == 3};
   const int64_t groups = (a.blocks + kGroup - 1) / kGroup;
@@ -1160,6 +1173,7 @@ void adaptive_avg_pool2d_k(const KernelArgs& k) {
   check_pair("adaptive_avg_pool2d", in, out);
   FW_CHECK(y.is_contiguous(), "adaptive_avg_pool2d: output must be contiguous");
   FW_CHECK(y.numel() == 0 || (in.H > 0 && in.W > 0), "adaptive_avg_pool2d: empty input plane");
+  if (y.numel() > 0) check_adaptive_work("adaptive_avg_pool2d", in.count(), in.H, in.W, out.H, out.W);
   const T* xp = x.ptr<T>();
   T* yp = y.ptr<T>();
   parallel_for(in.count(), 1, [&](int64_t p0, int64_t p1) {
@@ -1187,6 +1201,7 @@ void adaptive_avg_pool2d_backward_k(const KernelArgs& k) {
   Planes in(gi, "adaptive_avg_pool2d_backward"), out(go, "adaptive_avg_pool2d_backward");
   check_pair("adaptive_avg_pool2d_backward", in, out);
   FW_CHECK(gi.is_contiguous(), "adaptive_avg_pool2d_backward: grad_input must be contiguous");
+  check_adaptive_work("adaptive_avg_pool2d_backward", in.count(), in.H, in.W, out.H, out.W);
   const T* gp = go.ptr<T>();
   T* gip = gi.ptr<T>();
   parallel_for(in.count(), 1, [&](int64_t p0, int64_t p1) {
