@@ -160,3 +160,15 @@ def test_blocked_adaptive_avg_pool_errors():
     with pytest.raises(RuntimeError, match="adaptive_avg_pool2d: the nchw16c input must be"):
         _call("adaptive_avg_pool2d", fw.float32, torch.zeros(1, 8, 4, 4), [((1, 8, 1, 1), fw.float32.code)],
               ((1, 1), 1))
+
+
+def test_adaptive_avg_pool_rejects_window_blowup_instead_of_hanging():
+    """Growing one dim while shrinking the other by huge factors would visit ~1e9 elements
+    per plane (a fuzzer-found hang); such shapes raise, moderate mixed ones still run."""
+    x = np.random.default_rng(0).random((1, 16, 10, 1000)).astype(np.float32)
+    got = fw.nn.functional.adaptive_avg_pool2d(fw.from_numpy(x), (100, 10)).numpy()
+    ref = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), (100, 10)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    big = fw.zeros(1, 1, 4, 60000)
+    with pytest.raises(RuntimeError, match="grows one dim while it shrinks the other"):
+        fw.nn.functional.adaptive_avg_pool2d(big, (40000, 2))
