@@ -190,28 +190,6 @@ void packed_rows(int64_t p0, int64_t p1, int64_t N, int64_t K, const T* x, int64
 #ifdef FW_PACKED_TILE_AVX512
 constexpr int kTileRows = 12;
 
-// out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p, p+1): acc[m][v]
-// over the whole K, one x element broadcast per row and k, one panel row load per panel.
-// bias: these columns' bias in whole panels (16*NP floats) or null.
-template <int MR, int NP>
-__attribute__((target("avx512f"))) void packed_tile(int64_t K, const float* __restrict x, int64_t x_rs,
-                                                    const float* __restrict P, const float* bias, bool relu,
-                                                    float* __restrict out, int64_t ldo, int64_t cols) {
-  __m512 acc[MR][NP];
-  packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
-  packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, relu);
-}
-
-using PackedTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t,
-                              int64_t);
-
-template <int NP, int... MR>
-constexpr PackedTileFn pick_packed_tile(int mr, std::integer_sequence<int, MR...>) {
-  PackedTileFn fn = nullptr;
-  ((fn = mr == MR + 1 ? &packed_tile<MR + 1, NP> : fn), ...);
-  return fn;
-}
-
 void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* packed,
                          const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
   const int64_t panels = (N + kPackedPanel - 1) / kPackedPanel, pairs = (panels + 1) / 2;
@@ -233,7 +211,7 @@ void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_
       const int64_t p = 2 * pair, n0 = p * kPackedPanel, cols = std::min<int64_t>(2 * kPackedPanel, N - n0);
       const int mr = int(std::min<int64_t>(kTileRows, M - m0));
       const auto rows = std::make_integer_sequence<int, kTileRows>{};
-      const PackedTileFn fn = cols > kPackedPanel ? pick_packed_tile<2>(mr, rows) : pick_packed_tile<1>(mr, rows);
+      const RowTileFn fn = cols > kPackedPanel ? pick_row_tile<2>(mr, rows) : pick_row_tile<1>(mr, rows);
       fn(K, x + m0 * x_rs, x_rs, packed + p * K * kPackedPanel, bias ? bias + n0 : nullptr, relu,
          out + m0 * ldo + n0, ldo, cols);
     }

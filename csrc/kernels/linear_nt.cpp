@@ -227,23 +227,6 @@ __attribute__((target("avx512f"))) void pack_pair(const float* w, int64_t w_rs, 
   }
 }
 
-// out[MR, cols] = act(x[MR, K] @ NP transposed panels P + bias) (bias: 16 NP values or null).
-template <int MR, int NP>
-__attribute__((target("avx512f"))) void pt_tile(int64_t K, const float* __restrict x, int64_t x_rs,
-                                                const float* __restrict P, const float* bias, bool relu,
-                                                float* __restrict out, int64_t ldo, int64_t cols) {
-  __m512 acc[MR][NP];
-  packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
-  packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, relu);
-}
-using PtTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t, int64_t);
-template <int NP, int... MR>
-constexpr PtTileFn pick_pt_tile(int mr, std::integer_sequence<int, MR...>) {
-  PtTileFn fn = nullptr;
-  ((fn = mr == MR + 1 ? &pt_tile<MR + 1, NP> : fn), ...);
-  return fn;
-}
-
 // Panel pairs [p0, p1) (output columns [32 p0, 32 p1)) for all M rows: each pair transposed
 // into this thread's scratch, then row tiles of 12 over it.
 void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs,
@@ -258,7 +241,7 @@ void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const flo
     for (int64_t m0 = 0; m0 < M; m0 += kPtRows) {
       const int mr = int(std::min<int64_t>(kPtRows, M - m0));
       const auto seq = std::make_integer_sequence<int, kPtRows>{};
-      const PtTileFn fn = cols > 16 ? pick_pt_tile<2>(mr, seq) : pick_pt_tile<1>(mr, seq);
+      const RowTileFn fn = cols > 16 ? pick_row_tile<2>(mr, seq) : pick_row_tile<1>(mr, seq);
       fn(K, x + m0 * x_rs, x_rs, buf, bias ? b : nullptr, relu, out + m0 * ldo + n0, ldo, cols);
     }
   }

@@ -4,6 +4,7 @@
 // accumulate loop and the row store (conv also stores transposed, in conv.cpp).
 #pragma once
 #include <cstdint>
+#include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // NOTE: GCC 12 warns about _mm512_undefined_ps inside its own intrinsics.
@@ -68,6 +69,29 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_store_
       _mm512_mask_storeu_ps(out + m * ldo + 16 * v, mask, r);
     }
   }
+}
+
+// out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p, p+1) over a packed
+// weight, rows of x at stride x_rs: the tile linear runs over weights packed at load
+// (kernels/linalg.cpp) and eager linear over panels it transposed per call (linear_nt.cpp).
+// bias: these columns' bias in whole panels (16*NP floats) or null.
+template <int MR, int NP>
+__attribute__((target("avx512f"))) void packed_row_tile(int64_t K, const float* __restrict x, int64_t x_rs,
+                                                        const float* __restrict P, const float* bias, bool relu,
+                                                        float* __restrict out, int64_t ldo, int64_t cols) {
+  __m512 acc[MR][NP];
+  packed_tile_acc<MR, NP, false>(K, x, x_rs, nullptr, P, bias, acc);
+  packed_tile_store_rows<MR, NP>(acc, out, ldo, cols, relu);
+}
+
+using RowTileFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, bool, float*, int64_t, int64_t);
+
+// packed_row_tile<mr, NP> for a runtime mr in 1..sizeof...(MR) (an integer sequence 0..n-1).
+template <int NP, int... MR>
+constexpr RowTileFn pick_row_tile(int mr, std::integer_sequence<int, MR...>) {
+  RowTileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? &packed_row_tile<MR + 1, NP> : fn), ...);
+  return fn;
 }
 
 }  // namespace fw
