@@ -21,7 +21,9 @@ def small_cnn(lib):
     )
 
 
-def resnet18(lib, num_classes=1000):
+def resnet18(lib, num_classes=1000, widths=(64, 128, 256, 512)):
+    """ResNet-18: a 7x7 stem, max pool, two basic blocks per stage (stride 2 from the second
+    stage on), global average and a linear head; tests shrink it with narrower `widths`."""
     nn = lib.nn
 
     class BasicBlock(nn.Module):
@@ -45,22 +47,22 @@ def resnet18(lib, num_classes=1000):
     class ResNet18(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
+            self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(widths[0])
             self.relu = nn.ReLU()
             self.maxpool = nn.MaxPool2d(3, 2, 1)
-            layers = []
-            cin = 64
-            for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                layers.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            cin = widths[0]
+            for i, cout in enumerate(widths):
+                stride = 1 if i == 0 else 2
+                setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
                 cin = cout
-            self.layer1, self.layer2, self.layer3, self.layer4 = layers
             self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(512, num_classes)
+            self.fc = nn.Linear(widths[-1], num_classes)
 
         def forward(self, x):
             x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            for i in range(len(widths)):
+                x = getattr(self, f"layer{i + 1}")(x)
             return self.fc(lib.flatten(self.avgpool(x), 1))
 
     return ResNet18()

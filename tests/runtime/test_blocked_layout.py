@@ -107,41 +107,10 @@ def test_small_cnn_with_pools_and_a_flatten():
 
 
 def _resnet_stem(lib):
-    nn = lib.nn
+    """benchmarks/models.py's ResNet-18, narrowed to two stages of 16 and 32 channels."""
+    from benchmarks.models import resnet18
 
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            idt = x if self.down is None else self.down(x)
-            out = lib.relu(self.bn1(self.conv1(x)))
-            return lib.relu(self.bn2(self.conv2(out)) + idt)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 16, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(16)
-            self.pool = nn.MaxPool2d(3, 2, 1)
-            self.b1 = Block(16, 16, 1)
-            self.b2 = Block(16, 32, 2)
-            self.avg = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(32, 5)
-
-        def forward(self, x):
-            x = self.pool(lib.relu(self.bn1(self.conv1(x))))
-            x = self.b2(self.b1(x))
-            return self.fc(lib.flatten(self.avg(x), 1))
-
-    return Net()
+    return resnet18(lib, num_classes=5, widths=(16, 32))
 
 
 def test_resnet_style_net_stays_blocked_to_the_average_pool():
