@@ -2,7 +2,7 @@
 //
 // Waking a sleeping thread through a condition variable costs tens of microseconds on this
 // kind of machine (a futex wake plus a reschedule), more than many kernels take. So a worker
-// spins for a short while after each task (kSpinUs, env FW_SPIN_US) before it sleeps, and the
+// spins for a while after each task (env FW_SPIN_US, default 40 ms) before it sleeps, and the
 // caller spins (then yields) while it waits for the workers: back-to-back kernels, eager or
 // in the graph runtime, hand work over in well under a microsecond. OpenBLAS runs with one
 // thread always; GEMMs are split over this pool (kernels/linalg.cpp), so no second pool of
@@ -47,7 +47,11 @@ int default_threads() {
 int64_t spin_us() {
   static const int64_t us = [] {
     const char* s = std::getenv("FW_SPIN_US");
-    long v = s ? std::strtol(s, nullptr, 10) : 200;
+    // 40 ms: onnxruntime's workers spin about as long after a run here (torch's OpenMP ~8 ms,
+    // Intel OpenMP's KMP_BLOCKTIME 200 ms). Measured on the 2-core VM: with 200 us, a worker
+    // that had slept ran the following calls slowly (MLP batch 1 in graph mode: suite median
+    // 0.037 ms, p10 0.023), with 40 ms the same suite gave 0.027-0.031 ms.
+    long v = s ? std::strtol(s, nullptr, 10) : 40000;
     return int64_t(std::clamp<long>(v, 0, 100000));
   }();
   return us;
