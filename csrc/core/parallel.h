@@ -1,5 +1,5 @@
 // parallel.h: the one owner of intra-op parallelism (eager kernels and the graph runtime).
-// A fixed pool of workers that spin briefly after each task (FW_SPIN_US, default 200 us)
+// A fixed pool of workers that spin for a while after each task (FW_SPIN_US, default 40 ms)
 // and then sleep on a condition variable. parallel_for inside a parallel region runs
 // serially. OpenBLAS always runs with one thread: gemm_strided splits big products over this
 // pool, so there is one set of threads, never two competing for the cores.
