@@ -89,12 +89,10 @@ def test_conv_chain_matches_torch_and_the_plain_layout(hw):
 
 
 def _small_cnn(lib):
-    nn = lib.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
-    )
+    """benchmarks/models.py's small CNN."""
+    from benchmarks.models import small_cnn
+
+    return small_cnn(lib)
 
 
 def test_small_cnn_with_pools_and_a_flatten():
