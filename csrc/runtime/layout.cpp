@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "runtime/prepack.h"
 
 namespace fw {
 namespace {
@@ -46,7 +47,7 @@ Kind kind_of(const GraphDef& g, const NodeDef& n) {
   if (!layout_node(n)) return Kind::Other;
   if (n.kernel == "conv2d" || n.kernel == "conv2d_act") {
     // Blocked convs read the weight packed at load: prepack appended it after the optional inputs.
-    const size_t packed_at = n.kernel == "conv2d" ? 3 : 4;
+    const size_t packed_at = size_t(packed_input_index(n.kernel));
     return blockable_conv(g, n) && n.inputs.size() == packed_at + 1 && n.inputs[packed_at] >= 0 ? Kind::Conv
                                                                                                  : Kind::Other;
   }
@@ -117,6 +118,13 @@ void assign_layouts(GraphDef& g) {
   std::map<int, int> plain_of, blocked_of;  // value -> its reordered copy
   std::vector<NodeDef> nodes;
   nodes.reserve(g.nodes.size() + 4);
+  // Appends one static Int attribute (the layout, or a reorder's direction).
+  auto append_int_attr = [](NodeDef& n, int64_t value) {
+    AttrSpec a;
+    a.value = AttrValue::from_int(value);
+    n.attrs.push_back(a);
+    n.static_attrs.values.push_back(a.value);
+  };
   auto reordered = [&](int value, bool to_blocked) {
     std::map<int, int>& cache = to_blocked ? blocked_of : plain_of;
     auto it = cache.find(value);
@@ -134,19 +142,10 @@ void assign_layouts(GraphDef& g) {
     r.fn = reorder;
     r.inputs = {value};
     r.outputs = {id};
-    AttrSpec a;
-    a.value = AttrValue::from_int(to_blocked ? 1 : 0);
-    r.attrs.push_back(a);
-    r.static_attrs.values.push_back(a.value);
+    append_int_attr(r, to_blocked ? 1 : 0);
     nodes.push_back(std::move(r));
     cache.emplace(value, id);
     return id;
-  };
-  auto mark = [](NodeDef& n, int64_t layout) {
-    AttrSpec a;
-    a.value = AttrValue::from_int(layout);
-    n.attrs.push_back(a);
-    n.static_attrs.values.push_back(a.value);
   };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     NodeDef n = std::move(g.nodes[i]);
@@ -155,21 +154,21 @@ void assign_layouts(GraphDef& g) {
     if (kind == Kind::Conv && (in_blocked || wanted(n.outputs[0]))) {
       if (n.kernel == "conv2d_act" && n.inputs[3] >= 0 && !blocked[size_t(n.inputs[3])])
         n.inputs[3] = reordered(n.inputs[3], true);
-      mark(n, in_blocked ? 3 : 2);
+      append_int_attr(n, in_blocked ? 3 : 2);
       blocked[size_t(n.outputs[0])] = 1;
     } else if (kind == Kind::Pool && in_blocked) {
-      mark(n, 3);
+      append_int_attr(n, 3);
       blocked[size_t(n.outputs[0])] = 1;
     } else if (kind == Kind::Avg && in_blocked) {
-      mark(n, 1);
+      append_int_attr(n, 1);
     } else if (in_blocked && n.kernel == "reshape" && n.dtype == DType::f32 && n.inputs.size() == 1) {
       // A flatten of a blocked value: the reorder writes its output (no second copy).
       n.op = n.kernel = "reorder_nchw16c";
       n.fn = reorder;
       n.symbolic_attrs = false;
-      n.attrs.assign(1, AttrSpec());
-      n.attrs[0].value = AttrValue::from_int(0);
-      n.static_attrs.values.assign(1, n.attrs[0].value);
+      n.attrs.clear();
+      n.static_attrs.values.clear();
+      append_int_attr(n, 0);
     } else {
       for (int& v : n.inputs)
         if (v >= 0 && blocked[size_t(v)]) v = reordered(v, false);

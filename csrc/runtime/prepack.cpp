@@ -12,14 +12,6 @@
 namespace fw {
 namespace {
 
-// The input index a kernel reads a pre-packed weight from (after its optional inputs), or -1
-// for kernels that take none.
-int packed_input_index(const std::string& kernel) {
-  if (kernel == "linear" || kernel == "linear_act" || kernel == "conv2d") return 3;
-  if (kernel == "conv2d_act") return 4;  // after the residual
-  return -1;
-}
-
 // Whether node n's weight is packed: a constant f32/f64 weight of a linear (N, K), or a
 // constant f32 weight of a groups == 1 convolution (Cout, C, kh, kw), seen as N = Cout rows
 // of K = C*kh*kw (kernels/conv.cpp uses it for f32 on AVX-512 CPUs).
@@ -50,6 +42,12 @@ bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
 }
 
 }  // namespace
+
+int packed_input_index(const std::string& kernel) {
+  if (kernel == "linear" || kernel == "linear_act" || kernel == "conv2d") return 3;
+  if (kernel == "conv2d_act") return 4;  // after the residual
+  return -1;
+}
 
 std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr, uint64_t max_bytes) {
   struct Job {

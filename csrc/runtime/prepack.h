@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/graph.h"
@@ -27,5 +28,9 @@ struct PackedConst {
 // twice its own size (panel padding), stays as stored. Returns the packed buffers, which
 // must outlive the graph.
 std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr, uint64_t max_bytes);
+
+// The input index a kernel reads a pre-packed weight from (after its optional inputs), or -1
+// for kernels that take none.
+int packed_input_index(const std::string& kernel);
 
 }  // namespace fw
