@@ -33,6 +33,7 @@
 #include "core/parallel.h"
 #include "kernels/blas.h"
 #include "kernels/conv.h"
+#include "kernels/nchw.h"
 #include "kernels/packed_tile.h"
 #include "kernels/registry.h"
 
@@ -846,7 +847,7 @@ void add_residual(T* out, const T* r, int64_t count) {
 
 template <class T>
 bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index,
-                    int layout_attr) {
+                    int layout_index) {
   const TensorView &x = k.input(0), &w = k.input(1);
   TensorView& y = k.output(0);
   ConvGeom g = make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3));
@@ -862,8 +863,7 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
     rp = residual->ptr<T>();
   }
   const int64_t out_n = g.Cout * g.HoWo();
-  const int64_t layout =
-      layout_attr >= 0 && k.attrs->size() > size_t(layout_attr) ? k.attrs->i(size_t(layout_attr)) : 0;
+  const int64_t layout = layout_index >= 0 ? layout_attr(*k.attrs, size_t(layout_index)) : 0;
   FW_CHECK(layout == 0 || layout == 2 || layout == 3, op, ": layout attribute ", layout,
            " (expected 0 plain, 2 blocked output, 3 blocked input and output)");
   if (layout) {

@@ -9,11 +9,11 @@ namespace fw {
 // shaped like the output) added to it. With relu true the kernel may apply a relu after the
 // residual while storing the output; returns whether it did (else the caller applies it).
 // k's input `packed_index` (-1: none) may hold the weight the runtime pre-packed at load
-// (runtime/prepack.h). Attribute #layout_attr, when the runtime appended it (runtime/layout.h),
+// (runtime/prepack.h). Attribute #layout_index, when the runtime appended it (runtime/layout.h),
 // selects the channel-blocked layout (nchw16c): 2 = the output and residual are blocked, 3 = the
 // input too; 0 or absent = plain NCHW. Errors name `op`.
 template <class T>
 bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index,
-                    int layout_attr);
+                    int layout_index);
 
 }  // namespace fw

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "core/parallel.h"
+#include "kernels/nchw.h"
 #include "kernels/registry.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -31,7 +32,7 @@
 namespace fw {
 namespace {
 
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = kNchwBlock;
 constexpr int64_t kTilePixels = 256;  // pixels per work item (16 KB of f32 each way)
 constexpr int64_t kGatherTail = 8;    // to_blocked: tails of fewer pixels gather each pixel's 16 channels
 

@@ -4,9 +4,16 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/attrs.h"
 #include "core/tensor_view.h"
 
 namespace fw {
+
+// The graph runtime's channel-blocked layout nchw16c (runtime/layout.h): channels per block,
+// and the layout attribute it appends at #idx after an op's own attributes (absent in eager
+// calls: 0, plain NCHW).
+constexpr int64_t kNchwBlock = 16;
+inline int64_t layout_attr(const Attrs& a, size_t idx) { return a.size() > idx ? a.i(idx) : 0; }
 
 struct Planes {
   int64_t N, C, H, W, sn, sc, sh, sw;

@@ -606,9 +606,7 @@ S2Fn pick_s2_avx512(const Window& w, bool with_idx, int64_t H, int64_t W) {
 // 16 channels, with no horizontal work (see layout.cpp for the reorders). The views keep
 // the logical shape and contiguous strides.
 
-constexpr int64_t kCB = 16;  // channels per block
-
-int64_t layout_attr(const Attrs& a, size_t idx) { return a.size() > idx ? a.i(idx) : 0; }
+constexpr int64_t kCB = kNchwBlock;  // channels per block
 
 void check_blocked(const char* op, const TensorView& v, const char* what) {
   FW_CHECK(v.ndim == 4 && v.is_contiguous() && v.shape[1] % kCB == 0, op, ": the nchw16c ", what,

@@ -5,12 +5,13 @@
 #include <utility>
 
 #include "core/error.h"
+#include "kernels/nchw.h"
 #include "runtime/prepack.h"
 
 namespace fw {
 namespace {
 
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = kNchwBlock;
 
 // The number of attributes each layout-aware kernel takes before the appended layout one.
 int op_attrs(const std::string& kernel) {
