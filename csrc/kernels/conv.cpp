@@ -563,13 +563,16 @@ bool fast_conv_ok(const ConvGeom& g) { return cpu_has_avx512f() && g.groups == 1
 // 28x28 (as fast or faster there, measured) but 88% on 14x14 and 77% on 7x7 (ResNet-18's
 // 3x3 convs there, batch 1, 2 threads: packed 1.16x and 1.33x faster; its stride-2 3x3
 // convs to 14x14 and 7x7, 1 thread: 1.07-1.15x and 1.19-1.28x). At batch > 1 the tiles
-// store through a transposing pass (conv_rows_packed).
-const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, int64_t Ws, const char* op) {
+// store through a transposing pass (conv_rows_packed). With `blocked` (the nchw16c layout,
+// whose tiles are the packed ones) the weight is used whatever the shape.
+const float* packed_conv_weight(const KernelArgs& k, int index, const ConvGeom& g, int64_t Ws, const char* op,
+                                bool blocked) {
   if (index < 0 || !k.has_input(index)) return nullptr;
   const TensorView& p = k.in[index];
   FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
            ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
            p.numel());
+  if (blocked) return p.ptr<float>();
   if (g.K() < kPackedConvMinK) return nullptr;
   const int64_t ext = (g.Ho * Ws + 15) / 16 * 16;
   if (g.HoWo() * 100 >= ext * 90) return nullptr;  // >= 90% of the lanes busy: pixel-vector tiles
@@ -875,29 +878,13 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
   if (y.numel() == 0) return relu;  // nothing to compute (and no scratch sized by the input)
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
-    if (layout) {
-      FW_CHECK(cpu_has_avx512f(), op, ": the nchw16c layout needs an AVX-512 CPU");
+    if (layout || fast_conv_ok(g)) {
+      FW_CHECK(!layout || cpu_has_avx512f(), op, ": the nchw16c layout needs an AVX-512 CPU");
       const PhaseSplit ps = phase_split(g);
-      FW_CHECK(phase_split_fits(g, ps), op, ": the nchw16c layout does not support this geometry");
-      const TensorView& p = k.in[packed_index];
-      FW_CHECK(p.dtype == DType::f32 && p.is_contiguous() && p.numel() == packed_weight_numel(g.Cout, g.K()), op,
-               ": packed weight: expected ", packed_weight_numel(g.Cout, g.K()), " contiguous f32 elements, got ",
-               p.numel());
-      std::vector<float> b;
-      if (bias) {
-        b.resize(size_t(g.Cout));
-        for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
-      }
-      for_each_sample(g.N, [&](int64_t n) {
-        conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
-                         relu, yp + n * out_n, p.ptr<float>(), int(layout));
-      });
-      return relu;
-    }
-    if (fast_conv_ok(g)) {
-      const PhaseSplit ps = phase_split(g);
-      const float* packed = packed_conv_weight(k, packed_index, g, ps.Ws, op);
-      if (!phase_split_fits(g, ps)) packed = nullptr;  // the im2col columns feed the pixel-vector tiles
+      const bool fits = phase_split_fits(g, ps);
+      FW_CHECK(fits || !layout, op, ": the nchw16c layout does not support this geometry");
+      const float* packed = packed_conv_weight(k, packed_index, g, ps.Ws, op, layout != 0);
+      if (!fits) packed = nullptr;  // the im2col columns feed the pixel-vector tiles
       std::vector<float> b;  // contiguous; padded to whole panels for the packed tiles
       if (bias) {
         b.assign(size_t((g.Cout + 15) / 16 * 16), 0.f);
@@ -905,7 +892,7 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
       }
       for_each_sample(g.N, [&](int64_t n) {
         conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
-                         relu, yp + n * out_n, packed, 0);
+                         relu, yp + n * out_n, packed, int(layout));
       });
       return relu;
     }
