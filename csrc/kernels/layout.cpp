@@ -18,12 +18,9 @@
 #include "kernels/nchw.h"
 #include "kernels/registry.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-// NOTE: GCC 12 warns about _mm512_undefined_ps inside its own shuffle intrinsics.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "kernels/packed_tile.h"  // AVX-512 intrinsics and transpose16x16, when FW_PACKED_TILE_AVX512
+
+#ifdef FW_PACKED_TILE_AVX512
 #define FW_LAYOUT_AVX512 1
 #else
 #define FW_LAYOUT_AVX512 0
@@ -42,35 +39,6 @@ struct Reorder {
 };
 
 #if FW_LAYOUT_AVX512
-#define FW_LAYOUT_INLINE inline __attribute__((target("avx512f"), always_inline))
-
-// r[i] (row i, 16 floats) <- column i of the 16x16 matrix r.
-FW_LAYOUT_INLINE void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {  // within each 128-bit lane: pairs of rows interleaved
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  __m512 u[16];  // u[4g + c], lane L: column 4L + c of rows 4g..4g+3
-  for (int g = 0; g < 4; ++g) {
-    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int c = 0; c < 4; ++c) {  // a 4x4 transpose of 128-bit lanes over the groups g
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-  }
-}
-
 // Pixels [p0, p1) of 16 channel planes (plane j at src + j * sc, unit pixel stride) into
 // the pixel vectors dst[p * 16 .. p * 16 + 16).
 __attribute__((target("avx512f"))) void to_blocked_avx512(const float* src, int64_t sc, float* dst, int64_t p0,
@@ -86,7 +54,7 @@ __attribute__((target("avx512f"))) void to_blocked_avx512(const float* src, int6
     }
     const __mmask16 m = __mmask16((uint32_t(1) << n) - 1);
     for (int j = 0; j < 16; ++j) r[j] = _mm512_maskz_loadu_ps(m, src + j * sc + p);
-    transpose16(r);
+    transpose16x16(r);
     float* d = dst + p * kBlock;
     for (int q = 0; q < n; ++q) _mm512_storeu_ps(d + q * kBlock, r[q]);
   }
@@ -104,7 +72,7 @@ __attribute__((target("avx512f"))) void from_blocked_avx512(const float* src, fl
     } else {
       for (int q = 0; q < 16; ++q) r[q] = q < n ? _mm512_loadu_ps(s + q * kBlock) : _mm512_setzero_ps();
     }
-    transpose16(r);
+    transpose16x16(r);
     const __mmask16 m = __mmask16((uint32_t(1) << n) - 1);
     for (int j = 0; j < 16; ++j) _mm512_mask_storeu_ps(dst + j * sc + p, m, r[j]);
   }

@@ -172,35 +172,6 @@ __attribute__((target("avx512f"))) void nt_quads(int64_t q0, int64_t q1, int64_t
 // ---- many rows, short K: W transposed per call into panel pairs, then packed tiles ----
 constexpr int kPtRows = 12;
 
-// r[i] <- column i of the 16 x 16 block r (rows r[0..15]).
-FW_NT_TARGET void transpose16(__m512 (&r)[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int g = 0; g < 16; g += 4) {
-    r[g + 0] = _mm512_shuffle_ps(t[g + 0], t[g + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[g + 1] = _mm512_shuffle_ps(t[g + 0], t[g + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-}
-
 // dst = panels v = 0, 1 of W rows [n0, n0 + 32) (k-major, (v, k, j) = W[n0 + 16v + j, k],
 // zero past N): 16 x 16 blocks transposed in registers (masked loads for the K tail).
 __attribute__((target("avx512f"))) void pack_pair(const float* w, int64_t w_rs, int64_t n0, int64_t N, int64_t K,
@@ -216,7 +187,7 @@ __attribute__((target("avx512f"))) void pack_pair(const float* w, int64_t w_rs, 
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, w + (r0 + i) * w_rs + k) : _mm512_setzero_ps();
-      transpose16(r);
+      transpose16x16(r);
       if (kt == 16) {
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k + i) * 16, r[i]);
