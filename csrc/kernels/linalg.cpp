@@ -103,16 +103,18 @@ template void gemm_strided<double>(int64_t, int64_t, int64_t, double, const doub
 #ifdef FW_PACKED_TILE_AVX512
 // One whole panel of a row-major f32 weight: each panel row is a 16-lane gather down the
 // panel's 16 weight rows (the scalar loop ran ~5 ns per element; ResNet-18's conv weights
-// took ~30 ms to pack at load).
-__attribute__((target("avx512f"))) void pack_panel_f32(const float* w, int64_t K, float* dst) {
+// took ~30 ms to pack at load). Panel row k takes weight column col[k] (col null: k).
+__attribute__((target("avx512f"))) void pack_panel_f32(const float* w, int64_t K, const int64_t* col, float* dst) {
   const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                           _mm512_set1_epi32(int(K)));
-  for (int64_t k = 0; k < K; ++k) _mm512_storeu_ps(dst + k * kPackedPanel, _mm512_i32gather_ps(rows, w + k, 4));
+  for (int64_t k = 0; k < K; ++k)
+    _mm512_storeu_ps(dst + k * kPackedPanel, _mm512_i32gather_ps(rows, w + (col ? col[k] : k), 4));
 }
 #endif
 
+// pack_linear_weight with packed row k taken from weight column col[k] (col null: k).
 template <class T>
-void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t w_cs, T* out) {
+void pack_panels(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t w_cs, const int64_t* col, T* out) {
   int64_t panels = (N + kPackedPanel - 1) / kPackedPanel;
   parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
@@ -122,7 +124,7 @@ void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t 
         // 32-bit gather offsets: row 15 of the panel is 15 * K elements on
         if (w_cs == 1 && w_rs == K && (p + 1) * kPackedPanel <= N && K <= (int64_t(1) << 26) &&
             cpu_has_avx512f()) {
-          pack_panel_f32(w + p * kPackedPanel * K, K, dst);
+          pack_panel_f32(w + p * kPackedPanel * K, K, col, dst);
           continue;
         }
       }
@@ -130,10 +132,23 @@ void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t 
       for (int64_t k = 0; k < K; ++k)
         for (int64_t j = 0; j < kPackedPanel; ++j) {
           int64_t n = p * kPackedPanel + j;
-          dst[k * kPackedPanel + j] = n < N ? w[n * w_rs + k * w_cs] : T(0);
+          dst[k * kPackedPanel + j] = n < N ? w[n * w_rs + (col ? col[k] : k) * w_cs] : T(0);
         }
     }
   });
+}
+
+template <class T>
+void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t w_cs, T* out) {
+  pack_panels<T>(w, N, K, w_rs, w_cs, nullptr, out);
+}
+
+void pack_conv_weight(const float* w, int64_t N, int64_t C, int64_t kh, int64_t kw, float* out) {
+  std::vector<int64_t> col(static_cast<size_t>(C * kh * kw));
+  for (int64_t i = 0, k = 0; i < kh; ++i)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kw; ++j) col[size_t(k++)] = (c * kh + i) * kw + j;
+  pack_panels<float>(w, N, C * kh * kw, C * kh * kw, 1, col.data(), out);
 }
 template void pack_linear_weight<float>(const float*, int64_t, int64_t, int64_t, int64_t, float*);
 template void pack_linear_weight<double>(const double*, int64_t, int64_t, int64_t, int64_t, double*);

@@ -16,27 +16,32 @@
 
 namespace fw {
 
-// acc[m][v] = bias[16v, 16v + 16) + sum over k < K of a(m, k) * panel v's row k, for m < MR
-// and v < NP (panel 1 starts K * 16 floats after panel 0; bias null = 0), where a(m, k) is
-// x[m * xm + k] (TAPS false: rows of a matrix) or x[m * XS + koff[k]] (TAPS true: consecutive
-// pixels of a band, koff[k] the offset of tap k; XS: the pixel stride, 16 in a channel-blocked
-// band). One broadcast per (m, k), one panel-row load per (v, k), MR * NP FMAs per k; 12 x 2
-// keeps 24 zmm accumulators.
-template <int MR, int NP, bool TAPS, int XS = 1>
-__attribute__((target("avx512f"), always_inline)) inline void packed_tile_acc(int64_t K, const float* __restrict x,
-                                                                            int64_t xm,
-                                                                            const int64_t* __restrict koff,
-                                                                            const float* __restrict P,
-                                                                            const float* bias, __m512 (&acc)[MR][NP]) {
+// acc[m][v] = bias[16v, 16v + 16) for m < MR and v < NP (bias null = 0).
+template <int MR, int NP>
+__attribute__((target("avx512f"), always_inline)) inline void packed_tile_init(const float* bias,
+                                                                             __m512 (&acc)[MR][NP]) {
 #pragma GCC unroll 2
   for (int v = 0; v < NP; ++v) {
     const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int m = 0; m < MR; ++m) acc[m][v] = b0;
   }
+}
+
+// acc[m][v] += sum over k in [k0, k1) of a(m, k) * panel v's row k, for m < MR and v < NP
+// (panel 1 starts K * 16 floats after panel 0), where a(m, k) is x[m * xm + k] (TAPS false:
+// rows of a matrix) or x[m * XS + koff[k]] (TAPS true: consecutive pixels of a band, koff[k]
+// the offset of tap k; XS: the pixel stride, 16 in a channel-blocked band). One broadcast per
+// (m, k), one panel-row load per (v, k), MR * NP FMAs per k; 12 x 2 keeps 24 zmm accumulators.
+template <int MR, int NP, bool TAPS, int XS = 1>
+__attribute__((target("avx512f"), always_inline)) inline void packed_tile_fma(int64_t K, int64_t k0, int64_t k1,
+                                                                            const float* __restrict x, int64_t xm,
+                                                                            const int64_t* __restrict koff,
+                                                                            const float* __restrict P,
+                                                                            __m512 (&acc)[MR][NP]) {
   const float* P1 = P + K * 16;
 #pragma GCC unroll 2
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = k0; k < k1; ++k) {
     const float* xk = TAPS ? x + koff[k] : x + k;
     __m512 bv[NP];
     bv[0] = _mm512_loadu_ps(P + k * 16);
@@ -48,6 +53,17 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_acc(in
       for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
     }
   }
+}
+
+// acc = bias + the whole K loop (packed_tile_init, then packed_tile_fma over [0, K)).
+template <int MR, int NP, bool TAPS, int XS = 1>
+__attribute__((target("avx512f"), always_inline)) inline void packed_tile_acc(int64_t K, const float* __restrict x,
+                                                                            int64_t xm,
+                                                                            const int64_t* __restrict koff,
+                                                                            const float* __restrict P,
+                                                                            const float* bias, __m512 (&acc)[MR][NP]) {
+  packed_tile_init<MR, NP>(bias, acc);
+  packed_tile_fma<MR, NP, TAPS, XS>(K, 0, K, x, xm, koff, P, acc);
 }
 
 // out[m, 16v + j] = acc[m][v] lane j for m < MR and 16v + j < cols (row stride ldo), with a

@@ -14,8 +14,9 @@ namespace {
 
 // Whether node n's weight is packed: a constant f32/f64 weight of a linear (N, K), or a
 // constant f32 weight of a groups == 1 convolution (Cout, C, kh, kw), seen as N = Cout rows
-// of K = C*kh*kw (kernels/conv.cpp uses it for f32 on AVX-512 CPUs).
-bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
+// of K = C*kh*kw (kernels/conv.cpp uses it for f32 on AVX-512 CPUs; conv_dims = C, kh, kw,
+// else zeros).
+bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K, int64_t (&conv_dims)[3]) {
   const int at = packed_input_index(n.kernel);
   if (at < 0 || n.inputs.size() < 2 || int(n.inputs.size()) > at || n.inputs[1] < 0) return false;
   const bool conv = n.kernel == "conv2d" || n.kernel == "conv2d_act";
@@ -30,6 +31,7 @@ bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K) {
     if (!program_is_const(w.dims[i], &d[i]) || d[i] <= 0) return false;
   *N = d[0];
   *K = d[1];
+  for (int i = 0; i < 3; ++i) conv_dims[i] = conv ? d[i + 1] : 0;
   for (size_t i = 2; i < w.dims.size(); ++i) {
     if (*K > (int64_t(1) << 40) / d[i]) return false;  // a crafted file's huge dims
     *K *= d[i];
@@ -53,6 +55,7 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
   struct Job {
     int weight;
     int64_t N, K;
+    int64_t conv[3];  // C, kh, kw of a conv weight (pack_conv_weight), else zeros
     DType dtype;
     uint64_t offset;  // in the one block that holds every packed weight
   };
@@ -61,8 +64,8 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
   std::map<int, int> packed_of;  // weight value -> packed value
   uint64_t total = 0;
   for (NodeDef& n : g.nodes) {
-    int64_t N = 0, K = 0;
-    if (!is_packable(g, n, &N, &K)) continue;
+    int64_t N = 0, K = 0, conv[3];
+    if (!is_packable(g, n, &N, &K, conv)) continue;
     const uint64_t bytes = uint64_t(packed_weight_numel(N, K)) * dtype_size(n.dtype);
     if (bytes > max_bytes) continue;  // keep it as stored
     int w = n.inputs[1];
@@ -79,7 +82,7 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
       g.values.push_back(std::move(v));
       it = packed_of.emplace(w, pc.value).first;
       packed.push_back(std::move(pc));
-      jobs.push_back({w, N, K, n.dtype, total});
+      jobs.push_back({w, N, K, {conv[0], conv[1], conv[2]}, n.dtype, total});
       total += (bytes + 63) / 64 * 64;
     }
     while (int(n.inputs.size()) < packed_input_index(n.kernel)) {  // absent optional inputs
@@ -102,7 +105,10 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& j = jobs[i];
     char* dst = static_cast<char*>(block) + j.offset;
-    if (j.dtype == DType::f32)
+    if (j.conv[0] > 0)
+      pack_conv_weight(static_cast<const float*>(const_ptr[size_t(j.weight)]), j.N, j.conv[0], j.conv[1], j.conv[2],
+                       reinterpret_cast<float*>(dst));
+    else if (j.dtype == DType::f32)
       pack_linear_weight<float>(static_cast<const float*>(const_ptr[size_t(j.weight)]), j.N, j.K, j.K, 1,
                                 reinterpret_cast<float*>(dst));
     else

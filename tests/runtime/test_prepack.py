@@ -133,9 +133,9 @@ def test_packed_tiles_keep_nan_through_relu_and_read_strided_rows():
 class _ConvBlock(fw.nn.Module):
     """relu(conv(x) + r): optimize() fuses it into one conv2d_act with a residual."""
 
-    def __init__(self, cin, cout, k, pad, dil=1, bias=True):
+    def __init__(self, cin, cout, k, pad, dil=1, bias=True, stride=1):
         super().__init__()
-        self.conv = fw.nn.Conv2d(cin, cout, k, padding=pad, dilation=dil, bias=bias)
+        self.conv = fw.nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dil, bias=bias)
 
     def forward(self, x, r):
         return fw.relu(self.conv(x) + r)
@@ -166,3 +166,30 @@ def test_packed_conv_matches_torch_and_the_unpacked_runtime(cin, cout, k, pad, d
         want = torch.relu(tconv(torch.from_numpy(x.numpy())) + torch.from_numpy(r.numpy())).numpy()
     np.testing.assert_allclose(packed.run([x, r])[0].numpy(), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(plain.run([x, r])[0].numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k,stride,pad,dil,hw", [
+    (3, 1, 3, 1, 6),   # padding beyond the kernel: rows 0, 1, 6, 7 read padding only (bias alone)
+    (3, 2, 1, 1, 9),   # stride 2: only the first row skips a kernel row
+    (3, 2, 2, 1, 8),   # stride 2, padding 2: the first and last rows skip
+    (3, 1, 3, 2, 7),   # dilation 2: kernel rows 2 apart
+    (5, 1, 2, 1, 7),   # two padding rows at each edge
+    ((3, 1), 1, (2, 0), 1, 6),  # a 3x1 kernel, rows padded only
+])
+def test_packed_conv_skips_only_the_kernel_rows_that_read_padding(k, stride, pad, dil, hw):
+    # The packed weight runs kernel row first and each output row multiplies only the rows
+    # that read real input rows (kernels/conv.cpp, tap_rows): every edge case against torch.
+    fw.manual_seed(1)
+    block = _ConvBlock(64, 32, k, pad, dil, True, stride).eval()
+    x = fw.randn(2, 64, hw, hw)
+    tconv = torch.nn.Conv2d(64, 32, k, stride=stride, padding=pad, dilation=dil)
+    with torch.no_grad():
+        tconv.weight.copy_(torch.from_numpy(block.conv.weight.detach().numpy()))
+        tconv.bias.copy_(torch.from_numpy(block.conv.bias.detach().numpy()))
+        y = tconv(torch.from_numpy(x.numpy()))
+    r = fw.from_numpy(np.random.default_rng(2).standard_normal(tuple(y.shape)).astype(np.float32))
+    want = torch.relu(y + torch.from_numpy(r.numpy())).numpy()
+    traced = fw.jit.trace(block, (x, r)).optimize()
+    packed = rt.compile(traced.graph)
+    assert ".packed" in packed.memory_plan([tuple(x.shape), tuple(r.shape)])
+    np.testing.assert_allclose(packed.run([x, r])[0].numpy(), want, rtol=1e-4, atol=1e-4)
