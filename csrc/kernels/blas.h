@@ -46,9 +46,10 @@ template <class T>
 void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t w_cs, T* out);
 
 // Packs a contiguous conv weight (N = Cout, C, kh, kw) the same way, as N rows of K =
-// C*kh*kw, but with its K rows kernel row first: packed row (i*C + c)*kw + j holds tap
-// (c, i, j), so the taps of a conv output row that read real input rows (not the top or
-// bottom padding) are one run of rows (kernels/conv.cpp, tap_rows).
+// C*kh*kw, but with its K rows in tap order: packed row (i*kw + j)*C + c holds tap (c, i, j),
+// so the taps of a conv output row that read real input rows (not the top or bottom
+// padding) are one run of rows, and those of a column one run per kernel row
+// (kernels/conv.cpp, tap_rows).
 void pack_conv_weight(const float* w, int64_t N, int64_t C, int64_t kh, int64_t kw, float* out);
 
 // out[M,N] (row stride ldo) = act(x[M,K] (row stride x_rs, unit column stride) @ W^T + bias)

@@ -11,7 +11,8 @@
 //     when one thread runs a sample). Bias, a residual and relu are applied as each tile is
 //     stored. In the graph runtime's channel-blocked layout (nchw16c, runtime/layout.h) the
 //     12 x 32 tiles store each pixel's 16 channels as one vector, reading a blocked or plain
-//     input. Samples run in parallel at batch > 1, tiles at batch 1. Geometries whose
+//     input. Tiles over a packed weight skip the taps that read the padding (tap_rows, the
+//     column tiles). Samples run in parallel at batch > 1, tiles at batch 1. Geometries whose
 //     phase planes would be mostly padding (huge dilations on tiny maps) read im2col
 //     columns instead.
 //   - otherwise (float64, groups > 1, no AVX-512): im2col + OpenBLAS GEMM per sample, with
@@ -344,19 +345,19 @@ void conv_tiles_rows(int64_t M, int64_t rows, int64_t Wo, int64_t Wq, int64_t K,
 // ---- f32 with a weight pre-packed at load: output channels along the vectors ----------
 //
 // The graph runtime packs a groups == 1 conv weight into panels of 16 output channels, k-major
-// (blas.h, pack_conv_weight: the weight seen as Cout x K, taps kernel row first). Then a tile is MR (<= 12)
-// output pixels of one output row x 32 output channels: 24 zmm accumulators over the whole
-// K loop, each x element broadcast (x[pixel + koff[k]] in the band's phase planes, as for
+// (blas.h, pack_conv_weight: the weight seen as Cout x K, taps in (i, j, c) order). Then a
+// tile is MR (<= 12) output pixels of one output row x 32 output channels: 24 zmm
+// accumulators over the K loop, each x element broadcast (x[pixel + koff[k]] in the band's phase planes, as for
 // the pixel-vector tiles) and each panel row loaded once. Output channels are multiples of 16
 // in most networks, so no vector lanes idle, and no extended-grid columns are computed: on
 // 7x7 and 14x14 maps the pixel-vector tiles above keep 78% and 88% of their lanes busy.
 // The tile is stored transposed (NCHW) with bias, residual and relu applied.
 constexpr int kPixTile = 12;
 
-// The packed weight's rows run kernel row first (k = (i*C + c)*kw + j, pack_conv_weight),
-// so the taps of output row oh that read real input rows, not the top or bottom padding,
-// are one run [k0, k1) of it: tiles skip the rest (onnxruntime's MLAS does too), which on a
-// 14x14 map saves a 3x3 conv 4.8% of its multiply-adds and on 7x7 9.5%.
+// The packed weight's rows run in tap order (k = (i*kw + j)*C + c, pack_conv_weight), so the
+// taps of output row oh that read real input rows, not the top or bottom padding, are one
+// run [k0, k1) of it: tiles skip the rest (onnxruntime's MLAS does too), which on a 14x14
+// map saves a 3x3 conv 4.8% of its multiply-adds and on 7x7 9.5%.
 // Returns kr with row oh0 + r's run at kr[2r], kr[2r + 1], for r < rows.
 std::vector<int64_t> tap_rows(const ConvGeom& g, int64_t oh0, int64_t rows) {
   std::vector<int64_t> kr(static_cast<size_t>(2 * rows));
@@ -365,8 +366,8 @@ std::vector<int64_t> tap_rows(const ConvGeom& g, int64_t oh0, int64_t rows) {
     int64_t lo = 0, hi = g.kh;
     while (lo < hi && ih0 + lo * g.dh < 0) ++lo;
     while (hi > lo && ih0 + (hi - 1) * g.dh >= g.H) --hi;
-    kr[size_t(2 * r)] = lo * g.C * g.kw;
-    kr[size_t(2 * r + 1)] = hi * g.C * g.kw;
+    kr[size_t(2 * r)] = lo * g.kw * g.C;
+    kr[size_t(2 * r + 1)] = hi * g.kw * g.C;
   }
   return kr;
 }
@@ -444,29 +445,45 @@ __attribute__((target("avx512f"))) void store_rows_transposed(const float* __res
     }
 }
 
+// Pixels per column tile (below).
+constexpr int kColTile = 7;
+
 // The packed tiles of `rows` output rows (Wo pixels each) x Cout channels, split over the
 // pool unless called inside a parallel region: tile(c0, oh, ow0, mr) covers channels
-// [c0, c0 + 32), row oh and pixels [ow0, ow0 + mr), each row cut into near-equal segments of
-// at most kPixTile pixels (14 -> 7 + 7). Tasks run pair-major: a thread's weights stay in
-// its cache.
-template <class Tile>
-void for_each_packed_tile(const ConvGeom& g, int64_t rows, const Tile& tile) {
-  const int64_t Wo = g.Wo, pairs = (g.Cout + 31) / 32;
-  const int64_t segs = (Wo + kPixTile - 1) / kPixTile, per_pair = rows * segs;
+// [c0, c0 + 32), row oh and pixels [ow0, ow0 + mr) of columns [cl, cr), each row's cut into
+// near-equal segments of at most kPixTile pixels (14 -> 7 + 7); col(c0, oh, ow, mr) covers
+// rows [oh, oh + mr) of a column ow outside [cl, cr) (the columns whose taps read left or
+// right padding), in near-equal runs of at most kColTile rows. Tasks run pair-major: a
+// thread's weights stay in its cache.
+template <class Tile, class Col>
+void for_each_packed_tile(const ConvGeom& g, int64_t rows, int64_t cl, int64_t cr, const Tile& tile, const Col& col) {
+  const int64_t Wo = g.Wo, pairs = (g.Cout + 31) / 32, Wi = cr - cl;
+  const int64_t segs = (Wi + kPixTile - 1) / kPixTile, runs = (rows + kColTile - 1) / kColTile;
+  const int64_t row_tasks = rows * segs, per_pair = row_tasks + (Wo - Wi) * runs;
   const int64_t per_task = kPixTile * 32 * g.K();
-  std::vector<int64_t> cut(static_cast<size_t>(segs + 1));  // segment sg: pixels [cut[sg], cut[sg + 1])
-  for (int64_t sg = 0; sg <= segs; ++sg) cut[size_t(sg)] = Wo * sg / segs;
-  // NOTE: the indices advance by counting, not by dividing t: at K 9 (a first conv) a tile is
-  // ~200 cycles and the divisions cost a sixth of that.
+  std::vector<int64_t> cut(static_cast<size_t>(segs + 1));  // segment sg: pixels cl + [cut[sg], cut[sg + 1])
+  for (int64_t sg = 1; sg <= segs; ++sg) cut[size_t(sg)] = Wi * sg / segs;  // (no segments: no interior)
+  // NOTE: the row tiles' indices advance by counting, not by dividing t: at K 9 (a first
+  // conv) a tile is ~200 cycles and the divisions cost a sixth of that.
   parallel_for(pairs * per_pair, std::max<int64_t>(1, 65536 / std::max<int64_t>(per_task, 1)),
                [&](int64_t t0, int64_t t1) {
-                 int64_t pair = t0 / per_pair, r = t0 % per_pair, oh = r / segs, sg = r % segs;
-                 for (int64_t t = t0; t < t1; ++t) {
-                   tile(pair * 32, oh, cut[size_t(sg)], int(cut[size_t(sg) + 1] - cut[size_t(sg)]));
-                   if (++sg == segs) {
-                     sg = 0;
-                     if (++oh == rows) oh = 0, ++pair;
+                 int64_t pair = t0 / per_pair, i = t0 % per_pair;
+                 int64_t oh = i < row_tasks ? i / segs : 0, sg = i < row_tasks ? i % segs : 0;
+                 for (int64_t t = t0; t < t1;) {
+                   if (i < row_tasks) {  // a run of row tiles
+                     const int64_t n = std::min(t1 - t, row_tasks - i);
+                     for (int64_t e = 0; e < n; ++e) {
+                       tile(pair * 32, oh, cl + cut[size_t(sg)], int(cut[size_t(sg) + 1] - cut[size_t(sg)]));
+                       if (++sg == segs) sg = 0, ++oh;
+                     }
+                     t += n, i += n;
+                   } else {  // column c of the border columns (left ones first), run ru
+                     const int64_t c = (i - row_tasks) / runs, ru = (i - row_tasks) % runs;
+                     const int64_t r0 = rows * ru / runs, r1 = rows * (ru + 1) / runs;
+                     col(pair * 32, r0, c < cl ? c : c - cl + cr, int(r1 - r0));
+                     ++t, ++i;
                    }
+                   if (i == per_pair) i = 0, oh = 0, sg = 0, ++pair;
                  }
                });
 }
@@ -486,7 +503,7 @@ void conv_rows_packed(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, 
                       const float* packed, const float* bias, const float* R, bool relu, float* out, float* tmp) {
   const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, Cpad = (g.Cout + 15) / 16 * 16;
   const std::vector<int64_t> kr = tap_rows(g, oh0, rows);
-  for_each_packed_tile(g, rows, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
+  for_each_packed_tile(g, rows, 0, g.Wo, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
     const int64_t cols = std::min<int64_t>(32, g.Cout - c0);
     const auto mrs = std::make_integer_sequence<int, kPixTile>{};
     const float* xb = B + oh * Wp + ow0;
@@ -500,7 +517,7 @@ void conv_rows_packed(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, 
     const PackedTileFn fn = cols > 16 ? pick_conv_packed_tile<2, false>(mr, mrs) : pick_conv_packed_tile<1, false>(mr, mrs);
     const int64_t o = c0 * HoWo + oh * Wo + ow0;
     fn(K, k0, k1, xb, koff, packed + c0 * K, bb, R ? R + o : nullptr, relu, out + o, HoWo, cols);
-  });
+  }, [](int64_t, int64_t, int64_t, int) {});
   if (tmp) store_rows_transposed(tmp, Cpad, rows * Wo, g.Cout, R, relu, out, HoWo);
 }
 
@@ -543,25 +560,95 @@ constexpr BlockedTileFn pick_blocked_tile(int mr, std::integer_sequence<int, MR.
   return fn;
 }
 
+// A column tile: MR pixels of one output column, consecutive rows (x pixel stride xps floats,
+// out pixel stride ops), over the taps k = first + s*step + t for s < runs, t < len: the
+// kernel rows [ilo, ihi) every row of the run reads and, in each, the kernel columns
+// [jlo, jhi) that read real input columns of this output column.
+template <int MR, int NP>
+__attribute__((target("avx512f"))) void conv_blocked_col_tile(int64_t K, int64_t first, int64_t len, int64_t step,
+                                                              int64_t runs, const float* __restrict x, int64_t xps,
+                                                              const int64_t* __restrict koff,
+                                                              const float* __restrict P, const float* bias,
+                                                              const float* R, bool relu, float* __restrict out,
+                                                              int64_t ops, int64_t ldp) {
+  __m512 acc[MR][NP];
+  packed_tile_init<MR, NP>(bias, acc);
+  for (int64_t s = 0, k0 = first; s < runs; ++s, k0 += step)
+    packed_tile_fma<MR, NP, true, 0>(K, k0, k0 + len, x, xps, koff, P, acc);
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+#pragma GCC unroll 7
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * ops));
+      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
+      _mm512_storeu_ps(out + v * ldp + m * ops, r);
+    }
+  }
+}
+
+using BlockedColTileFn = void (*)(int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const int64_t*,
+                                  const float*, const float*, const float*, bool, float*, int64_t, int64_t);
+
+template <int NP, int... MR>
+constexpr BlockedColTileFn pick_blocked_col_tile(int mr, std::integer_sequence<int, MR...>) {
+  BlockedColTileFn fn = nullptr;
+  ((fn = mr == MR + 1 ? &conv_blocked_col_tile<MR + 1, NP> : fn), ...);
+  return fn;
+}
+
+// The kernel columns [jlo, jhi) that output column ow reads real input columns with.
+void tap_cols(const ConvGeom& g, int64_t ow, int64_t& jlo, int64_t& jhi) {
+  const int64_t iw0 = ow * g.sw - g.pl;  // the input column of kernel column 0
+  jlo = 0, jhi = g.kw;
+  while (jlo < jhi && iw0 + jlo * g.dw < 0) ++jlo;
+  while (jhi > jlo && iw0 + (jhi - 1) * g.dw >= g.W) --jhi;
+}
+
 // Output rows [oh0, oh0 + rows) of one sample into the blocked out (and R), read from the band
 // B (pixel oh*Wp + ow, times xs = 1 or 16) plus koff[k] for tap k; tiles as
-// for_each_packed_tile.
+// for_each_packed_tile. With a blocked input (xs 16, C >= 16) the columns whose taps read left
+// or right padding take column tiles that skip those taps as the row tiles skip the top and
+// bottom rows' (tap_rows): on a 14x14 map another 4.8% of a 3x3 conv's multiply-adds. (A
+// first conv, K 9, is bound by its stores: its rows keep whole-row tiles.)
 void conv_rows_blocked(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, int xs, const float* B,
                        const int64_t* koff, const float* packed, const float* bias, const float* R, bool relu,
                        float* out) {
-  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo;
+  const int64_t K = g.K(), HoWo = g.HoWo(), Wo = g.Wo, CW = g.kw * g.C;  // CW: taps per kernel row
   const std::vector<int64_t> kr = tap_rows(g, oh0, rows);
   BlockedTileFn fns[2][kPixTile + 1];  // [two panels][pixels]
+  BlockedColTileFn cfns[2][kColTile + 1];
   const auto mrs = std::make_integer_sequence<int, kPixTile>{};
+  const auto crs = std::make_integer_sequence<int, kColTile>{};
   for (int mr = 1; mr <= kPixTile; ++mr) {
     fns[1][mr] = xs == 16 ? pick_blocked_tile<2, 16>(mr, mrs) : pick_blocked_tile<2, 1>(mr, mrs);
     fns[0][mr] = xs == 16 ? pick_blocked_tile<1, 16>(mr, mrs) : pick_blocked_tile<1, 1>(mr, mrs);
   }
-  for_each_packed_tile(g, rows, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
+  for (int mr = 1; mr <= kColTile; ++mr) {
+    cfns[1][mr] = pick_blocked_col_tile<2>(mr, crs);
+    cfns[0][mr] = pick_blocked_col_tile<1>(mr, crs);
+  }
+  int64_t cl = 0, cr = Wo, jlo, jhi;  // the columns [cl, cr) that read no padding
+  if (xs == 16) {
+    while (cl < Wo && (tap_cols(g, cl, jlo, jhi), jlo > 0 || jhi < g.kw)) ++cl;
+    while (cr > cl && (tap_cols(g, cr - 1, jlo, jhi), jlo > 0 || jhi < g.kw)) --cr;
+  }
+  for_each_packed_tile(g, rows, cl, cr, [&](int64_t c0, int64_t oh, int64_t ow0, int mr) {
     const BlockedTileFn fn = fns[c0 + 16 < g.Cout][mr];
     const int64_t o = c0 * HoWo + ((oh0 + oh) * Wo + ow0) * 16;  // panel c0/16, pixel, lane
     fn(K, kr[size_t(2 * oh)], kr[size_t(2 * oh + 1)], B + (oh * Wp + ow0) * xs, koff, packed + c0 * K,
        bias ? bias + c0 : nullptr, R ? R + o : nullptr, relu, out + o, HoWo * 16);
+  }, [&](int64_t c0, int64_t oh, int64_t ow, int mr) {
+    int64_t cj0, cj1;
+    tap_cols(g, ow, cj0, cj1);
+    // kernel rows: those of the run's last row (the most left by the top padding) to those of its first
+    const int64_t ilo = kr[size_t(2 * (oh + mr - 1))] / CW, ihi = kr[size_t(2 * oh + 1)] / CW;
+    const int64_t runs = cj1 > cj0 ? std::max<int64_t>(ihi - ilo, 0) : 0;
+    const int64_t o = c0 * HoWo + ((oh0 + oh) * Wo + ow) * 16;
+    cfns[c0 + 16 < g.Cout][mr](K, ilo * CW + cj0 * g.C, (cj1 - cj0) * g.C, CW, runs, B + (oh * Wp + ow) * xs, Wp * xs,
+                               koff, packed + c0 * K, bias ? bias + c0 : nullptr, R ? R + o : nullptr, relu, out + o,
+                               Wo * 16, HoWo * 16);
   });
 }
 #endif
@@ -763,11 +850,11 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
     for (int64_t i = 0; i < g.kh; ++i)
       row_off[size_t(i)] = ps.tap_row[size_t(i)] * nb * plane + (i * g.dh / g.sh) * Wq;
     for (int64_t j = 0; j < g.kw; ++j) col_off[size_t(j)] = ps.tap_col[size_t(j)] * plane + j * g.dw / g.sw;
-    // (the packed weight's k order: kernel row first, pack_conv_weight)
+    // k order: (c, i, j) as the weight is stored, or the packed weight's (i, j, c)
     for (int64_t a = 0, k = 0; a < (packed ? g.kh : g.C); ++a)
-      for (int64_t b = 0; b < (packed ? g.C : g.kh); ++b)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t c = packed ? b : a, i = packed ? a : b;
+      for (int64_t b = 0; b < (packed ? g.kw : g.kh); ++b)
+        for (int64_t e = 0; e < (packed ? g.C : g.kw); ++e) {
+          const int64_t c = packed ? e : a, i = packed ? a : b, j = packed ? b : e;
           boff[k++] = in_blk ? ((c / 16) * P * plane + row_off[size_t(i)] + col_off[size_t(j)]) * 16 + c % 16
                              : c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
         }

@@ -146,8 +146,8 @@ void pack_linear_weight(const T* w, int64_t N, int64_t K, int64_t w_rs, int64_t 
 void pack_conv_weight(const float* w, int64_t N, int64_t C, int64_t kh, int64_t kw, float* out) {
   std::vector<int64_t> col(static_cast<size_t>(C * kh * kw));
   for (int64_t i = 0, k = 0; i < kh; ++i)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < kw; ++j) col[size_t(k++)] = (c * kh + i) * kw + j;
+    for (int64_t j = 0; j < kw; ++j)
+      for (int64_t c = 0; c < C; ++c) col[size_t(k++)] = (c * kh + i) * kw + j;
   pack_panels<float>(w, N, C * kh * kw, C * kh * kw, 1, col.data(), out);
 }
 template void pack_linear_weight<float>(const float*, int64_t, int64_t, int64_t, int64_t, float*);

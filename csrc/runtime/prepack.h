@@ -1,8 +1,8 @@
 // prepack.h: weights re-laid out once per loaded model, for kernels that read them faster so.
 //
 // Today: the constant weights of linear / linear_act nodes (f32, f64) and of groups == 1
-// conv2d / conv2d_act nodes (f32; the weight seen as Cout rows of C*kh*kw taps, kernel row
-// first: pack_conv_weight) are packed into panels of 16 output columns (kernels/blas.h,
+// conv2d / conv2d_act nodes (f32; the weight seen as Cout rows of C*kh*kw taps in the order
+// kernel row, kernel column, channel: pack_conv_weight) are packed into panels of 16 output columns (kernels/blas.h,
 // pack_linear_weight), which the kernels read
 // with register-tiled loops (blas.h, conv.cpp). Each packed weight becomes a new constant
 // value of the loaded graph, named "<weight>.packed", that the node gets as an extra trailing

@@ -88,6 +88,30 @@ def test_conv_chain_matches_torch_and_the_plain_layout(hw):
     _check(_chain, (3, hw, hw), batches=(3, 1))
 
 
+def _edge_conv(k, stride, pad):
+    """A blocked-input conv of the given geometry between two blocked convs: its output
+    rows and columns that read padding skip those taps (kernels/conv.cpp, tap_rows and the
+    column tiles)."""
+    def build(lib):
+        nn = lib.nn
+        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(32, 32, k, stride=stride, padding=pad), nn.ReLU(),
+                             nn.Conv2d(32, 16, 1))
+    return build
+
+
+@pytest.mark.parametrize("k,stride,pad,hw", [
+    (5, 1, 2, (9, 20)),        # two border columns and rows at each edge; a wide map
+    (5, 2, 2, (11, 8)),        # stride 2: the columns' taps skip by phase
+    ((1, 3), 1, (0, 1), (6, 15)),  # columns only
+    ((3, 1), 1, (1, 0), (15, 6)),  # rows only
+    (3, 1, 1, (30, 3)),        # 3 columns, all of them border ones; 30 rows in runs of <= 7
+    (3, 2, 1, (4, 2)),         # one output column that reads both paddings
+])
+def test_blocked_conv_skips_the_taps_that_read_padding(k, stride, pad, hw):
+    _check(_edge_conv(k, stride, pad), (3, *hw), batches=(2, 1))
+
+
 def _small_cnn(lib):
     """benchmarks/models.py's small CNN."""
     from benchmarks.models import small_cnn
