@@ -25,6 +25,8 @@ _LOCK = threading.Lock()
 
 _GEMM = {"matmul", "linear", "addmm", "baddbmm", "bmm", "linear_act"}
 _CONV = {"conv1d", "conv2d", "conv2d_act", "conv_transpose2d"}
+# Convs whose output is pooled: their FLOPs need the conv's own output size, from the attrs.
+_POOLED_CONV = {"conv2d_act_maxpool"}
 
 
 @dataclass
@@ -46,9 +48,21 @@ def _numel(shape) -> int:
     return int(math.prod(shape)) if shape else 1
 
 
-def node_flops(op: str, in_shapes: list, out_shapes: list) -> int:
-    """FLOPs of one node from its input and output shapes."""
+def _conv_out(n, k, s, p0, p1, d):
+    return (n + p0 + p1 - d * (k - 1) - 1) // s + 1
+
+
+def node_flops(op: str, in_shapes: list, out_shapes: list, attrs=None) -> int:
+    """FLOPs of one node from its input and output shapes (and, for a conv with a fused pool,
+    its attributes: stride, padding, dilation first)."""
     out = _numel(out_shapes[0]) if out_shapes else 0
+    if op in _POOLED_CONV:
+        if attrs is None or len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
+            return 0  # unknown
+        (n, _, h, w), wt = in_shapes[0], in_shapes[1]
+        s, p, d = attrs[0], attrs[1], attrs[2]
+        conv_out = n * wt[0] * _conv_out(h, wt[2], s[0], p[0], p[2], d[0]) * _conv_out(w, wt[3], s[1], p[1], p[3], d[1])
+        return 2 * conv_out * (_numel(wt) // max(int(wt[0]), 1))
     if op in _GEMM and in_shapes and in_shapes[0]:
         return 2 * out * int(in_shapes[0][-1])
     if op in _CONV and len(in_shapes) > 1 and in_shapes[1]:
@@ -96,7 +110,7 @@ class profile:
         outs = [tuple(o.shape) for o in outputs if o is not None]
         nbytes = sum(x.numel() * x.element_size() for x in [*inputs, *outputs] if hasattr(x, "numel"))
         self.events.append(Event(op.name, op.kernel or "", self._now_us(), 0.0,
-                                 node_flops(op.name, ins, outs), nbytes, outs, "", "eager"))
+                                 node_flops(op.name, ins, outs, attrs), nbytes, outs, "", "eager"))
 
     def add_graph_call(self, compiled, input_shapes, timings, call_start: float) -> None:
         """Records one runtime call from its per-node (node, start s, duration s) timings."""
@@ -108,8 +122,9 @@ class profile:
             in_shapes = [entries[i]["shape"] for i in ins if i >= 0]
             out_shapes = [entries[i]["shape"] for i in outs]
             nbytes = sum(entries[i]["nbytes"] for i in [*ins, *outs] if i >= 0)
+            attrs = compiled.node_int_attrs(index) if op in _POOLED_CONV else None
             self.events.append(Event(op, kernel, base + start * 1e6, seconds * 1e6,
-                                     node_flops(op, in_shapes, out_shapes), nbytes, out_shapes, source))
+                                     node_flops(op, in_shapes, out_shapes, attrs), nbytes, out_shapes, source))
 
     def summary(self) -> list:
         """[(op, calls, total us, FLOPs, bytes)] sorted by total time, then FLOPs."""

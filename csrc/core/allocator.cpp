@@ -117,13 +117,15 @@ void allocator_set_cache_limit(int64_t bytes) {
   c.trim_to(bytes);
 }
 
-void* thread_scratch(size_t nbytes) {
+void* thread_scratch(size_t nbytes, int slot) {
   struct Scratch {
     void* p = nullptr;
     size_t n = 0;
     ~Scratch() { std::free(p); }
   };
-  thread_local Scratch s;
+  thread_local Scratch slots[kScratchSlots];
+  FW_CHECK(slot >= 0 && slot < kScratchSlots, "thread_scratch: slot ", slot, " out of range");
+  Scratch& s = slots[slot];
   if (nbytes > s.n) {
     std::free(s.p);
     s.n = (nbytes + kAlign - 1) / kAlign * kAlign;

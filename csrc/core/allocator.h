@@ -28,7 +28,10 @@ void allocator_set_cache_limit(int64_t bytes);
 // Throws std::bad_alloc when out of memory.
 void* aligned_bytes(uint64_t nbytes);
 
-// Per-thread scratch for kernels (im2col buffers and the like); grows, never shrinks.
-void* thread_scratch(size_t nbytes);
+// Per-thread scratch for kernels (im2col buffers and the like); grows, never shrinks. A
+// kernel that needs a second buffer while a helper it calls uses slot 0 takes slot 1 (a conv
+// with a fused pool: its output map per sample, while the conv's bands use slot 0).
+constexpr int kScratchSlots = 2;
+void* thread_scratch(size_t nbytes, int slot = 0);
 
 }  // namespace fw

@@ -25,6 +25,7 @@
 // Padding attrs are 4 ints (top, left, bottom, right), so padding="same" may be uneven.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <type_traits>
 #include <utility>
@@ -73,10 +74,12 @@ int64_t conv_out_size(int64_t in, int64_t k, int64_t s, int64_t p0, int64_t p1, 
 }
 
 // The geometry of the convolution x (*) w -> y, checked: x and y play the conv's input and
-// output (the backward ops and conv_transpose2d pass their operands in those roles).
+// output (the backward ops and conv_transpose2d pass their operands in those roles). With
+// `pooled` y is a pooling of the conv's output (conv2d_act_maxpool): the conv's Ho x Wo
+// follow from x, w and the attributes, and only y's batch and channels must match.
 ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, const TensorView& y,
                    const std::vector<int64_t>& stride, const std::vector<int64_t>& pad,
-                   const std::vector<int64_t>& dil, int64_t groups) {
+                   const std::vector<int64_t>& dil, int64_t groups, bool pooled = false) {
   FW_CHECK(x.ndim == 4 && w.ndim == 4 && y.ndim == 4, op, ": expected 4-d input, weight and output");
   FW_CHECK(stride.size() == 2 && pad.size() == 4 && dil.size() == 2, op,
            ": stride/dilation need 2 ints and padding 4 ints");
@@ -100,8 +103,6 @@ ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, con
   g.dh = dil[0];
   g.dw = dil[1];
   g.groups = groups;
-  g.Ho = y.shape[2];
-  g.Wo = y.shape[3];
   FW_CHECK(g.sh > 0 && g.sw > 0 && g.dh > 0 && g.dw > 0, op, ": stride and dilation must be positive");
   FW_CHECK(g.pt >= 0 && g.pl >= 0 && g.pb >= 0 && g.pr >= 0, op, ": padding must be non-negative");
   constexpr int64_t kMaxAttr = int64_t(1) << 24;  // keeps the index arithmetic below far from overflow
@@ -114,6 +115,8 @@ ConvGeom make_geom(const char* op, const TensorView& x, const TensorView& w, con
   FW_CHECK(y.shape[0] == g.N && y.shape[1] == g.Cout, op, ": output batch/channels mismatch");
   FW_CHECK(g.H + g.pt + g.pb >= g.dh * (g.kh - 1) + 1 && g.W + g.pl + g.pr >= g.dw * (g.kw - 1) + 1, op,
            ": kernel ", g.kh, "x", g.kw, " larger than padded input");
+  g.Ho = pooled ? conv_out_size(g.H, g.kh, g.sh, g.pt, g.pb, g.dh) : y.shape[2];
+  g.Wo = pooled ? conv_out_size(g.W, g.kw, g.sw, g.pl, g.pr, g.dw) : y.shape[3];
   FW_CHECK(g.Ho == conv_out_size(g.H, g.kh, g.sh, g.pt, g.pb, g.dh) &&
                g.Wo == conv_out_size(g.W, g.kw, g.sw, g.pl, g.pr, g.dw),
            op, ": output ", g.Ho, "x", g.Wo, " does not match input ", g.H, "x", g.W);
@@ -954,21 +957,90 @@ void add_residual(T* out, const T* r, int64_t count) {
   for (int64_t i = 0; i < count; ++i) out[i] += r[i];
 }
 
+// ATen's pooling_output_shape (as framework/ops/pool.py's _pool_out).
+int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t num = n + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+  if (ceil_mode && (out - 1) * s >= n + p) --out;
+  return out;
+}
+
+// The max pool a conv2d_act_maxpool applies to each sample's conv map: the max_pool2d kernel
+// (kernels/pool.cpp, every fast path included) called on one sample at a time.
+struct SamplePool {
+  KernelFn fn = nullptr;
+  Attrs attrs;  // max_pool2d's: kernel, stride, padding, dilation, ceil_mode, with_indices 0 [, layout]
+  int64_t pooled_n = 0;  // elements of one sample's pooled output
+
+  // attrs #first..#first+4 of the conv op: the pool's kernel, stride, padding, dilation, ceil_mode.
+  SamplePool(const char* op, const Attrs& a, size_t first, const ConvGeom& g, const TensorView& y, bool blocked) {
+    for (size_t i = 0; i < 4; ++i)
+      FW_CHECK(a.at(first + i).kind == AttrValue::Ints && a.at(first + i).ints.size() == 2, op,
+               ": pool kernel/stride/padding/dilation need 2 ints each");
+    const auto &kk = a.at(first).ints, &ks = a.at(first + 1).ints, &kp = a.at(first + 2).ints,
+               &kd = a.at(first + 3).ints;
+    const bool ceil_mode = a.i(first + 4) != 0;
+    for (int i = 0; i < 2; ++i) {
+      FW_CHECK(kk[size_t(i)] > 0 && ks[size_t(i)] > 0 && kd[size_t(i)] > 0 && kp[size_t(i)] >= 0, op,
+               ": pool kernel, stride and dilation must be positive, padding non-negative");
+      FW_CHECK(kk[size_t(i)] <= (int64_t(1) << 24) && ks[size_t(i)] <= (int64_t(1) << 24) &&
+                   kd[size_t(i)] <= (int64_t(1) << 24) && kp[size_t(i)] <= (int64_t(1) << 24),
+               op, ": pool kernel, stride, padding or dilation too large");
+    }
+    const int64_t Hp = pool_out_size(g.Ho, kk[0], ks[0], kp[0], kd[0], ceil_mode);
+    const int64_t Wp = pool_out_size(g.Wo, kk[1], ks[1], kp[1], kd[1], ceil_mode);
+    FW_CHECK(y.shape[2] == Hp && y.shape[3] == Wp, op, ": output ", y.shape[2], "x", y.shape[3],
+             " does not match the ", g.Ho, "x", g.Wo, " conv output pooled (", Hp, "x", Wp, ")");
+    fn = find_kernel("max_pool2d", y.dtype);
+    FW_CHECK(fn != nullptr, op, ": no max_pool2d kernel for ", dtype_name(y.dtype));
+    for (size_t i = 0; i < 5; ++i) attrs.values.push_back(a.at(first + i));
+    attrs.values.push_back(AttrValue::from_int(0));  // no indices
+    if (blocked) attrs.values.push_back(AttrValue::from_int(3));  // nchw16c in and out
+    pooled_n = g.Cout * Hp * Wp;
+  }
+
+  // Pools sample n's conv map (Cout, Ho, Wo) into y's sample n.
+  void run(const ConvGeom& g, const TensorView& y, int64_t n, const void* map) const {
+    TensorView in, out[2];
+    in.data = const_cast<void*>(map);
+    in.dtype = y.dtype;
+    in.ndim = 4;
+    const int64_t s[4] = {1, g.Cout, g.Ho, g.Wo};
+    for (int d = 3, st = 1; d >= 0; st *= int(s[d]), --d) in.shape[d] = s[d], in.strides[d] = st;
+    out[0] = y;
+    out[0].shape[0] = 1;
+    out[0].data = static_cast<char*>(y.data) + n * pooled_n * int64_t(dtype_size(y.dtype));
+    out[1].dtype = DType::i64;
+    out[1].ndim = 1;  // the (unused) indices: empty
+    KernelArgs a;
+    a.in = &in;
+    a.n_in = 1;
+    a.out = out;
+    a.n_out = 2;
+    a.attrs = &attrs;
+    fn(a);
+  }
+};
+
 template <class T>
 bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index,
-                    int layout_index) {
+                    int layout_index, int pool_index) {
   const TensorView &x = k.input(0), &w = k.input(1);
   TensorView& y = k.output(0);
-  ConvGeom g = make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3));
+  const bool pooled = pool_index >= 0;
+  ConvGeom g =
+      make_geom(op, x, w, y, k.attrs->ints(0), k.attrs->ints(1), k.attrs->ints(2), k.attrs->i(3), pooled);
   const TensorView* bias = optional_bias(k, 2, g.Cout, op);
   const T* xp = x.ptr<T>();
   const T* wp = w.ptr<T>();
   T* yp = y.ptr<T>();
   const T* rp = nullptr;
-  if (residual) {
-    FW_CHECK(residual->dtype == y.dtype && residual->ndim == 4 && residual->numel() == y.numel() &&
-                 std::equal(y.shape, y.shape + 4, residual->shape) && (y.numel() == 0 || residual->is_contiguous()),
-             op, ": residual must be a contiguous tensor shaped like the output");
+  if (residual) {  // shaped like the conv's output (before a fused pool)
+    const int64_t conv_shape[4] = {g.N, g.Cout, g.Ho, g.Wo};
+    FW_CHECK(residual->dtype == y.dtype && residual->ndim == 4 &&
+                 std::equal(conv_shape, conv_shape + 4, residual->shape) &&
+                 (residual->numel() == 0 || residual->is_contiguous()),
+             op, ": residual must be a contiguous tensor shaped like the conv output");
     rp = residual->ptr<T>();
   }
   const int64_t out_n = g.Cout * g.HoWo();
@@ -981,7 +1053,14 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
              g.C, " -> ", g.Cout, ", groups ", g.groups, ")");
     FW_CHECK(k.has_input(packed_index), op, ": the nchw16c layout needs the weight packed at load");
   }
-  if (y.numel() == 0) return relu;  // nothing to compute (and no scratch sized by the input)
+  std::optional<SamplePool> pool;
+  if (pooled) pool.emplace(op, *k.attrs, size_t(pool_index), g, y, layout != 0);
+  if (y.numel() == 0 || out_n == 0) return relu;  // nothing to compute (and no scratch sized by the input)
+  // Sample n's conv output: y's, or (pooled) this thread's map, pooled into y once complete
+  // while it is still in cache: the full conv output never reaches memory.
+  auto conv_out = [&](int64_t n) {
+    return pooled ? static_cast<T*>(thread_scratch(size_t(out_n) * sizeof(T), 1)) : yp + n * out_n;
+  };
 #if FW_CONV_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (layout || fast_conv_ok(g)) {
@@ -997,8 +1076,10 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
         for (int64_t c = 0; c < g.Cout; ++c) b[size_t(c)] = bias->ptr<float>()[c * bias->strides[0]];
       }
       for_each_sample(g.N, [&](int64_t n) {
+        float* o = conv_out(n);
         conv_fast_sample(g, ps, xp + n * g.C * g.HW(), wp, bias ? b.data() : nullptr, rp ? rp + n * out_n : nullptr,
-                         relu, yp + n * out_n, packed, int(layout));
+                         relu, o, packed, int(layout));
+        if (pool) pool->run(g, y, n, o);
       });
       return relu;
     }
@@ -1006,14 +1087,19 @@ bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const Tensor
 #endif
   FW_CHECK(layout == 0, op, ": the nchw16c layout needs an AVX-512 build");
   for_each_sample(g.N, [&](int64_t n) {
-    conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, yp + n * out_n);
-    if (rp) add_residual<T>(yp + n * out_n, rp + n * out_n, out_n);
+    T* o = conv_out(n);
+    conv_forward_sample<T>(g, xp + n * g.C * g.HW(), wp, bias, o);
+    if (rp) add_residual<T>(o, rp + n * out_n, out_n);
+    if (!pool) return;
+    if (relu)  // before the pool (the same values as after it, but kept simple); a NaN stays NaN
+      for (int64_t i = 0; i < out_n; ++i) o[i] = o[i] < T(0) ? T(0) : o[i];
+    pool->run(g, y, n, o);
   });
-  return false;
+  return pooled && relu;
 }
 
-template bool conv2d_forward<float>(const KernelArgs&, const char*, bool, const TensorView*, int, int);
-template bool conv2d_forward<double>(const KernelArgs&, const char*, bool, const TensorView*, int, int);
+template bool conv2d_forward<float>(const KernelArgs&, const char*, bool, const TensorView*, int, int, int);
+template bool conv2d_forward<double>(const KernelArgs&, const char*, bool, const TensorView*, int, int, int);
 
 namespace {
 

@@ -12,8 +12,13 @@ namespace fw {
 // (runtime/prepack.h). Attribute #layout_index, when the runtime appended it (runtime/layout.h),
 // selects the channel-blocked layout (nchw16c): 2 = the output and residual are blocked, 3 = the
 // input too; 0 or absent = plain NCHW. Errors name `op`.
+//
+// With pool_index >= 0 (conv2d_act_maxpool) attributes #pool_index..+4 (kernel, stride,
+// padding, dilation, ceil_mode) max-pool the conv output: k.output(0) is the pooled tensor,
+// each sample's conv map is pooled as soon as it is complete (the residual and relu apply to
+// the conv output, before the pool).
 template <class T>
 bool conv2d_forward(const KernelArgs& k, const char* op, bool relu, const TensorView* residual, int packed_index,
-                    int layout_index);
+                    int layout_index, int pool_index = -1);
 
 }  // namespace fw

@@ -145,6 +145,20 @@ void conv2d_act_k(const KernelArgs& k) {
   bias_act_dispatch<T>(act, out.ptr<T>(), nullptr, 0, rows, plane);
 }
 
+// conv2d_act_maxpool(x, weight, bias?, residual?; stride, padding, dilation, groups,
+// activation=#4 (none or relu), kernel_size=#5, pool_stride, pool_padding, pool_dilation,
+// ceil_mode=#9); input 4: the packed weight, attribute #10: the layout (graph runtime only).
+// max_pool2d(act(conv2d + residual)): each sample's conv map is pooled while it is in cache.
+template <class T>
+void conv2d_act_maxpool_k(const KernelArgs& k) {
+  FW_CHECK(k.attrs->size() >= 10, "conv2d_act_maxpool: expected 10 attributes, got ", k.attrs->size());
+  const Act act = parse_act(k.attrs->str(4));
+  FW_CHECK(act == Act::none || act == Act::relu, "conv2d_act_maxpool: activation must be none or relu, got ",
+           k.attrs->str(4));
+  FW_CHECK(k.output(0).is_contiguous(), "conv2d_act_maxpool: output must be contiguous");
+  conv2d_forward<T>(k, "conv2d_act_maxpool", act == Act::relu, k.has_input(3) ? &k.input(3) : nullptr, 4, 10, 5);
+}
+
 // ---------------------------------------------------------------- fused_elementwise
 // Program: pairs (opcode, operand). LOAD/CONST push input[operand] / consts[operand]; unary
 // ops replace the top; binary ops pop b, then replace a with f(a, b). Parameterized unary
@@ -400,6 +414,8 @@ FW_REGISTER_KERNELS(fused) {
   register_kernel("linear_act", DType::f64, &linear_act_k<double>);
   register_kernel("conv2d_act", DType::f32, &conv2d_act_k<float>);
   register_kernel("conv2d_act", DType::f64, &conv2d_act_k<double>);
+  register_kernel("conv2d_act_maxpool", DType::f32, &conv2d_act_maxpool_k<float>);
+  register_kernel("conv2d_act_maxpool", DType::f64, &conv2d_act_maxpool_k<double>);
   register_kernel("fused_elementwise", DType::f32, &fused_elementwise_k<float>);
   register_kernel("fused_elementwise", DType::f64, &fused_elementwise_k<double>);
 }

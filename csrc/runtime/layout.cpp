@@ -17,6 +17,7 @@ constexpr int64_t kBlock = kNchwBlock;
 int op_attrs(const std::string& kernel) {
   if (kernel == "conv2d") return 4;
   if (kernel == "conv2d_act") return 5;
+  if (kernel == "conv2d_act_maxpool") return 10;
   if (kernel == "max_pool2d") return 6;
   if (kernel == "adaptive_avg_pool2d") return 1;
   return -1;
@@ -46,7 +47,7 @@ enum class Kind { Other, Conv, Pool, Avg };
 
 Kind kind_of(const GraphDef& g, const NodeDef& n) {
   if (!layout_node(n)) return Kind::Other;
-  if (n.kernel == "conv2d" || n.kernel == "conv2d_act") {
+  if (is_conv_kernel(n.kernel)) {
     // Blocked convs read the weight packed at load: prepack appended it after the optional inputs.
     const size_t packed_at = size_t(packed_input_index(n.kernel));
     return blockable_conv(g, n) && n.inputs.size() == packed_at + 1 && n.inputs[packed_at] >= 0 ? Kind::Conv
@@ -64,7 +65,7 @@ Kind kind_of(const GraphDef& g, const NodeDef& n) {
 // Whether node n reads input slot `slot` in the blocked layout when it is given one.
 bool reads_blocked(Kind kind, size_t slot) {
   switch (kind) {
-    case Kind::Conv: return slot == 0 || slot == 3;  // x, or conv2d_act's residual
+    case Kind::Conv: return slot == 0 || slot == 3;  // x, or the residual
     case Kind::Pool:
     case Kind::Avg: return slot == 0;
     case Kind::Other: return false;
@@ -75,7 +76,7 @@ bool reads_blocked(Kind kind, size_t slot) {
 }  // namespace
 
 bool blockable_conv(const GraphDef& g, const NodeDef& n) {
-  if (!cpu_has_avx512f() || !layout_node(n) || (n.kernel != "conv2d" && n.kernel != "conv2d_act")) return false;
+  if (!cpu_has_avx512f() || !layout_node(n) || !is_conv_kernel(n.kernel)) return false;
   if (n.inputs.size() < 2 || n.inputs[1] < 0) return false;
   const ValueDef &x = g.values[size_t(n.inputs[0])], &w = g.values[size_t(n.inputs[1])];
   if (x.dtype != DType::f32 || x.dims.size() != 4 || w.kind != ValueDef::Const || w.dtype != DType::f32 ||
@@ -153,7 +154,7 @@ void assign_layouts(GraphDef& g) {
     const bool in_blocked = !n.inputs.empty() && n.inputs[0] >= 0 && blocked[size_t(n.inputs[0])];
     const Kind kind = kinds[i];
     if (kind == Kind::Conv && (in_blocked || wanted(n.outputs[0]))) {
-      if (n.kernel == "conv2d_act" && n.inputs[3] >= 0 && !blocked[size_t(n.inputs[3])])
+      if (n.kernel != "conv2d" && n.inputs[3] >= 0 && !blocked[size_t(n.inputs[3])])
         n.inputs[3] = reordered(n.inputs[3], true);
       append_int_attr(n, in_blocked ? 3 : 2);
       blocked[size_t(n.outputs[0])] = 1;

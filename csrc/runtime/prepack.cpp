@@ -19,7 +19,7 @@ namespace {
 bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K, int64_t (&conv_dims)[3]) {
   const int at = packed_input_index(n.kernel);
   if (at < 0 || n.inputs.size() < 2 || int(n.inputs.size()) > at || n.inputs[1] < 0) return false;
-  const bool conv = n.kernel == "conv2d" || n.kernel == "conv2d_act";
+  const bool conv = is_conv_kernel(n.kernel);
   if (n.dtype != DType::f32 && (conv || n.dtype != DType::f64)) return false;
   const ValueDef& w = g.values[size_t(n.inputs[1])];
   if (w.kind != ValueDef::Const || w.dtype != n.dtype || w.dims.size() != (conv ? 4u : 2u)) return false;
@@ -47,8 +47,12 @@ bool is_packable(const GraphDef& g, const NodeDef& n, int64_t* N, int64_t* K, in
 
 int packed_input_index(const std::string& kernel) {
   if (kernel == "linear" || kernel == "linear_act" || kernel == "conv2d") return 3;
-  if (kernel == "conv2d_act") return 4;  // after the residual
+  if (kernel == "conv2d_act" || kernel == "conv2d_act_maxpool") return 4;  // after the residual
   return -1;
+}
+
+bool is_conv_kernel(const std::string& kernel) {
+  return kernel == "conv2d" || kernel == "conv2d_act" || kernel == "conv2d_act_maxpool";
 }
 
 std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& const_ptr, uint64_t max_bytes) {

@@ -34,4 +34,8 @@ std::vector<PackedConst> prepack_weights(GraphDef& g, const std::vector<void*>& 
 // for kernels that take none.
 int packed_input_index(const std::string& kernel);
 
+// Whether a kernel is a 2-d convolution whose weight prepack may pack (conv2d, conv2d_act,
+// conv2d_act_maxpool: input 1 the weight, attributes #0..#3 stride, padding, dilation, groups).
+bool is_conv_kernel(const std::string& kernel);
+
 }  // namespace fw

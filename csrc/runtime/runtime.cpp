@@ -312,7 +312,11 @@ std::vector<NodeInfo> Model::nodes() const {
   std::vector<NodeInfo> out;
   for (const NodeDef& n : impl_->model.graph.nodes) {
     std::vector<int> inputs(n.inputs.begin(), n.inputs.end() - n.runtime_inputs);  // as in the file
-    out.push_back({n.op, n.kernel, n.source, inputs, n.outputs});
+    std::vector<std::vector<int64_t>> ints;
+    for (const AttrValue& a : n.static_attrs.values)
+      ints.push_back(a.kind == AttrValue::Int ? std::vector<int64_t>{a.i}
+                                              : a.kind == AttrValue::Ints ? a.ints : std::vector<int64_t>{});
+    out.push_back({n.op, n.kernel, n.source, inputs, n.outputs, std::move(ints)});
   }
   return out;
 }

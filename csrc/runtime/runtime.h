@@ -98,6 +98,9 @@ struct ValueInfo {
 struct NodeInfo {
   std::string op, kernel, source;
   std::vector<int> inputs, outputs;  // value indices (-1 = absent), as in the model file
+  // Per static attribute: an Int as {value}, Ints as themselves, any other kind empty (the
+  // runtime's appended layout attribute included).
+  std::vector<std::vector<int64_t>> int_attrs;
 };
 
 class FW_API Model {

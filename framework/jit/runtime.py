@@ -312,6 +312,11 @@ class CompiledGraph:
         """[(op, kernel, source, input value ids, output value ids)] in run order."""
         return self._model.nodes()
 
+    def node_int_attrs(self, index: int) -> list:
+        """Node `index`'s static attributes as int lists: an Int as [v], Ints as they are, any
+        other kind [] (the runtime's appended layout attribute included)."""
+        return self._model.node_int_attrs(index)
+
     def value_names(self) -> list:
         return self._model.value_names()
 

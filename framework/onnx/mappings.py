@@ -758,6 +758,20 @@ def _conv2d_act(ctx, ins, attrs, outs):
         _activation(ctx, y, act, outs[0], ctx.out_spec(0))
 
 
+@maps("conv2d_act_maxpool")
+def _conv2d_act_maxpool(ctx, ins, attrs, outs):
+    stride, p4, dilation, groups, act, k, s, p, d, ceil_mode = attrs
+    residual = ins[3] if len(ins) > 3 and ins[3] else None
+    y = ctx.add("Conv", ins[:3], kernel_shape=list(ctx.in_spec(1).shape[2:]), strides=list(stride), pads=list(p4),
+                dilations=list(dilation), group=int(groups))
+    if residual is not None:
+        y = ctx.add("Add", [y, residual])
+    if act != "none":
+        y = _activation(ctx, y, act, None, ctx.out_spec(0))
+    ctx.add("MaxPool", [y], outs[0], kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]],
+            dilations=list(d), ceil_mode=int(ceil_mode))
+
+
 @maps("fused_elementwise")
 def _fused_elementwise(ctx, ins, attrs, outs):
     from ..ops import fused as F

@@ -7,6 +7,10 @@ other, so eager dispatch, the interpreter and the C++ runtime run the same kerne
 - conv2d_act(x, weight, bias?, residual?, stride, padding, dilation, groups, activation):
   activation(conv2d(...) + residual), with the residual add and a relu applied while each
   output tile is hot (a ResNet block's conv + add + relu is one node).
+- conv2d_act_maxpool(x, weight, bias?, residual?, stride, padding, dilation, groups, activation,
+  kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode): max_pool2d of conv2d_act
+  (activation none or relu), each sample's conv map pooled while it is in cache, so the full
+  conv output is never written (a small CNN's conv + relu + pool is one node).
 - fused_elementwise(x0, ..., x7?, program, consts): a postfix expression program over up to
   8 broadcast inputs of one float dtype, evaluated in one loop over the data.
 
@@ -96,6 +100,56 @@ def conv2d_act(input, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), di
                     (tuple(stride), tuple(padding), tuple(dilation), int(groups), str(activation)))
 
 
+def _conv2d_act_maxpool_infer(x, w, b, r, stride, padding, dilation, groups, activation, kernel_size,
+                              pool_stride, pool_padding, pool_dilation, ceil_mode):
+    from .pool import _pool_shape
+
+    op = "conv2d_act_maxpool"
+    if activation not in ("none", "relu"):
+        raise ValueError(f"{op}: activation must be 'none' or 'relu', got {activation!r}")
+    (shape, dt), = _conv2d_act_infer(x, w, b, r, stride, padding, dilation, groups, activation)
+    k, s, p, d = (tuple(int(v) for v in a) for a in (kernel_size, pool_stride, pool_padding, pool_dilation))
+    if len(k + s + p + d) != 8 or min(k + s + d) <= 0 or min(p) < 0:
+        raise ValueError(f"{op}: pool kernel/stride/dilation need 2 positive ints and padding 2 "
+                         f"non-negative ints, got {k}, {s}, {p}, {d}")
+    if any(p[i] * 2 > d[i] * (k[i] - 1) + 1 for i in range(2)):
+        raise ValueError(f"{op}: pool padding {list(p)} must be at most half the effective kernel {list(k)}")
+    return [(_pool_shape(op, tuple(shape), k, s, p, d, bool(ceil_mode)), dt)]
+
+
+def _conv2d_act_maxpool_samples(dt):
+    x, w, b = arg((2, 3, 8, 8), dt), arg((4, 3, 3, 3), dt), arg((4,), dt)
+    return [
+        Sample((x, w, b), {"padding": (1, 1, 1, 1)}, note="2x2 pool"),
+        Sample((arg((2, 3, 9, 7), dt), w, None), {"activation": "none", "kernel_size": (3, 3),
+                                                     "pool_stride": (2, 2), "pool_padding": (1, 1)},
+               note="3x3 s2 p1 pool, no bias"),
+        Sample((arg((1, 4, 9, 9), dt), arg((6, 4, 3, 3), dt), arg((6,), dt)),
+               {"stride": (2, 2), "kernel_size": (2, 2), "ceil_mode": True}, note="strided conv, ceil"),
+        Sample((x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, "relu", (2, 2), None, (0, 0), (1, 1), False,
+                arg((2, 4, 8, 8), dt)), note="residual"),
+    ]
+
+
+@defop(name="conv2d_act_maxpool", inputs=("x", "weight", "bias?", "residual?"),
+       attrs=("stride", "padding", "dilation", "groups", "activation", "kernel_size", "pool_stride",
+              "pool_padding", "pool_dilation", "ceil_mode"),
+       infer=_conv2d_act_maxpool_infer, differentiable=False, tags=("fused", "conv", "pool"),
+       samples=_conv2d_act_maxpool_samples)
+def conv2d_act_maxpool(input, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                       groups=1, activation: str = "relu", kernel_size=(2, 2), pool_stride=None,
+                       pool_padding=(0, 0), pool_dilation=(1, 1), ceil_mode=False, residual=None):
+    """max_pool2d(activation(conv2d(...) + residual), kernel_size, pool_stride (default: the
+    kernel), pool_padding, pool_dilation, ceil_mode) in one kernel (activation none or relu;
+    conv attrs as conv2d's: padding is 4 ints). Created by fuse_conv_pool."""
+    k = tuple(kernel_size)
+    return dispatch(conv2d_act_maxpool.opdef, [input.contiguous(), weight.contiguous(), bias,
+                                               None if residual is None else residual.contiguous()],
+                    (tuple(stride), tuple(padding), tuple(dilation), int(groups), str(activation), k,
+                     k if pool_stride is None else tuple(pool_stride), tuple(pool_padding),
+                     tuple(pool_dilation), bool(ceil_mode)))
+
+
 def check_program(program, consts, present) -> None:
     """Raises ValueError if the program is not a well-formed expression over the inputs."""
     if len(program) % 2 or not program:
@@ -173,4 +227,4 @@ def fused_elementwise(*inputs, program, consts=()):
                     (tuple(int(p) for p in program), tuple(float(c) for c in consts) or (0.0,)))
 
 
-__all__ = ["linear_act", "conv2d_act", "fused_elementwise"]
+__all__ = ["linear_act", "conv2d_act", "conv2d_act_maxpool", "fused_elementwise"]

@@ -267,3 +267,58 @@ def test_conv_activation_fusion():
     g, changed = _apply(traced.graph, P.fuse_linear_activation, [_rand(3, 3, 5, 5)])
     assert changed and [n.target for n in g.calls()] == ["conv2d_act"]
     assert g.calls()[0].attrs[-1] == "silu"
+
+
+def _conv_pool_graph(fn, shape=(2, 3, 8, 8)):
+    traced = fw.jit.trace(fn, (_rand(*shape),))
+    g = P.optimize(traced.graph)
+    return g, [n.target for n in g.calls()]
+
+
+@pytest.mark.parametrize("act", [None, "relu"])
+def test_conv_pool_fusion(act):
+    w, b = _rand(4, 3, 3, 3), _rand(4)
+    relu = fw.relu if act else (lambda y: y)
+
+    def f(x):
+        return fw.nn.functional.max_pool2d(relu(fw.conv2d(x, w, b, padding=1)), 3, 2, 1)
+
+    traced = fw.jit.trace(f, (_rand(2, 3, 9, 9),))
+    g = P.optimize(traced.graph)
+    (node,) = g.calls()
+    assert node.target == "conv2d_act_maxpool"
+    assert node.attrs[4] == (act or "none") and node.attrs[5:] == ((3, 3), (2, 2), (1, 1), (1, 1), False)
+    x = _rand(3, 3, 9, 9)
+    np.testing.assert_allclose(_outputs(g, [x])[0], _outputs(traced.graph, [x])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_conv_pool_fusion_takes_a_fused_residual():
+    w, b = _rand(4, 3, 3, 3), _rand(4)
+
+    def f(x, r):
+        return fw.nn.functional.max_pool2d(fw.relu(fw.conv2d(x, w, b, padding=1) + r), 2)
+
+    traced = fw.jit.trace(f, (_rand(2, 3, 8, 8), _rand(2, 4, 8, 8)))
+    g = P.optimize(traced.graph)
+    assert [n.target for n in g.calls()] == ["conv2d_act_maxpool"]
+    assert g.calls()[0].inputs[3] is not None  # the residual
+    ins = [_rand(2, 3, 8, 8), _rand(2, 4, 8, 8)]
+    np.testing.assert_allclose(_outputs(g, ins)[0], _outputs(traced.graph, ins)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["gelu", "indices", "two_users"])
+def test_conv_pool_fusion_leaves_what_it_cannot_fuse(case):
+    w, b = _rand(4, 3, 3, 3), _rand(4)
+    F = fw.nn.functional
+
+    def f(x):
+        y = fw.conv2d(x, w, b, padding=1)
+        if case == "gelu":  # a non-monotonic activation before the pool
+            return F.max_pool2d(F.gelu(y), 2)
+        if case == "indices":  # the argmax indices are read
+            v, i = F.max_pool2d(y, 2, return_indices=True)
+            return v, i
+        return F.max_pool2d(y, 2), y  # the conv output is needed as it is
+
+    _, targets = _conv_pool_graph(f)
+    assert "max_pool2d" in targets and "conv2d_act_maxpool" not in targets, targets

@@ -122,10 +122,9 @@ def _small_cnn(lib):
 def test_small_cnn_with_pools_and_a_flatten():
     kernels = _check(_small_cnn, (1, 28, 28), batches=(4, 1))
     if _has_blocked_kernels() and _C.cpu_has_avx512f():
-        # conv -> pool -> conv -> pool blocked; the flatten became the one reorder (written
-        # straight into the flatten's output, no second copy).
-        assert kernels == ["conv2d_act", "max_pool2d", "conv2d_act", "max_pool2d", "reorder_nchw16c", "linear"], \
-            kernels
+        # conv + pool (fused) -> conv + pool (fused) blocked; the flatten became the one reorder
+        # (written straight into the flatten's output, no second copy).
+        assert kernels == ["conv2d_act_maxpool", "conv2d_act_maxpool", "reorder_nchw16c", "linear"], kernels
 
 
 def _resnet_stem(lib):

@@ -20,6 +20,7 @@ from .fold_affine_into_conv import fold_affine_into_conv
 from .fold_batch_norm import fold_batch_norm
 from .fold_constants import fold_constants
 from .fuse_attention import fuse_attention
+from .fuse_conv_pool import fuse_conv_pool
 from .fuse_conv_residual import fuse_conv_residual
 from .fuse_elementwise import fuse_elementwise
 from .fuse_linear_activation import fuse_linear_activation
@@ -43,6 +44,7 @@ DEFAULT_PASSES: list = [
     fuse_matmul_bias,
     fuse_conv_residual,
     fuse_linear_activation,
+    fuse_conv_pool,
     fuse_elementwise,
     eliminate_dead_code,
     skip_unused_outputs,
