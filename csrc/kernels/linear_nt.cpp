@@ -12,7 +12,8 @@
 // tile's rows stay in L1) and its quads inner (W streamed from L2).
 // With many rows and a short K the horizontal sums cost more than transposing W: then each
 // thread transposes its pairs of 16-row W panels into a scratch buffer, one pair at a time,
-// and runs the graph runtime's 12 x 32 packed tiles (packed_tile.h) over all rows.
+// and runs the graph runtime's 12 x 32 packed tiles (packed_tile.h) over all rows. With
+// 65-160 rows and a long K the whole W is transposed into one shared buffer first (pack_shape).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -246,11 +247,33 @@ inline bool nt_shape(int64_t M, int64_t K) {
   return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)) && (K <= 784 || M <= 64);
 }
 inline bool transpose_shape(int64_t M, int64_t K) { return K <= 320 && M >= 96 && M <= 512; }
+// Past nt_shape's 64 rows with K > 784, up to 160 rows: W packed once per call into the
+// graph runtime's panel layout (both threads packing, into one shared buffer), then its 12 x
+// 32 packed tiles (linear_packed). The packing costs N*K against M*N*K multiply-adds, paid
+// back from ~100 rows on; past 160 rows OpenBLAS is as fast. GFLOP/s, 2 threads, OpenBLAS
+// -> this: 128, 1024 -> 256 (a transformer's second feed-forward layer) 148-163 -> 171-182;
+// 100, 2048 -> 512 145-155 -> 178-182; 96, 800 -> 64 149-156 -> 167-180; 128, 3072 -> 768
+// 158-163 -> 159-168; 256, 1024 -> 1024 168-187 -> 180-182 (OpenBLAS kept).
+inline bool pack_shape(int64_t M, int64_t K) { return M > 64 && M <= 160 && K > 784; }
 
 template <>
 bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w, bool relu, float* out) {
 #ifdef FW_LINEAR_NT_AVX512
-  if (o.x_cs != 1 || w.strides[1] != 1 || !nt_shape(o.M, o.K) || !cpu_has_avx512f()) return false;
+  if (o.x_cs != 1 || w.strides[1] != 1 || !cpu_has_avx512f()) return false;
+  if (pack_shape(o.M, o.K) && o.N > 0) {
+    const int64_t pairs = (o.N + 31) / 32;
+    const size_t bytes = size_t(pairs * 32 * o.K) * sizeof(float);
+    float* packed = static_cast<float*>(cached_alloc(bytes));
+    const float* wp = w.ptr<float>();
+    parallel_for(pairs, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) pack_pair(wp, w.strides[0], q * 32, o.N, o.K, packed + q * 32 * o.K);
+    });
+    const bool ok = linear_packed<float>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, relu, out, o.N);
+    cached_free(packed, bytes);
+    FW_CHECK(ok, "linear: the packed tiles did not take a ", o.M, " x ", o.K, " product");
+    return true;
+  }
+  if (!nt_shape(o.M, o.K)) return false;
   if (o.N == 0) return true;
   if (transpose_shape(o.M, o.K)) {
     const int64_t pairs = (o.N + 31) / 32;

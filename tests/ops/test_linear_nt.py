@@ -2,7 +2,8 @@
 AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows; K <= 784 past 64
 rows) run dot-product register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked
 K tail) that read the weight in place, or, for 96-512 rows with K <= 320, transpose W per
-call into panel pairs for 12 x 32 tiles; the rest, strided operands and f64 use BLAS. Every
+call into panel pairs for 12 x 32 tiles, or, for 65-160 rows with K > 784, pack all of W per
+call for the same tiles; the rest, strided operands and f64 use BLAS. Every
 row, column and K tail, with and without bias, relu in the tile's store (NaN kept), other
 activations after it, and strided operands, all against torch at 1 and 2 threads."""
 
@@ -66,6 +67,27 @@ def test_linear_transposed_panels_match_torch(threads, k):
             got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None, "relu")
             want = np.maximum(_torch_linear(x, w, None), 0)
             np.testing.assert_allclose(got.numpy(), want, **TOL, err_msg=f"relu {m}x{k} -> {n}")
+
+
+# 65-160 rows with K > 784 pack the whole W per call (shared by the threads), then run the
+# packed 12 x 32 tiles: K tails, partial panel pairs, strided x rows and bias, relu.
+@pytest.mark.parametrize("k", [785, 800, 1031])
+def test_linear_packed_per_call_matches_torch(threads, k):
+    rng = np.random.default_rng(k)
+    for m in (65, 100, 128, 160):
+        for n in (1, 17, 48, 70):
+            x, w, b = _data(rng, m, k, n)
+            got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
+            np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL, err_msg=f"{m}x{k} -> {n}")
+            got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None, "relu")
+            want = np.maximum(_torch_linear(x, w, None), 0)
+            np.testing.assert_allclose(got.numpy(), want, **TOL, err_msg=f"relu {m}x{k} -> {n}")
+    xs = rng.standard_normal((100, 2 * 800)).astype(np.float32)[:, ::2]  # strided rows and columns
+    wide = rng.standard_normal((100, 900)).astype(np.float32)[:, :800]  # row stride 900
+    w, b = rng.standard_normal((40, 800)).astype(np.float32), rng.standard_normal(80).astype(np.float32)[::2]
+    for x in (xs, wide):
+        got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
+        np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL)
 
 
 @pytest.mark.parametrize("activation", ["relu", "none", "gelu", "tanh"])
