@@ -532,6 +532,25 @@ void conv_rows_packed(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, 
 // packed tile's pixel as one whole vector: no transposing, no extended-grid columns to drop,
 // no lanes idle on small maps (onnxruntime's NCHWc). Its input may be blocked too (pixel
 // stride 16 in the band; XS) or plain NCHW (a network's first conv).
+// Stores a blocked tile: pixel m's panel v at out + v*ldp + m*ops (+ R there; relu after).
+template <int MR, int NP>
+__attribute__((target("avx512f"), always_inline)) inline void blocked_tile_store(const __m512 (&acc)[MR][NP],
+                                                                               const float* R, bool relu,
+                                                                               float* __restrict out, int64_t ops,
+                                                                               int64_t ldp) {
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int v = 0; v < NP; ++v) {
+#pragma GCC unroll 12
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * ops));
+      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
+      _mm512_storeu_ps(out + v * ldp + m * ops, r);
+    }
+  }
+}
+
 template <int MR, int NP, int XS>
 __attribute__((target("avx512f"))) void conv_blocked_tile(int64_t K, int64_t k0, int64_t k1, const float* __restrict x,
                                                           const int64_t* __restrict koff, const float* __restrict P,
@@ -540,17 +559,7 @@ __attribute__((target("avx512f"))) void conv_blocked_tile(int64_t K, int64_t k0,
   __m512 acc[MR][NP];
   packed_tile_init<MR, NP>(bias, acc);
   packed_tile_fma<MR, NP, true, XS>(K, k0, k1, x, 1, koff, P, acc);
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      __m512 r = acc[m][v];
-      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * 16));
-      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
-      _mm512_storeu_ps(out + v * ldp + m * 16, r);
-    }
-  }
+  blocked_tile_store<MR, NP>(acc, R, relu, out, 16, ldp);
 }
 
 using BlockedTileFn = void (*)(int64_t, int64_t, int64_t, const float*, const int64_t*, const float*, const float*,
@@ -578,17 +587,7 @@ __attribute__((target("avx512f"))) void conv_blocked_col_tile(int64_t K, int64_t
   packed_tile_init<MR, NP>(bias, acc);
   for (int64_t s = 0, k0 = first; s < runs; ++s, k0 += step)
     packed_tile_fma<MR, NP, true, 0>(K, k0, k0 + len, x, xps, koff, P, acc);
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-#pragma GCC unroll 7
-    for (int m = 0; m < MR; ++m) {
-      __m512 r = acc[m][v];
-      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * ops));
-      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
-      _mm512_storeu_ps(out + v * ldp + m * ops, r);
-    }
-  }
+  blocked_tile_store<MR, NP>(acc, R, relu, out, ops, ldp);
 }
 
 using BlockedColTileFn = void (*)(int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const int64_t*,

@@ -56,17 +56,21 @@ def test_linear_matches_torch_over_every_tile_tail(threads, k, bias):
 
 # 96-512 rows with K <= 320 transpose W per call into 32-column panel pairs: row tiles of 12,
 # K tails of 7 and 12, a partial pair of 1, 17 (two panels) and 6 columns.
-@pytest.mark.parametrize("k", [256, 263, 300])
-def test_linear_transposed_panels_match_torch(threads, k):
-    rng = np.random.default_rng(k)
-    for m in (96, 101, 130):
-        for n in (1, 17, 32, 70):
+def _check_with_and_without_bias_relu(rng, rows, k, cols):
+    """linear (with bias) and linear_act relu (without) against torch over rows x cols."""
+    for m in rows:
+        for n in cols:
             x, w, b = _data(rng, m, k, n)
             got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
             np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL, err_msg=f"{m}x{k} -> {n}")
             got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None, "relu")
             want = np.maximum(_torch_linear(x, w, None), 0)
             np.testing.assert_allclose(got.numpy(), want, **TOL, err_msg=f"relu {m}x{k} -> {n}")
+
+
+@pytest.mark.parametrize("k", [256, 263, 300])
+def test_linear_transposed_panels_match_torch(threads, k):
+    _check_with_and_without_bias_relu(np.random.default_rng(k), (96, 101, 130), k, (1, 17, 32, 70))
 
 
 # 65-160 rows with K > 784 pack the whole W per call (shared by the threads), then run the
@@ -74,14 +78,7 @@ def test_linear_transposed_panels_match_torch(threads, k):
 @pytest.mark.parametrize("k", [785, 800, 1031])
 def test_linear_packed_per_call_matches_torch(threads, k):
     rng = np.random.default_rng(k)
-    for m in (65, 100, 128, 160):
-        for n in (1, 17, 48, 70):
-            x, w, b = _data(rng, m, k, n)
-            got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
-            np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL, err_msg=f"{m}x{k} -> {n}")
-            got = linear_act(fw.from_numpy(x), fw.from_numpy(w), None, "relu")
-            want = np.maximum(_torch_linear(x, w, None), 0)
-            np.testing.assert_allclose(got.numpy(), want, **TOL, err_msg=f"relu {m}x{k} -> {n}")
+    _check_with_and_without_bias_relu(rng, (65, 100, 128, 160), k, (1, 17, 48, 70))
     xs = rng.standard_normal((100, 2 * 800)).astype(np.float32)[:, ::2]  # strided rows and columns
     wide = rng.standard_normal((100, 900)).astype(np.float32)[:, :800]  # row stride 900
     w, b = rng.standard_normal((40, 800)).astype(np.float32), rng.standard_normal(80).astype(np.float32)[::2]
