@@ -776,7 +776,8 @@ void max_pool2d_blocked(const KernelArgs& k, const Window& w, int64_t layout) {
   const int64_t c_hi = W - K + w.pw < 0 ? c_lo : std::max(c_lo, std::min(Wo, (W - K + w.pw) / w.sw + 1));
   const BlkMaxPool a{x.data, y.data, H, W, Ho, Wo, w, jlo.data(), jhi.data(), c_lo, c_hi};
   const int64_t rows = y.shape[0] * (y.shape[1] / kCB) * Ho;
-  const int64_t grain = std::max<int64_t>(1, 4096 / (Wo * kCB));
+  // ~16K outputs (a few us) per thread at least: waking the pool costs ~2 us.
+  const int64_t grain = std::max<int64_t>(1, 16384 / (Wo * kCB));
 #if FW_POOL_AVX512
   if (std::is_same<T, float>::value && cpu_has_avx512f()) {
     const auto fn = K == 2 ? &max_pool_blk_avx512<2> : K == 3 ? &max_pool_blk_avx512<3> : &max_pool_blk_avx512<0>;
