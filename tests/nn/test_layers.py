@@ -193,6 +193,35 @@ def test_transformer_encoder_layer(norm_first, train):
     check_parity(f, t, rand(5, 2, 8), train=train)
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_transformer_encoder_layer_inference_fuses_the_activation(activation):
+    # Without autograd the feed-forward block runs linear_act (activation in the GEMM's
+    # store) instead of linear + activation; with grad, or a hook on linear1, the plain path.
+    f, t = both("TransformerEncoderLayer", 8, 2, dim_feedforward=16, dropout=0.0, batch_first=True,
+                activation=activation)
+    f.load_state_dict({k: fw.tensor(v.detach().numpy()) for k, v in t.state_dict().items()})
+    f.eval(), t.eval()
+    x = rand(2, 5, 8)
+    with torch.no_grad():
+        want = t(torch.from_numpy(x)).numpy()
+
+    def ops():
+        with fw.profiler.profile() as p:
+            got = f(fw.from_numpy(x))
+        np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5, atol=1e-5)
+        return [e.name for e in p.events]
+
+    with fw.no_grad():
+        names = ops()
+    assert "linear_act" in names and activation not in names, names
+    assert "linear_act" not in ops()  # grad enabled, parameters require grad
+    seen = []
+    f.linear1.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with fw.no_grad():
+        assert "linear_act" not in ops()
+    assert seen == [(2, 5, 16)]
+
+
 def test_transformer_encoder_and_mask():
     torch.manual_seed(0)
     tl = tnn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import copy
 import math
 
+from ... import autograd as AG
 from ... import creation as C
 from ... import dtypes as D
 from ...ops import elementwise as E
 from ...ops import linalg as L
 from ...ops import reduce as R
 from ...ops import shape as S
+from ...ops.fused import linear_act
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -178,7 +180,9 @@ class MultiheadAttention(Module):
             # one (.., 3E) projection of x in its own layout, then q, k, v as views
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
             order = (2, 1, 3, 0, 4) if seq_first else (2, 0, 3, 1, 4)
-            qkv = S.permute(S.reshape(qkv, tuple(query.shape[:2]) + (3, h, hd)), order)
+            # one copy into (3, N, H, L, hd): q, k, v are then contiguous views (three
+            # separate copies for the attention kernel cost 3x the dispatch)
+            qkv = S.contiguous(S.permute(S.reshape(qkv, tuple(query.shape[:2]) + (3, h, hd)), order))
             q, k, v = S.select(qkv, 0, 0), S.select(qkv, 0, 1), S.select(qkv, 0, 2)
         else:
             (wq, wk, wv), (bq, bk, bv) = self._projections()
@@ -219,6 +223,13 @@ class MultiheadAttention(Module):
         return out, weights
 
 
+def _needs_grad(x, module) -> bool:
+    """Whether autograd would record a call on x with module's parameters."""
+    if not AG.is_grad_enabled():
+        return False
+    return bool(getattr(x, "requires_grad", False)) or any(p.requires_grad for p in module.parameters())
+
+
 def _get_activation(activation):
     if callable(activation):
         return activation
@@ -227,6 +238,10 @@ def _get_activation(activation):
     if activation == "gelu":
         return F.gelu
     raise RuntimeError(f"activation should be relu/gelu, not {activation}")
+
+
+# Activations the feed-forward block applies in linear_act's store at inference.
+_FUSED_ACTS = {F.relu: "relu", F.gelu: "gelu"}
 
 
 class TransformerEncoderLayer(Module):
@@ -273,7 +288,15 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(x)
 
     def _ff_block(self, x):
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        l1 = self.linear1
+        act = _FUSED_ACTS.get(self.activation)
+        if act is not None and not l1._forward_hooks and not l1._forward_pre_hooks and not _needs_grad(x, l1):
+            # inference: the activation in the GEMM's store (linear_act), no separate pass over
+            # the hidden layer (the graph passes fuse the same pair, fuse_linear_activation)
+            h = linear_act(x, l1.weight, l1.bias, act)
+        else:
+            h = self.activation(l1(x))
+        return self.dropout2(self.linear2(self.dropout(h)))
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         x = src
