@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <utility>
 
 #include "core/allocator.h"
@@ -263,14 +265,14 @@ bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w,
   if (pack_shape(o.M, o.K) && o.N > 0) {
     const int64_t pairs = (o.N + 31) / 32;
     const size_t bytes = size_t(pairs * 32 * o.K) * sizeof(float);
-    float* packed = static_cast<float*>(cached_alloc(bytes));
+    const std::unique_ptr<float, std::function<void(float*)>> packed(
+        static_cast<float*>(cached_alloc(bytes)), [bytes](float* p) { cached_free(p, bytes); });
     const float* wp = w.ptr<float>();
     parallel_for(pairs, 1, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) pack_pair(wp, w.strides[0], q * 32, o.N, o.K, packed + q * 32 * o.K);
+      for (int64_t q = q0; q < q1; ++q) pack_pair(wp, w.strides[0], q * 32, o.N, o.K, packed.get() + q * 32 * o.K);
     });
-    const bool ok = linear_packed<float>(o.M, o.N, o.K, o.x, o.x_rs, packed, o.bias, o.b_st, relu, out, o.N);
-    cached_free(packed, bytes);
-    FW_CHECK(ok, "linear: the packed tiles did not take a ", o.M, " x ", o.K, " product");
+    FW_CHECK(linear_packed<float>(o.M, o.N, o.K, o.x, o.x_rs, packed.get(), o.bias, o.b_st, relu, out, o.N),
+             "linear: the packed tiles did not take a ", o.M, " x ", o.K, " product");
     return true;
   }
   if (!nt_shape(o.M, o.K)) return false;
