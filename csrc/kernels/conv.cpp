@@ -239,6 +239,33 @@ const TensorView* optional_bias(const KernelArgs& k, int idx, int64_t channels, 
 constexpr int kMR = 8;   // output channels per tile
 constexpr int kNV = 3;   // 16-float vectors of pixels per tile
 
+// The store of a register tile acc[m][v] to out + m*ms + v*vs, with the residual R (laid
+// out like out) added and a relu after (a NaN stays NaN). TAIL: the last vector of each m
+// keeps only the lanes of `last` (loads and stores masked). The pixel-vector tiles below
+// (m: output channel, v: 16 pixels) and the channel-blocked tiles (m: pixel, v: 16-channel
+// panel) both store through it.
+template <int MR, int NV, bool TAIL>
+__attribute__((target("avx512f"), always_inline)) inline void tile_store(const __m512 (&acc)[MR][NV], const float* R,
+                                                                       bool relu, float* __restrict out, int64_t ms,
+                                                                       int64_t vs, __mmask16 last) {
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+  for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const bool tail = TAIL && v == NV - 1;
+      const int64_t o = m * ms + v * vs;
+      __m512 r = acc[m][v];
+      if (R) r = _mm512_add_ps(r, tail ? _mm512_maskz_loadu_ps(last, R + o) : _mm512_loadu_ps(R + o));
+      if (relu) r = _mm512_max_ps(zero, r);
+      if (tail)
+        _mm512_mask_storeu_ps(out + o, last, r);
+      else
+        _mm512_storeu_ps(out + o, r);
+    }
+  }
+}
+
 template <int MR, int NV>
 __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __restrict A, int64_t lda,
                                                   const float* __restrict B, const int64_t* __restrict boff,
@@ -264,20 +291,7 @@ __attribute__((target("avx512f"))) void conv_tile(int64_t K, const float* __rest
       for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
     }
   }
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      __m512 r = acc[m][v];
-      if (R) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(v == NV - 1 ? last : __mmask16(0xFFFF), R + m * ldc + 16 * v));
-      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
-      if (v == NV - 1)
-        _mm512_mask_storeu_ps(C + m * ldc + 16 * v, last, r);
-      else
-        _mm512_storeu_ps(C + m * ldc + 16 * v, r);
-    }
-  }
+  tile_store<MR, NV, true>(acc, R, relu, C, ldc, 16, last);
 }
 
 using TileFn = void (*)(int64_t, const float*, int64_t, const float*, const int64_t*, const float*, const float*,
@@ -534,25 +548,6 @@ void conv_rows_packed(const ConvGeom& g, int64_t oh0, int64_t rows, int64_t Wp, 
 // packed tile's pixel as one whole vector: no transposing, no extended-grid columns to drop,
 // no lanes idle on small maps (onnxruntime's NCHWc). Its input may be blocked too (pixel
 // stride 16 in the band; XS) or plain NCHW (a network's first conv).
-// Stores a blocked tile: pixel m's panel v at out + v*ldp + m*ops (+ R there; relu after).
-template <int MR, int NP>
-__attribute__((target("avx512f"), always_inline)) inline void blocked_tile_store(const __m512 (&acc)[MR][NP],
-                                                                               const float* R, bool relu,
-                                                                               float* __restrict out, int64_t ops,
-                                                                               int64_t ldp) {
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 2
-  for (int v = 0; v < NP; ++v) {
-#pragma GCC unroll 12
-    for (int m = 0; m < MR; ++m) {
-      __m512 r = acc[m][v];
-      if (R) r = _mm512_add_ps(r, _mm512_loadu_ps(R + v * ldp + m * ops));
-      if (relu) r = _mm512_max_ps(zero, r);  // a NaN stays NaN
-      _mm512_storeu_ps(out + v * ldp + m * ops, r);
-    }
-  }
-}
-
 template <int MR, int NP, int XS>
 __attribute__((target("avx512f"))) void conv_blocked_tile(int64_t K, int64_t k0, int64_t k1, const float* __restrict x,
                                                           const int64_t* __restrict koff, const float* __restrict P,
@@ -561,7 +556,7 @@ __attribute__((target("avx512f"))) void conv_blocked_tile(int64_t K, int64_t k0,
   __m512 acc[MR][NP];
   packed_tile_init<MR, NP>(bias, acc);
   packed_tile_fma<MR, NP, true, XS>(K, k0, k1, x, 1, koff, P, acc);
-  blocked_tile_store<MR, NP>(acc, R, relu, out, 16, ldp);
+  tile_store<MR, NP, false>(acc, R, relu, out, 16, ldp, 0);
 }
 
 using BlockedTileFn = void (*)(int64_t, int64_t, int64_t, const float*, const int64_t*, const float*, const float*,
@@ -589,7 +584,7 @@ __attribute__((target("avx512f"))) void conv_blocked_col_tile(int64_t K, int64_t
   packed_tile_init<MR, NP>(bias, acc);
   for (int64_t s = 0, k0 = first; s < runs; ++s, k0 += step)
     packed_tile_fma<MR, NP, true, 0>(K, k0, k0 + len, x, xps, koff, P, acc);
-  blocked_tile_store<MR, NP>(acc, R, relu, out, ops, ldp);
+  tile_store<MR, NP, false>(acc, R, relu, out, ops, ldp, 0);
 }
 
 using BlockedColTileFn = void (*)(int64_t, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, const int64_t*,
