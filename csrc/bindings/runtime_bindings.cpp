@@ -161,11 +161,11 @@ void register_runtime_bindings(py::module_& m) {
             for (auto& n : m.nodes()) l.append(py::make_tuple(n.op, n.kernel, n.source, n.inputs, n.outputs));
             return l;
           })
-      .def("node_int_attrs", [](const Model& m, int i) {
-            const auto nodes = m.nodes();
-            FW_CHECK(i >= 0 && size_t(i) < nodes.size(), "node_int_attrs: node ", i, " out of range");
-            return nodes[size_t(i)].int_attrs;
-          }, "Node i's static attributes as int lists (an Int as [v], other kinds []).")
+      .def("node_int_attrs", [](const Model& m) {
+            py::list l;
+            for (const NodeInfo& n : m.nodes()) l.append(py::cast(n.int_attrs));
+            return l;
+          }, "Every node's static attributes as int lists (an Int as [v], other kinds []), in run order.")
       .def("value_names", &Model::value_names)
       .def_property_readonly("cached_plans", &Model::cached_plans)
       .def("to_bytes", [](const Model& m) {

@@ -245,6 +245,7 @@ class CompiledGraph:
     def __init__(self, model, graph=None):
         self._model = model
         self.graph = graph
+        self._int_attrs = None  # node_int_attrs, read once (the loaded nodes never change)
 
     @property
     def num_inputs(self) -> int:
@@ -315,7 +316,9 @@ class CompiledGraph:
     def node_int_attrs(self, index: int) -> list:
         """Node `index`'s static attributes as int lists: an Int as [v], Ints as they are, any
         other kind [] (the runtime's appended layout attribute included)."""
-        return self._model.node_int_attrs(index)
+        if self._int_attrs is None:
+            self._int_attrs = self._model.node_int_attrs()
+        return self._int_attrs[index]
 
     def value_names(self) -> list:
         return self._model.value_names()

@@ -101,3 +101,16 @@ def test_fused_conv_pool_with_a_blocked_residual(batch):
     for blocked in (True, False):
         got = rt.compile(traced.graph, blocked_layout=blocked).run([x])[0].numpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"blocked_layout={blocked}")
+
+
+def test_profiler_counts_the_conv_flops_of_a_fused_node():
+    # The pooled output hides the conv's own size: fw.profiler reads the node's attributes
+    # (CompiledGraph.node_int_attrs) and counts 2 * N * Cout * Ho * Wo * C * kh * kw.
+    fm = _model(fw, 3, dict(kernel_size=2)).eval()
+    x = fw.randn(2, 3, 12, 12)
+    traced = fw.jit.trace(fm, (x,), check_trace=False).optimize()
+    traced(x)
+    with fw.profiler.profile() as p:
+        traced(x)
+    flops = [e.flops for e in p.events if e.kind == "graph" and e.name == "conv2d_act_maxpool"]
+    assert flops == [2 * 2 * 32 * 12 * 12 * 3 * 9, 2 * 2 * 16 * 6 * 6 * 32 * 9]
