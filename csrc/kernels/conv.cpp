@@ -970,21 +970,10 @@ struct SamplePool {
 
   // attrs #first..#first+4 of the conv op: the pool's kernel, stride, padding, dilation, ceil_mode.
   SamplePool(const char* op, const Attrs& a, size_t first, const ConvGeom& g, const TensorView& y, bool blocked) {
-    for (size_t i = 0; i < 4; ++i)
-      FW_CHECK(a.at(first + i).kind == AttrValue::Ints && a.at(first + i).ints.size() == 2, op,
-               ": pool kernel/stride/padding/dilation need 2 ints each");
-    const auto &kk = a.at(first).ints, &ks = a.at(first + 1).ints, &kp = a.at(first + 2).ints,
-               &kd = a.at(first + 3).ints;
+    const Window w = read_window(a, first, true, op);  // as the max_pool2d kernel checks it
     const bool ceil_mode = a.i(first + 4) != 0;
-    for (int i = 0; i < 2; ++i) {
-      FW_CHECK(kk[size_t(i)] > 0 && ks[size_t(i)] > 0 && kd[size_t(i)] > 0 && kp[size_t(i)] >= 0, op,
-               ": pool kernel, stride and dilation must be positive, padding non-negative");
-      FW_CHECK(kk[size_t(i)] <= (int64_t(1) << 24) && ks[size_t(i)] <= (int64_t(1) << 24) &&
-                   kd[size_t(i)] <= (int64_t(1) << 24) && kp[size_t(i)] <= (int64_t(1) << 24),
-               op, ": pool kernel, stride, padding or dilation too large");
-    }
-    const int64_t Hp = pool_out_size(g.Ho, kk[0], ks[0], kp[0], kd[0], ceil_mode);
-    const int64_t Wp = pool_out_size(g.Wo, kk[1], ks[1], kp[1], kd[1], ceil_mode);
+    const int64_t Hp = pool_out_size(g.Ho, w.kh, w.sh, w.ph, w.dh, ceil_mode);
+    const int64_t Wp = pool_out_size(g.Wo, w.kw, w.sw, w.pw, w.dw, ceil_mode);
     FW_CHECK(y.shape[2] == Hp && y.shape[3] == Wp, op, ": output ", y.shape[2], "x", y.shape[3],
              " does not match the ", g.Ho, "x", g.Wo, " conv output pooled (", Hp, "x", Wp, ")");
     fn = find_kernel("max_pool2d", y.dtype);

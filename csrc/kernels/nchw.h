@@ -15,6 +15,16 @@ namespace fw {
 constexpr int64_t kNchwBlock = 16;
 inline int64_t layout_attr(const Attrs& a, size_t idx) { return a.size() > idx ? a.i(idx) : 0; }
 
+// A pooling window: kernel, stride, padding, dilation (each h, w).
+struct Window {
+  int64_t kh, kw, sh, sw, ph, pw, dh = 1, dw = 1;
+};
+
+// The window in attributes #first.. (kernel, stride, padding [, dilation]: 2 ints each),
+// checked (kernels/pool.cpp): positive kernel, stride and dilation, padding at most half the
+// kernel, each at most 2^24. Errors name `op`.
+Window read_window(const Attrs& a, size_t first, bool dilation, const char* op);
+
 struct Planes {
   int64_t N, C, H, W, sn, sc, sh, sw;
   Planes(const TensorView& v, const char* op) {

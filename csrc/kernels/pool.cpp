@@ -40,11 +40,6 @@
 #endif
 
 namespace fw {
-namespace {
-
-struct Window {  // kernel, stride, padding, dilation (each h, w)
-  int64_t kh, kw, sh, sw, ph, pw, dh = 1, dw = 1;
-};
 
 Window read_window(const Attrs& a, size_t first, bool dilation, const char* op) {
   const auto &k = a.ints(first), &s = a.ints(first + 1), &p = a.ints(first + 2);
@@ -65,6 +60,8 @@ Window read_window(const Attrs& a, size_t first, bool dilation, const char* op) 
            ": kernel, stride or dilation too large");
   return w;
 }
+
+namespace {
 
 void check_pair(const char* op, const Planes& in, const Planes& out) {
   FW_CHECK(in.N == out.N && in.C == out.C, op, ": batch/channels of input (", in.N, ", ", in.C,
