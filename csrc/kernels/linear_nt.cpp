@@ -242,7 +242,7 @@ void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const flo
 //                                                 64,  64 -> 512     75-79   54-60
 // The tiles reduce every accumulator horizontally once (~3 shuffles or adds per output),
 // which a short K does not amortize, and 1-2 row tiles do few FMAs per load: BLAS keeps
-// M < 3, K < 64, and K < 256 past 16 rows. Past 64 rows with K > 784 the tiles swing with
+// M < 3 on one thread (vector_shape), K < 64, and K < 256 past 16 rows. Past 64 rows with K > 784 the tiles swing with
 // the machine's load and often lose (x no longer stays in L2 next to the W block; blocking
 // M or K did not help): BLAS keeps those too. Ties (tiny N, 2048 rows) take the tiles.
 inline bool nt_shape(int64_t M, int64_t K) {
@@ -257,6 +257,12 @@ inline bool transpose_shape(int64_t M, int64_t K) { return K <= 320 && M >= 96 &
 // 100, 2048 -> 512 145-155 -> 178-182; 96, 800 -> 64 149-156 -> 167-180; 128, 3072 -> 768
 // 158-163 -> 159-168; 256, 1024 -> 1024 168-187 -> 180-182 (OpenBLAS kept).
 inline bool pack_shape(int64_t M, int64_t K) { return M > 64 && M <= 160 && K > 784; }
+// One or two rows (a matrix-vector product, batch 1 or 2) with K >= 256: the products are
+// bound by reading W, which one serial BLAS call does from one core. The dot-product tiles
+// split over the pool read each half of W from its own core's L2 (the same half from call to
+// call): 1 x 784 -> 512 19.4 -> 11.5 us, 1 x 512 -> 512 12.8 -> 8.4 us at 2 threads. On one
+// thread the tiles are ~5% slower than BLAS, so they take these shapes only when they split.
+inline bool vector_shape(int64_t M, int64_t K) { return M >= 1 && M < 3 && K >= 256; }
 
 template <>
 bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w, bool relu, float* out) {
@@ -275,7 +281,15 @@ bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w,
              "linear: the packed tiles did not take a ", o.M, " x ", o.K, " product");
     return true;
   }
-  if (!nt_shape(o.M, o.K)) return false;
+  const int64_t quads = (o.N + kNtCols - 1) / kNtCols;
+  // ~64K multiply-adds per task at least: waking a worker costs microseconds.
+  const int64_t grain =
+      std::max<int64_t>(1, 65536 / (kNtCols * std::max<int64_t>(o.M, 1) * std::max<int64_t>(o.K, 1)));
+  if (vector_shape(o.M, o.K)) {
+    if (get_num_threads() < 2 || in_parallel_region() || quads <= grain) return false;
+  } else if (!nt_shape(o.M, o.K)) {
+    return false;
+  }
   if (o.N == 0) return true;
   if (transpose_shape(o.M, o.K)) {
     const int64_t pairs = (o.N + 31) / 32;
@@ -286,9 +300,6 @@ bool linear_eager_nt<float>(const LinearOperands<float>& o, const TensorView& w,
     });
     return true;
   }
-  const int64_t quads = (o.N + kNtCols - 1) / kNtCols;
-  // ~64K multiply-adds per task at least: waking a worker costs microseconds.
-  const int64_t grain = std::max<int64_t>(1, 65536 / (kNtCols * o.M * o.K));
   const float* wp = w.ptr<float>();
   parallel_for(quads, grain, [&](int64_t q0, int64_t q1) {
     nt_quads(q0, q1, o.M, o.N, o.K, o.x, o.x_rs, wp, w.strides[0], o.bias, o.b_st, relu, out, o.N);

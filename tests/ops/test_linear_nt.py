@@ -3,7 +3,8 @@ AVX-512 CPUs, products of 3+ rows with K >= 256 (or K >= 64 up to 16 rows; K <= 
 rows) run dot-product register tiles (6 rows of x by 4 rows of W, 16-wide k chunks, a masked
 K tail) that read the weight in place, or, for 96-512 rows with K <= 320, transpose W per
 call into panel pairs for 12 x 32 tiles, or, for 65-160 rows with K > 784, pack all of W per
-call for the same tiles; the rest, strided operands and f64 use BLAS. Every
+call for the same tiles; 1-2 rows with K >= 256 take the dot-product tiles when W's rows
+split over two threads or more; the rest, strided operands and f64 use BLAS. Every
 row, column and K tail, with and without bias, relu in the tile's store (NaN kept), other
 activations after it, and strided operands, all against torch at 1 and 2 threads."""
 
@@ -85,6 +86,21 @@ def test_linear_packed_per_call_matches_torch(threads, k):
     for x in (xs, wide):
         got = fw.nn.functional.linear(fw.from_numpy(x), fw.from_numpy(w), fw.from_numpy(b))
         np.testing.assert_allclose(got.numpy(), _torch_linear(x, w, b), **TOL)
+
+
+# One or two rows with K >= 256 split W's rows over the pool when there is work for two
+# threads (else BLAS): quads and their tails, K tails, a 1-D input, bias and relu, and an N
+# too small to split.
+@pytest.mark.parametrize("k", [256, 271, 784])
+def test_linear_one_or_two_rows_match_torch(threads, k):
+    rng = np.random.default_rng(k)
+    _check_with_and_without_bias_relu(rng, (1, 2), k, (3, 70, 511, 512, 1030))
+    x, w, b = _data(rng, 1, k, 300)
+    got = fw.nn.functional.linear(fw.from_numpy(x[0]), fw.from_numpy(w), fw.from_numpy(b))
+    np.testing.assert_allclose(got.numpy(), _torch_linear(x[0], w, b), **TOL)
+    wide = rng.standard_normal((2, k + 9)).astype(np.float32)[:, :k]  # row stride k + 9
+    got = fw.nn.functional.linear(fw.from_numpy(wide), fw.from_numpy(w), fw.from_numpy(b))
+    np.testing.assert_allclose(got.numpy(), _torch_linear(wide, w, b), **TOL)
 
 
 @pytest.mark.parametrize("activation", ["relu", "none", "gelu", "tanh"])
