@@ -186,6 +186,9 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
 # ---- normalization -----------------------------------------------------------------------
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalizes over the trailing dims `normalized_shape`, then scales and shifts."""
+    fn = _op("layer_norm")
+    if fn is not None:  # the op checks the shapes
+        return fn(input, normalized_shape, weight, bias, eps)
     normalized_shape = (
         (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     )
@@ -194,9 +197,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size{list(input.shape)}"
         )
-    fn = _op("layer_norm")
-    if fn is not None:
-        return fn(input, normalized_shape, weight, bias, eps)
     dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
     mean = R.mean(input, dims, keepdim=True)
     var = R.var(input, dims, keepdim=True, correction=0)

@@ -137,18 +137,15 @@ def scaled_dot_product_attention(
     """softmax(query @ key^T * scale + mask) @ value, with optional causal mask and dropout."""
     if enable_gqa:
         raise NotImplementedError(f"{_OP}: enable_gqa=True is not supported")
-    shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
-    if query.ndim < 2 or not (query.ndim == key.ndim == value.ndim):
+    qs, ks, vs = query.shape, key.shape, value.shape
+    if len(qs) < 2 or not (len(qs) == len(ks) == len(vs)):
         raise RuntimeError(
-            f"{_OP}: query, key and value must have the same number (>= 2) of dims; got {shapes}"
+            f"{_OP}: query, key and value must have the same number (>= 2) of dims; got "
+            f"query {list(qs)}, key {list(ks)}, value {list(vs)}"
         )
-    if (
-        tuple(query.shape[:-2]) != tuple(key.shape[:-2])
-        or tuple(key.shape[:-2]) != tuple(value.shape[:-2])
-        or query.shape[-1] != key.shape[-1]
-        or key.shape[-2] != value.shape[-2]
-    ):
-        raise RuntimeError(f"{_OP}: incompatible shapes {shapes}")
+    if qs[:-2] != ks[:-2] or ks[:-2] != vs[:-2] or qs[-1] != ks[-1] or ks[-2] != vs[-2]:
+        raise RuntimeError(
+            f"{_OP}: incompatible shapes query {list(qs)}, key {list(ks)}, value {list(vs)}")
     if is_causal and attn_mask is not None:
         raise RuntimeError(f"{_OP}: Explicit attn_mask should not be set when is_causal=True")
     if not 0.0 <= dropout_p <= 1.0:
@@ -156,7 +153,7 @@ def scaled_dot_product_attention(
             f"{_OP}: dropout probability has to be between 0 and 1, but got {dropout_p}"
         )
     if attn_mask is not None:
-        full = tuple(query.shape[:-2]) + (query.shape[-2], key.shape[-2])
+        full = tuple(qs[:-2]) + (qs[-2], ks[-2])
         try:
             ok = broadcast_shapes(tuple(attn_mask.shape), full) == full
         except RuntimeError:
@@ -170,7 +167,7 @@ def scaled_dot_product_attention(
 
             attn_mask = to(attn_mask, query.dtype)
     if scale is None:
-        scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+        scale = 1.0 / math.sqrt(qs[-1]) if qs[-1] else 1.0
     seed = 0
     if dropout_p > 0:
         from ..creation import default_generator

@@ -128,8 +128,14 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     if fast[4]:  # a view op: validate with infer, then a numpy view sharing storage
         op.infer(*inputs, *attrs)
         base = inputs[0]
-        return _fast_finish(op, fast, inputs, [_TENSOR[0]._make_view(op.view(base._data, *attrs), base)],
-                            attrs)
+        t = _new(_TENSOR[0])  # Tensor._make_view inlined (the hot path)
+        t._data = op.view(base._data, *attrs)
+        root = base._base
+        t._base = base if root is None else root
+        t._version = base._version
+        if fast[2] and AG._state.grad:
+            _record_if_needed(op, inputs, [t], attrs)
+        return t if fast[3] else (t,)
     npdt = None
     numbers = False
     for x in inputs:
@@ -175,7 +181,17 @@ def dispatch(op: OpDef, inputs: list, attrs: tuple):
     else:
         specs = op.infer(*inputs, *attrs)
     arrays = _C.call(handle, tuple([x._data if x is not None else None for x in inputs]), specs, attrs)
+    if fast[3]:  # one output: _wrap_outputs and _fast_finish inlined (the hot path)
+        t = _new(_TENSOR[0])
+        t._data = arrays[0]
+        t._version = _Version()
+        if fast[2] and AG._state.grad:
+            _record_if_needed(op, inputs, [t], attrs)
+        return t
     return _fast_finish(op, fast, inputs, _wrap_outputs(arrays), attrs)
+
+
+_new = object.__new__
 
 
 def _wrap_outputs(arrays) -> list:

@@ -81,15 +81,18 @@ def bmm(input, mat2):
 
 
 def _linear_infer(x, w, b):
-    if w.ndim != 2:
-        raise RuntimeError(f"linear: weight must be 2-D, got shape {list(w.shape)}")
-    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+    xs, ws = x.shape, w.shape
+    if len(ws) != 2:
+        raise RuntimeError(f"linear: weight must be 2-D, got shape {list(ws)}")
+    if not xs or xs[-1] != ws[1]:
         raise RuntimeError(
-            f"linear: mat1 and mat2 shapes cannot be multiplied (input {list(x.shape)}, "
-            f"weight {list(w.shape)}: in_features {w.shape[1]} != {x.shape[-1] if x.ndim else 'scalar'})")
-    if b is not None and tuple(b.shape) not in ((w.shape[0],), ()):
-        raise RuntimeError(f"linear: bias shape {list(b.shape)} does not match out_features {w.shape[0]}")
-    return [(tuple(x.shape[:-1]) + (w.shape[0],), x.dtype)]
+            f"linear: mat1 and mat2 shapes cannot be multiplied (input {list(xs)}, "
+            f"weight {list(ws)}: in_features {ws[1]} != {xs[-1] if xs else 'scalar'})")
+    if b is not None:
+        bs = b.shape
+        if bs != (ws[0],) and bs != ():
+            raise RuntimeError(f"linear: bias shape {list(bs)} does not match out_features {ws[0]}")
+    return [(tuple(xs[:-1]) + (ws[0],), x.dtype)]
 
 
 def _linear_grad(c, g):

@@ -116,15 +116,16 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalizes over the trailing dims `normalized_shape`, then scales and shifts."""
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
-    shape = tuple(int(s) for s in normalized_shape)
+    shape = tuple([int(s) for s in normalized_shape])
     nd = len(shape)
-    if nd == 0 or nd > input.ndim or tuple(input.shape[input.ndim - nd :]) != shape:
+    ishape = input.shape
+    if nd == 0 or nd > len(ishape) or ishape[len(ishape) - nd :] != shape:
         raise RuntimeError(
             f"layer_norm: Given normalized_shape={list(shape)}, expected input with shape "
-            f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}"
+            f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(ishape)}"
         )
     for t, what in ((weight, "weight"), (bias, "bias")):
-        if t is not None and tuple(t.shape) != shape:
+        if t is not None and t.shape != shape:
             raise RuntimeError(
                 f"layer_norm: Expected {what} to be of same shape as normalized_shape, but got "
                 f"{what} of shape {list(t.shape)} and normalized_shape = {list(shape)}"

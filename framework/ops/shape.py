@@ -27,6 +27,14 @@ def _numel(shape):
 
 def infer_reshape_shape(shape, numel, op="view"):
     """Resolves one -1 in `shape` against numel; raises with both shapes on mismatch."""
+    n = 1
+    for s in shape:  # the common case first: plain non-negative ints
+        if type(s) is not int or s < 0:
+            break
+        n *= s
+    else:
+        if n == numel:
+            return tuple(shape)
     shape = tuple(int(s) if isinstance(s, (int, np.integer)) else s for s in shape)
     neg = [i for i, s in enumerate(shape) if isinstance(s, int) and s == -1]
     if len(neg) > 1:
@@ -129,6 +137,10 @@ def unsqueeze(input, dim):
     return reshape(input, shape[:d] + (1,) + shape[d:])
 
 
+def _permuted(shape, dims):
+    return tuple([shape[d] for d in dims])
+
+
 def _permute_grad(c, g):
     dims = c.attrs[0]
     inv = [0] * len(dims)
@@ -138,7 +150,7 @@ def _permute_grad(c, g):
 
 
 @defop(name="permute", inputs=("x",), attrs=("dims",),
-       infer=lambda x, dims: [(tuple(x.shape[d] for d in dims), x.dtype)], grad=_permute_grad,
+       infer=lambda x, dims: [(_permuted(x.shape, dims), x.dtype)], grad=_permute_grad,
        view=lambda a, dims: a.transpose(dims), promote=None, dtypes=ALL_DT, methods=(),
        torch_ref="torch.permute", tags=("view",),
        samples=lambda dt: [Sample((arg((2, 3, 4), dt), (2, 0, 1))), Sample((arg((3, 4), dt), (1, 0)))])
@@ -149,7 +161,9 @@ def permute(input, *dims):
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() = "
                            f"{input.ndim} is not equal to len(dims) = {len(dims)}")
-    dims = tuple(wrap_dim(d, input.ndim, "permute") for d in dims)
+    ndim = input.ndim
+    if not all(type(d) is int and 0 <= d < ndim for d in dims):
+        dims = tuple(wrap_dim(d, ndim, "permute") for d in dims)
     if len(set(dims)) != len(dims):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
     if dims == tuple(range(input.ndim)):

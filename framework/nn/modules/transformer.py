@@ -169,8 +169,9 @@ class MultiheadAttention(Module):
         # layout of the inputs: (N, L, E) when batch_first (and batched), else (L, N, E)
         seq_first = not (batched and self.batch_first)
         ld, bd = (0, 1) if seq_first else (1, 0)
-        tgt_len, bsz, e = query.shape[ld], query.shape[bd], query.shape[2]
-        src_len = key.shape[ld]
+        qshape = query.shape
+        tgt_len, bsz, e = qshape[ld], qshape[bd], qshape[2]
+        src_len = tgt_len if key is query else key.shape[ld]
         h, hd = self.num_heads, self.head_dim
         if e != self.embed_dim:
             raise AssertionError(
@@ -182,7 +183,7 @@ class MultiheadAttention(Module):
             order = (2, 1, 3, 0, 4) if seq_first else (2, 0, 3, 1, 4)
             # one copy into (3, N, H, L, hd): q, k, v are then contiguous views (three
             # separate copies for the attention kernel cost 3x the dispatch)
-            qkv = S.contiguous(S.permute(S.reshape(qkv, tuple(query.shape[:2]) + (3, h, hd)), order))
+            qkv = S.contiguous(S.permute(S.reshape(qkv, tuple(qshape[:2]) + (3, h, hd)), order))
             q, k, v = S.select(qkv, 0, 0), S.select(qkv, 0, 1), S.select(qkv, 0, 2)
         else:
             (wq, wk, wv), (bq, bk, bv) = self._projections()
