@@ -82,8 +82,14 @@ def tensor(data, dtype=None, requires_grad=False, device=None) -> Tensor:
 as_tensor = tensor
 
 
+_DIRECT_NP = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_))
+
+
 def from_numpy(arr: np.ndarray) -> Tensor:
     """A tensor sharing memory with a numpy array (no copy)."""
+    if (arr.__class__ is np.ndarray and arr.dtype in _DIRECT_NP and arr.flags.c_contiguous
+            and arr.size and arr.ndim <= 8):  # the common case, checked cheaply
+        return Tensor._wrap(arr)
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
     D.from_numpy_dtype(arr.dtype)
