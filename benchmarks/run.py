@@ -141,9 +141,11 @@ def timed_blocks(fns, x, quick, est_s, block_s=0.015):
     core from the next mode, and per-call interleaving measured that contention (~3 ms per
     switch), not the modes. So each block starts after a short sleep (every spinning thread
     has parked by then) and a few untimed settling calls, then times its calls one by one."""
-    rounds = 5 if quick else 20
     gap = 0.02 if quick else 0.05
     per_block = max(1, min(50, int(block_s / max(est_s, 1e-6))))
+    # full runs: 20 rounds, more for slow models (1-2 calls per block) so that every mode has
+    # ~100 samples from up to 60 blocks: a median over few blocks moved with one slow block
+    rounds = 5 if quick else min(60, max(20, -(-100 // per_block)))
     settle = max(1, per_block // 4)
     samples = {k: [] for k in fns}
     for _ in range(rounds):
