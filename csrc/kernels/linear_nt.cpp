@@ -242,9 +242,10 @@ void pt_pairs(int64_t p0, int64_t p1, int64_t M, int64_t N, int64_t K, const flo
 //                                                 64,  64 -> 512     75-79   54-60
 // The tiles reduce every accumulator horizontally once (~3 shuffles or adds per output),
 // which a short K does not amortize, and 1-2 row tiles do few FMAs per load: BLAS keeps
-// M < 3 on one thread (vector_shape), K < 64, and K < 256 past 16 rows. Past 64 rows with K > 784 the tiles swing with
-// the machine's load and often lose (x no longer stays in L2 next to the W block; blocking
-// M or K did not help): BLAS keeps those too. Ties (tiny N, 2048 rows) take the tiles.
+// M < 3 on one thread (vector_shape), K < 64, and K < 256 past 16 rows. Past 64 rows with
+// K > 784 the tiles swing with the machine's load and often lose (x no longer stays in L2
+// next to the W block; blocking M or K did not help): BLAS keeps those too. Ties (tiny N,
+// 2048 rows) take the tiles.
 inline bool nt_shape(int64_t M, int64_t K) {
   return M >= 3 && (K >= 256 || (K >= 64 && M <= 16)) && (K <= 784 || M <= 64);
 }
