@@ -144,10 +144,12 @@ class TracedModule:
             except AttributeError:
                 sig = None
             if sig is not None and sig in self._checked:
-                wrap = Tensor._wrap
-                outs = [wrap(a) for a in compiled.run_arrays(arrays)]
+                outs = compiled.run_arrays(arrays)
                 tree = self._out_tree
-                return outs[tree] if tree.__class__ is int else unflatten_outputs(tree, outs)
+                if tree.__class__ is int:  # one output tensor
+                    return Tensor._wrap(outs[tree])
+                wrap = Tensor._wrap
+                return unflatten_outputs(tree, [wrap(a) for a in outs])
         ins = [_as_tensor(x, f"input {i}") for i, x in enumerate(inputs)]
         self.check_inputs(ins)
         if not self._param_inputs:
