@@ -165,6 +165,43 @@ def test_attention_dropout_zeroes_some_weights():
     assert not np.allclose(out_a._data, out_b._data)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_reads_strided_query_key_value(dtype):
+    """q, k, v as views, read through their strides block by block: heads split off one
+    (N, L, 3, H, E) projection, transposed (N, L, H, E) views, a key broadcast over heads, a
+    value with every other column; with a mask, causal, and the gradients."""
+    rng = np.random.default_rng(8)
+    qkv = rng.normal(size=(2, 6, 3, 2, 4)).astype(dtype)  # (N, L, 3, H, E)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+
+    def split(t):  # -> q, k, v (N, H, L, E) views
+        t = t.permute(2, 0, 3, 1, 4)
+        return t[0], t[1], t[2]
+
+    fq, tq = _pair(qkv, requires_grad=True)
+    mask = rng.normal(size=(6, 6)).astype(dtype)
+    for kwargs in ({}, {"is_causal": True}, {"attn_mask": mask}):
+        fk = {k: fw.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        tk = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        fq.grad = None
+        tq.grad = None
+        got = A.scaled_dot_product_attention(*split(fq), **fk)
+        want = TF.scaled_dot_product_attention(*split(tq), **tk)
+        assert_close(got, want, tol=tol)
+        w = rng.normal(size=tuple(want.shape)).astype(dtype)
+        (got * fw.from_numpy(w)).sum().backward()
+        (want * torch.from_numpy(w)).sum().backward()
+        assert_close(fq.grad, tq.grad, tol=tol)
+    x = rng.normal(size=(2, 6, 2, 4)).astype(dtype)  # (N, L, H, E) -> (N, H, L, E) views
+    k1 = rng.normal(size=(2, 1, 5, 4)).astype(dtype)
+    v2 = rng.normal(size=(2, 2, 5, 6)).astype(dtype)
+    fx, tx = fw.from_numpy(x).transpose(1, 2), torch.from_numpy(x).transpose(1, 2)
+    fk, tk = fw.from_numpy(k1).expand(2, 2, 5, 4), torch.from_numpy(k1).expand(2, 2, 5, 4)
+    fv, tv = fw.from_numpy(v2)[..., ::2], torch.from_numpy(v2)[..., ::2]
+    assert_close(A.scaled_dot_product_attention(fx, fk, fv), TF.scaled_dot_product_attention(tx, tk, tv),
+                 tol=tol)
+
+
 def test_attention_errors_name_op_and_shapes():
     q = fw.randn(2, 3, 4)
     with pytest.raises(RuntimeError, match=r"scaled_dot_product_attention.*\[2, 5, 3\]"):
