@@ -85,26 +85,35 @@ class Pool {
     ensure_workers(nt - 1);
     std::exception_ptr first_error;
     std::mutex err_mu;
-    // Chunk c goes to participant c (the caller is 0, worker i is i + 1) when that one is
-    // there to take it, so a kernel that runs again over the same data (a weight split by
-    // columns, say) finds its half in the same core's cache; a chunk still unclaimed when a
-    // participant runs out of its own is taken by that participant.
-    for (int64_t c = 0; c < chunks; ++c) claimed_[size_t(c)].store(false, std::memory_order_relaxed);
+    // Share c (of `chunks`) goes to participant c (the caller is 0, worker i is i + 1) when
+    // that one is there to take it, so a kernel that runs again over the same data (a weight
+    // split by columns, say) finds its half in the same core's cache. Each share is cut into
+    // up to kPieces pieces of at least `grain`, run in order; a participant that runs out of
+    // its own takes the pieces still unclaimed, from the end of each other share. So a worker
+    // that is off its core (the host took the vCPU, or it is still asleep) holds up the call
+    // by at most the piece it is in, not by its whole share.
+    const int64_t per = std::clamp<int64_t>(n / (grain * chunks), 1, kPieces), parts = chunks * per;
+    for (int64_t c = 0; c < parts; ++c) claimed_[size_t(c)].store(false, std::memory_order_relaxed);
     std::function<void(int)> body = [&](int who) {
       bool prev = t_in_region;
       t_in_region = true;
-      for (int64_t i = 0; i < chunks; ++i) {
-        const int64_t c = (who + i) % chunks;
+      auto take = [&](int64_t c) {
         if (claimed_[size_t(c)].load(std::memory_order_relaxed) ||
             claimed_[size_t(c)].exchange(true, std::memory_order_acq_rel))
-          continue;
-        int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+          return;
+        const int64_t b = n * c / parts, e = n * (c + 1) / parts;
         try {
           f(b, e);
         } catch (...) {
           std::lock_guard<std::mutex> g(err_mu);
           if (!first_error) first_error = std::current_exception();
         }
+      };
+      if (who < chunks)
+        for (int64_t j = 0; j < per; ++j) take(who * per + j);
+      for (int64_t i = 1; i <= chunks; ++i) {
+        const int64_t other = (who + i) % chunks;
+        for (int64_t j = per - 1; j >= 0; --j) take(other * per + j);
       }
       t_in_region = prev;
     };
@@ -156,7 +165,7 @@ class Pool {
     if (int(workers_.size()) == count) return;
     stop_workers();
     uint64_t gen = generation_.load();
-    claimed_.reset(new std::atomic<bool>[size_t(count) + 1]);
+    claimed_.reset(new std::atomic<bool>[size_t(count + 1) * kPieces]);
     for (int i = 0; i < count; ++i) workers_.emplace_back([this, gen, i] { worker_loop(gen, i + 1); });
   }
 
@@ -195,6 +204,7 @@ class Pool {
     return generation_.load(std::memory_order_acquire);
   }
 
+  static constexpr int64_t kPieces = 4;  // pieces per participant's share (see run)
   // joined_ = generation tag (high 32 bits) | closed bit | count of workers in the task.
   static constexpr uint64_t kClosed = uint64_t(1) << 31;
   static constexpr uint64_t kCountMask = kClosed - 1;
@@ -229,7 +239,7 @@ class Pool {
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
   std::atomic<const std::function<void(int)>*> task_{nullptr};
-  std::unique_ptr<std::atomic<bool>[]> claimed_;  // per chunk of the current task (<= threads)
+  std::unique_ptr<std::atomic<bool>[]> claimed_;  // per piece of the current task (<= threads * kPieces)
   std::atomic<uint64_t> joined_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<uint64_t> generation_{0};

@@ -16,8 +16,11 @@ void set_num_threads(int n);
 int get_num_threads();
 bool in_parallel_region();
 
-// Runs f(begin, end) over [0, n) split into at most get_num_threads() chunks of at least
-// `grain` items. Exceptions from chunks are rethrown in the caller (the first one).
+// Runs f(begin, end) over [0, n) split into at most get_num_threads() shares of at least
+// `grain` items, share i to thread i (the caller is thread 0); a share of several grains is
+// cut into up to 4 pieces, which an idle thread takes over from a thread that is off its core.
+// f sees any subrange: results must not depend on how [0, n) is cut. Exceptions from the
+// pieces are rethrown in the caller (the first one).
 void parallel_for_impl(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 
 template <class F>
