@@ -139,8 +139,13 @@ class TracedModule:
             # The per-call fast path: Tensors whose shapes and dtypes passed check_inputs
             # before go straight to the runtime (NOTE: the guards depend on shapes only).
             try:
-                arrays = [x._data for x in inputs]
-                sig = tuple([(a.shape, a.dtype) for a in arrays])
+                if len(inputs) == 1:  # the common case, without the comprehensions
+                    a = inputs[0]._data
+                    arrays = [a]
+                    sig = ((a.shape, a.dtype),)
+                else:
+                    arrays = [x._data for x in inputs]
+                    sig = tuple([(a.shape, a.dtype) for a in arrays])
             except AttributeError:
                 sig = None
             if sig is not None and sig in self._checked:
