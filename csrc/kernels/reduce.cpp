@@ -334,6 +334,10 @@ void arg_reduce_k(const KernelArgs& k) {
   TensorView& out_idx = k.output(WithValues ? 1 : 0);
   FW_CHECK(out_idx.dtype == DType::i64, "arg reduce: index output must be int64");
   FW_CHECK(out_idx.numel() == plan.kept_numel, "arg reduce: bad output size");
+  if (WithValues)
+    FW_CHECK(k.output(0).dtype == x.dtype && k.output(0).numel() == plan.kept_numel,
+             "max/min: values output must have the input's dtype and ", plan.kept_numel, " elements, got ",
+             k.output(0).numel());
   const T* xp = x.ptr<T>();
   int64_t* ip = out_idx.ptr<int64_t>();
   T* vp = WithValues ? k.output(0).ptr<T>() : nullptr;
