@@ -18,6 +18,8 @@ void dropout_k(const KernelArgs& k) {
   FW_CHECK(p >= 0 && p <= 1, "dropout: probability has to be between 0 and 1, but got ", p);
   const uint64_t seed = uint64_t(k.attrs->i(1));
   FW_CHECK(k.output(1).dtype == DType::b8, "dropout: mask output must be bool");
+  nn::check_numel(k.output(0), x.numel(), "dropout", "output");
+  nn::check_numel(k.output(1), x.numel(), "dropout", "mask");
   const T scale = p < 1 ? T(1.0 / (1.0 - p)) : T(0);
   const T* xp = x.ptr<T>();
   T* o = k.output(0).ptr<T>();
