@@ -48,10 +48,6 @@ def _numel(shape) -> int:
     return int(math.prod(shape)) if shape else 1
 
 
-def _conv_out(n, k, s, p0, p1, d):
-    return (n + p0 + p1 - d * (k - 1) - 1) // s + 1
-
-
 def node_flops(op: str, in_shapes: list, out_shapes: list, attrs=None) -> int:
     """FLOPs of one node from its input and output shapes (and, for a conv with a fused pool,
     its attributes: stride, padding, dilation first)."""
@@ -59,6 +55,8 @@ def node_flops(op: str, in_shapes: list, out_shapes: list, attrs=None) -> int:
     if op in _POOLED_CONV:
         if attrs is None or len(in_shapes) < 2 or len(in_shapes[0]) != 4 or len(in_shapes[1]) != 4:
             return 0  # unknown
+        from .ops.conv import _conv_out
+
         (n, _, h, w), wt = in_shapes[0], in_shapes[1]
         s, p, d = attrs[0], attrs[1], attrs[2]
         conv_out = n * wt[0] * _conv_out(h, wt[2], s[0], p[0], p[2], d[0]) * _conv_out(w, wt[3], s[1], p[1], p[3], d[1])
