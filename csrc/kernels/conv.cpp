@@ -851,13 +851,14 @@ void conv_fast_phased(const ConvGeom& g, const PhaseSplit& ps, const float* x_n,
     for (int64_t i = 0; i < g.kh; ++i)
       row_off[size_t(i)] = ps.tap_row[size_t(i)] * nb * plane + (i * g.dh / g.sh) * Wq;
     for (int64_t j = 0; j < g.kw; ++j) col_off[size_t(j)] = ps.tap_col[size_t(j)] * plane + j * g.dw / g.sw;
-    // k order: (c, i, j) as the weight is stored, or the packed weight's (i, j, c)
-    for (int64_t a = 0, k = 0; a < (packed ? g.kh : g.C); ++a)
-      for (int64_t b = 0; b < (packed ? g.kw : g.kh); ++b)
-        for (int64_t e = 0; e < (packed ? g.C : g.kw); ++e) {
-          const int64_t c = packed ? e : a, i = packed ? a : b, j = packed ? b : e;
-          boff[k++] = in_blk ? ((c / 16) * P * plane + row_off[size_t(i)] + col_off[size_t(j)]) * 16 + c % 16
-                             : c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
+    // tap (c, i, j) is k = (c*kh + i)*kw + j as the weight is stored, or the packed weight's
+    // (i*kw + j)*C + c
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t i = 0; i < g.kh; ++i)
+        for (int64_t j = 0; j < g.kw; ++j) {
+          const int64_t k = packed ? (i * g.kw + j) * g.C + c : (c * g.kh + i) * g.kw + j;
+          boff[size_t(k)] = in_blk ? ((c / 16) * P * plane + row_off[size_t(i)] + col_off[size_t(j)]) * 16 + c % 16
+                                   : c * P * plane + row_off[size_t(i)] + col_off[size_t(j)];
         }
     if (out_blk) {
       conv_rows_blocked(g, oh0, nr, Wq, int(xs), B, boff, packed, bias, r_n, relu, out_n);
