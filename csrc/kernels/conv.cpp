@@ -364,11 +364,12 @@ void conv_tiles_rows(int64_t M, int64_t rows, int64_t Wo, int64_t Wq, int64_t K,
 // The graph runtime packs a groups == 1 conv weight into panels of 16 output channels, k-major
 // (blas.h, pack_conv_weight: the weight seen as Cout x K, taps in (i, j, c) order). Then a
 // tile is MR (<= 12) output pixels of one output row x 32 output channels: 24 zmm
-// accumulators over the K loop, each x element broadcast (x[pixel + koff[k]] in the band's phase planes, as for
-// the pixel-vector tiles) and each panel row loaded once. Output channels are multiples of 16
-// in most networks, so no vector lanes idle, and no extended-grid columns are computed: on
-// 7x7 and 14x14 maps the pixel-vector tiles above keep 78% and 88% of their lanes busy.
-// The tile is stored transposed (NCHW) with bias, residual and relu applied.
+// accumulators over the K loop, each x element broadcast (x[pixel + koff[k]] in the band's
+// phase planes, as for the pixel-vector tiles) and each panel row loaded once. Output
+// channels are multiples of 16 in most networks, so no vector lanes idle, and no
+// extended-grid columns are computed: on 7x7 and 14x14 maps the pixel-vector tiles above keep
+// 78% and 88% of their lanes busy. The tile is stored transposed (NCHW) with bias, residual
+// and relu applied.
 constexpr int kPixTile = 12;
 
 // The packed weight's rows run in tap order (k = (i*kw + j)*C + c, pack_conv_weight), so the
@@ -515,8 +516,7 @@ void for_each_packed_tile(const ConvGeom& g, int64_t rows, int64_t cl, int64_t c
 // Output rows [oh0, oh0 + rows) of one sample, rows [0, rows) of a band: out (channel stride
 // HoWo, row stride Wo; the band's first row) = act(bias + w (*) band + R), the band B read
 // at pixel oh*Wp + ow plus koff[k] for tap k (Wp: the phase-row width; the taps of
-// tap_rows only), tiles as for_each_packed_tile. bias: padded to whole panels, or
-// null.
+// tap_rows only), tiles as for_each_packed_tile. bias: padded to whole panels, or null.
 //
 // With `tmp` (rows * Wo * Cpad floats, Cpad = Cout rounded up to 16), the tiles store rows
 // of channels there and one transposing pass writes the output: at batch > 1 (each sample

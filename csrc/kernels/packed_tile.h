@@ -31,8 +31,9 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_init(c
 // acc[m][v] += sum over k in [k0, k1) of a(m, k) * panel v's row k, for m < MR and v < NP
 // (panel 1 starts K * 16 floats after panel 0), where a(m, k) is x[m * xm + k] (TAPS false:
 // rows of a matrix) or x[m * XS + koff[k]] (TAPS true: consecutive pixels of a band, koff[k]
-// the offset of tap k; XS: the pixel stride, 16 in a channel-blocked band, 0: xm floats). One broadcast per
-// (m, k), one panel-row load per (v, k), MR * NP FMAs per k; 12 x 2 keeps 24 zmm accumulators.
+// the offset of tap k; XS: the pixel stride, 16 in a channel-blocked band, 0: xm floats).
+// One broadcast per (m, k), one panel-row load per (v, k), MR * NP FMAs per k; 12 x 2 keeps
+// 24 zmm accumulators.
 template <int MR, int NP, bool TAPS, int XS = 1>
 __attribute__((target("avx512f"), always_inline)) inline void packed_tile_fma(int64_t K, int64_t k0, int64_t k1,
                                                                             const float* __restrict x, int64_t xm,

@@ -1,14 +1,14 @@
 // prepack.h: weights re-laid out once per loaded model, for kernels that read them faster so.
 //
 // Today: the constant weights of linear / linear_act nodes (f32, f64) and of groups == 1
-// conv2d / conv2d_act nodes (f32; the weight seen as Cout rows of C*kh*kw taps in the order
-// kernel row, kernel column, channel: pack_conv_weight) are packed into panels of 16 output columns (kernels/blas.h,
-// pack_linear_weight), which the kernels read
-// with register-tiled loops (blas.h, conv.cpp). Each packed weight becomes a new constant
-// value of the loaded graph, named "<weight>.packed", that the node gets as an extra trailing
-// input (after its optional inputs, absent ones as -1), so the memory plan prints it and the
-// planner needs no special case. Nothing is written back
-// to the model file; a weight shared by several nodes is packed once.
+// conv2d / conv2d_act / conv2d_act_maxpool nodes (f32; the weight seen as Cout rows of
+// C*kh*kw taps in the order kernel row, kernel column, channel: pack_conv_weight) are packed
+// into panels of 16 output columns (kernels/blas.h, pack_linear_weight), which the kernels
+// read with register-tiled loops (blas.h, conv.cpp). Each packed weight becomes a new
+// constant value of the loaded graph, named "<weight>.packed", that the node gets as an extra
+// trailing input (after its optional inputs, absent ones as -1), so the memory plan prints it
+// and the planner needs no special case. Nothing is written back to the model file; a weight
+// shared by several nodes is packed once.
 #pragma once
 #include <cstdint>
 #include <memory>
