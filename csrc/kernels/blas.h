@@ -24,7 +24,8 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
 // trailing input (after the bias).
 //   - A few rows (M <= kPackedMaxRows): the product streams the whole weight per call and is
 //     bound by memory; it reads the panels in one contiguous pass with one vector FMA per
-//     panel row and no horizontal sums (f32 and f64).
+//     panel row and no horizontal sums (f32 and f64; f32 with 1-4 rows on AVX-512 in register
+//     tiles of the rows x 4 panels, one broadcast of x per 4 panel rows).
 //   - More rows, f32 on an AVX-512 CPU: register tiles of 12 rows x 2 panels (24 zmm
 //     accumulators over the whole K), x read in place and broadcast, the panels streamed
 //     from cache; no packing per call. ~1.25x OpenBLAS's sgemm on the MLP and transformer

@@ -235,6 +235,36 @@ void linear_packed_tiles(int64_t M, int64_t N, int64_t K, const float* x, int64_
   const int64_t per_task = kTileRows * 2 * kPackedPanel * std::max<int64_t>(K, 1);
   parallel_for(pairs * row_blocks, std::max<int64_t>(1, 65536 / per_task), run);
 }
+
+// ---- f32, 1-4 rows (batch-1 inference): tiles of all the rows x 4 panels (AVX-512) ----
+// Bound by reading the weight, once per call: here one broadcast of x feeds 4 panel rows
+// (64 floats), where packed_rows spends a broadcast per panel row. The benchmark MLP in
+// graph mode, 2 threads: batch 1 21.6 -> 20.5 us per call, batch 2 27.0 -> 21.5 us.
+constexpr int kFewPanels = 4, kFewMaxRows = 4;
+
+void linear_packed_few(int64_t M, int64_t N, int64_t K, const float* x, int64_t x_rs, const float* packed,
+                       const float* bias, int64_t b_st, bool relu, float* out, int64_t ldo) {
+  const int64_t panels = (N + kPackedPanel - 1) / kPackedPanel, groups = (panels + kFewPanels - 1) / kFewPanels;
+  const auto rows = std::make_integer_sequence<int, kFewMaxRows>{};
+  const int mr = int(M);
+  const RowTileFn tile[kFewPanels] = {pick_row_tile<1>(mr, rows), pick_row_tile<2>(mr, rows),
+                                      pick_row_tile<3>(mr, rows), pick_row_tile<4>(mr, rows)};
+  // ~64K multiply-adds per task at least: waking a worker costs microseconds.
+  const int64_t per_task = M * kFewPanels * kPackedPanel * std::max<int64_t>(K, 1);
+  parallel_for(groups, std::max<int64_t>(1, 65536 / per_task), [&](int64_t g0, int64_t g1) {
+    float padded[kFewPanels * kPackedPanel];  // the tiles read the bias in whole panels
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t p = g * kFewPanels, np = std::min<int64_t>(kFewPanels, panels - p), n0 = p * kPackedPanel;
+      const int64_t cols = std::min<int64_t>(np * kPackedPanel, N - n0);
+      const float* b = bias ? bias + n0 * b_st : nullptr;
+      if (bias && (b_st != 1 || cols < np * kPackedPanel)) {
+        for (int64_t j = 0; j < np * kPackedPanel; ++j) padded[j] = j < cols ? bias[(n0 + j) * b_st] : 0.f;
+        b = padded;
+      }
+      tile[np - 1](K, x, x_rs, packed + p * K * kPackedPanel, b, relu, out + n0, ldo, cols);
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -254,6 +284,14 @@ bool linear_packed(int64_t M, int64_t N, int64_t K, const T* x, int64_t x_rs, co
     return false;
   }
   if (M == 0 || N == 0) return true;
+#ifdef FW_PACKED_TILE_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+    if (M <= kFewMaxRows && cpu_has_avx512f()) {
+      linear_packed_few(M, N, K, x, x_rs, packed, bias, b_st, relu, out, ldo);
+      return true;
+    }
+  }
+#endif
   int64_t panels = (N + kPackedPanel - 1) / kPackedPanel;
   // At least ~64K multiply-adds per task: waking a worker costs microseconds.
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, M * K * kPackedPanel));

@@ -20,7 +20,7 @@ namespace fw {
 template <int MR, int NP>
 __attribute__((target("avx512f"), always_inline)) inline void packed_tile_init(const float* bias,
                                                                              __m512 (&acc)[MR][NP]) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int v = 0; v < NP; ++v) {
     const __m512 b0 = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
@@ -29,28 +29,27 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_init(c
 }
 
 // acc[m][v] += sum over k in [k0, k1) of a(m, k) * panel v's row k, for m < MR and v < NP
-// (panel 1 starts K * 16 floats after panel 0), where a(m, k) is x[m * xm + k] (TAPS false:
+// (panel v starts v * K * 16 floats after panel 0), where a(m, k) is x[m * xm + k] (TAPS false:
 // rows of a matrix) or x[m * XS + koff[k]] (TAPS true: consecutive pixels of a band, koff[k]
 // the offset of tap k; XS: the pixel stride, 16 in a channel-blocked band, 0: xm floats).
 // One broadcast per (m, k), one panel-row load per (v, k), MR * NP FMAs per k; 12 x 2 keeps
-// 24 zmm accumulators.
+// 24 zmm accumulators, and 1 x 4 (a GEMV) reads 4 panel rows per broadcast.
 template <int MR, int NP, bool TAPS, int XS = 1>
 __attribute__((target("avx512f"), always_inline)) inline void packed_tile_fma(int64_t K, int64_t k0, int64_t k1,
                                                                             const float* __restrict x, int64_t xm,
                                                                             const int64_t* __restrict koff,
                                                                             const float* __restrict P,
                                                                             __m512 (&acc)[MR][NP]) {
-  const float* P1 = P + K * 16;
 #pragma GCC unroll 2
   for (int64_t k = k0; k < k1; ++k) {
     const float* xk = TAPS ? x + koff[k] : x + k;
     __m512 bv[NP];
-    bv[0] = _mm512_loadu_ps(P + k * 16);
-    if constexpr (NP > 1) bv[NP - 1] = _mm512_loadu_ps(P1 + k * 16);
+#pragma GCC unroll 4
+    for (int v = 0; v < NP; ++v) bv[v] = _mm512_loadu_ps(P + v * K * 16 + k * 16);
 #pragma GCC unroll 12
     for (int m = 0; m < MR; ++m) {
       const __m512 a = _mm512_set1_ps(TAPS && XS ? xk[m * XS] : xk[m * xm]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int v = 0; v < NP; ++v) acc[m][v] = _mm512_fmadd_ps(a, bv[v], acc[m][v]);
     }
   }
@@ -75,7 +74,7 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_store_
                                                                                    int64_t ldo, int64_t cols,
                                                                                    bool relu) {
   const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int v = 0; v < NP; ++v) {
     const int64_t left = cols - 16 * v;
     const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);

@@ -1,6 +1,6 @@
 """Weights pre-packed at load (csrc/runtime/prepack.h): linear and linear_act nodes get a
 packed copy of their constant weight, used for products of up to 8 rows (panel GEMV, f32 and
-f64) and, for f32 on AVX-512 CPUs, for more rows (12 x 32 register tiles); f64 with more
+f64; f32 with 1-4 rows in tiles of 4 panels on AVX-512) and, for f32 on AVX-512 CPUs, for more rows (12 x 32 register tiles); f64 with more
 rows uses BLAS on the original weight. Results agree with torch at every batch."""
 
 from __future__ import annotations
@@ -117,6 +117,26 @@ def test_packed_tiles_cover_whole_and_partial_panel_pairs(n_out):
     compiled = rt.compile(g)
     x = np.random.default_rng(4).standard_normal((29, 200)).astype(np.float32)
     np.testing.assert_allclose(compiled.run([x])[0].numpy(), _torch(x, w, b, "relu"), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_out", [16, 64, 80, 100, 200, 250])
+def test_packed_few_rows_cover_whole_and_partial_panel_groups(n_out):
+    # 1-4 rows (f32, AVX-512) run tiles of 4 panels: whole groups (64, 200 = 3 groups + a
+    # partial panel), a lone panel (16, 80), a partial group (100: 4 + 3 panels, the last
+    # partial); K 300 splits the groups over two threads; strided rows and NaN through relu.
+    g, w, b = _graph("linear_act", np.float32, n_out=n_out, k_in=300, bias=True, act="relu")
+    compiled = rt.compile(g)
+    rng = np.random.default_rng(6)
+    for batch in (1, 2, 3, 4):
+        x = rng.standard_normal((batch, 310)).astype(np.float32)[:, :300]  # row stride 310
+        x[batch - 1, 7] = np.nan
+        got = compiled.run([x])[0].numpy()
+        want = _torch(np.ascontiguousarray(x), w, b, "relu")
+        assert np.isnan(got[batch - 1]).all(), f"batch {batch}"
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"batch {batch}")
+    g, w, _ = _graph("linear", np.float32, n_out=n_out, k_in=300, bias=False)
+    x = rng.standard_normal((2, 300)).astype(np.float32)
+    np.testing.assert_allclose(rt.compile(g).run([x])[0].numpy(), _torch(x, w, None, None), rtol=1e-4, atol=1e-4)
 
 
 def test_packed_tiles_keep_nan_through_relu_and_read_strided_rows():
