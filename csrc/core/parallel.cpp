@@ -59,6 +59,53 @@ int64_t spin_us() {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr int64_t kPieces = 4;  // pieces per participant's share (see Pool::run)
+
+// One participant's pieces of a task: each slot holds the generation of the task that claimed
+// it last, so claiming is one swap and nothing is reset between tasks. A cache line per share:
+// a participant claiming its own pieces does not pull the line from the others.
+struct alignas(64) Share {
+  std::atomic<uint64_t> piece[kPieces];
+};
+
+// A parallel_for call, on the caller's stack while it runs.
+struct Task {
+  RangeFn fn;
+  const void* ctx;
+  int64_t n, chunks, per;  // items; shares; pieces per share
+  uint64_t gen;            // the pool's generation for this task
+  Share* claimed;
+  std::mutex err_mu;
+  std::exception_ptr first_error;
+
+  // Runs piece c (share c / per) unless another participant claimed it first.
+  void take(int64_t c) {
+    std::atomic<uint64_t>& slot = claimed[size_t(c / per)].piece[c % per];
+    if (slot.load(std::memory_order_relaxed) == gen || slot.exchange(gen, std::memory_order_acq_rel) == gen) return;
+    const int64_t parts = chunks * per, b = n * c / parts, e = n * (c + 1) / parts;
+    try {
+      fn(ctx, b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> g(err_mu);
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+
+  // Participant `who`: its own share's pieces in order, then any left in the others, from
+  // the end of each.
+  void run(int who) {
+    bool prev = t_in_region;
+    t_in_region = true;
+    if (who < chunks)
+      for (int64_t j = 0; j < per; ++j) take(who * per + j);
+    for (int64_t i = 1; i <= chunks; ++i) {
+      const int64_t other = (who + i) % chunks;
+      for (int64_t j = per - 1; j >= 0; --j) take(other * per + j);
+    }
+    t_in_region = prev;
+  }
+};
+
 class Pool {
  public:
   static Pool& get() {
@@ -74,17 +121,15 @@ class Pool {
     num_threads_ = std::max(1, n);
   }
 
-  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+  void run(int64_t n, int64_t grain, RangeFn fn, const void* ctx) {
     std::lock_guard<std::mutex> run_lock(run_mu_);  // one parallel region at a time
     int nt = num_threads_.load();
     int64_t chunks = std::min<int64_t>(nt, (n + grain - 1) / grain);
     if (chunks <= 1) {
-      f(0, n);
+      fn(ctx, 0, n);
       return;
     }
     ensure_workers(nt - 1);
-    std::exception_ptr first_error;
-    std::mutex err_mu;
     // Share c (of `chunks`) goes to participant c (the caller is 0, worker i is i + 1) when
     // that one is there to take it, so a kernel that runs again over the same data (a weight
     // split by columns, say) finds its half in the same core's cache. Each share is cut into
@@ -92,52 +137,34 @@ class Pool {
     // its own takes the pieces still unclaimed, from the end of each other share. So a worker
     // that is off its core (the host took the vCPU, or it is still asleep) holds up the call
     // by at most the piece it is in, not by its whole share.
-    const int64_t per = std::clamp<int64_t>(n / (grain * chunks), 1, kPieces), parts = chunks * per;
-    for (int64_t c = 0; c < parts; ++c) claimed_[size_t(c)].store(false, std::memory_order_relaxed);
-    std::function<void(int)> body = [&](int who) {
-      bool prev = t_in_region;
-      t_in_region = true;
-      auto take = [&](int64_t c) {
-        if (claimed_[size_t(c)].load(std::memory_order_relaxed) ||
-            claimed_[size_t(c)].exchange(true, std::memory_order_acq_rel))
-          return;
-        const int64_t b = n * c / parts, e = n * (c + 1) / parts;
-        try {
-          f(b, e);
-        } catch (...) {
-          std::lock_guard<std::mutex> g(err_mu);
-          if (!first_error) first_error = std::current_exception();
-        }
-      };
-      if (who < chunks)
-        for (int64_t j = 0; j < per; ++j) take(who * per + j);
-      for (int64_t i = 1; i <= chunks; ++i) {
-        const int64_t other = (who + i) % chunks;
-        for (int64_t j = per - 1; j >= 0; --j) take(other * per + j);
-      }
-      t_in_region = prev;
-    };
-    task_.store(&body, std::memory_order_relaxed);
-    uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
-    joined_.store(tag_of(gen), std::memory_order_relaxed);
-    generation_.store(gen, std::memory_order_seq_cst);  // publishes task_ and joined_
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    Task t;
+    t.fn = fn;
+    t.ctx = ctx;
+    t.n = n;
+    t.chunks = chunks;
+    t.per = std::clamp<int64_t>(n / (grain * chunks), 1, kPieces);
+    t.gen = hot_.generation.load(std::memory_order_relaxed) + 1;
+    t.claimed = claimed_.get();
+    hot_.task.store(&t, std::memory_order_relaxed);
+    hot_.joined.store(tag_of(t.gen), std::memory_order_relaxed);
+    hot_.generation.store(t.gen, std::memory_order_seq_cst);  // publishes task and joined
+    if (hot_.sleepers.load(std::memory_order_seq_cst) > 0) {
       { std::lock_guard<std::mutex> lk(mu_); }  // a sleeper is either waiting or will see the new generation
       cv_.notify_all();
     }
-    body(0);
-    // Every chunk is taken: close the task, so that a worker that has not joined yet (still
+    t.run(0);
+    // Every piece is taken: close the task, so that a worker that has not joined yet (still
     // asleep, or off its core on a busy machine) skips it instead of being waited for. The
-    // workers that joined finish their last chunks soon: spin, then yield the core to them.
-    joined_.fetch_or(kClosed, std::memory_order_acq_rel);
-    for (int i = 0; (joined_.load(std::memory_order_acquire) & kCountMask) != 0; ++i) {
+    // workers that joined finish their last pieces soon: spin, then yield the core to them.
+    hot_.joined.fetch_or(kClosed, std::memory_order_acq_rel);
+    for (int i = 0; (hot_.joined.load(std::memory_order_acquire) & kCountMask) != 0; ++i) {
       if (i < 1024)
         FW_CPU_RELAX();
       else
         sched_yield();
     }
-    task_.store(nullptr, std::memory_order_relaxed);
-    if (first_error) std::rethrow_exception(first_error);
+    hot_.task.store(nullptr, std::memory_order_relaxed);
+    if (t.first_error) std::rethrow_exception(t.first_error);
   }
 
   // Called in the child after fork(): the workers do not exist there.
@@ -148,10 +175,10 @@ class Pool {
     // The std::thread objects name threads that do not exist in the child: leak them
     // rather than detach or destroy them.
     new (&workers_) std::vector<std::thread>();
-    task_ = nullptr;
-    joined_ = 0;
-    sleepers_ = 0;
-    stopping_ = false;
+    hot_.task = nullptr;
+    hot_.joined = 0;
+    hot_.sleepers = 0;
+    hot_.stopping = false;
     scipy_openblas_set_num_threads(1);
   }
 
@@ -164,20 +191,22 @@ class Pool {
   void ensure_workers(int count) {
     if (int(workers_.size()) == count) return;
     stop_workers();
-    uint64_t gen = generation_.load();
-    claimed_.reset(new std::atomic<bool>[size_t(count + 1) * kPieces]);
+    uint64_t gen = hot_.generation.load();
+    claimed_.reset(new Share[size_t(count + 1)]);
+    for (int i = 0; i <= count; ++i)
+      for (auto& slot : claimed_[size_t(i)].piece) slot.store(0, std::memory_order_relaxed);
     for (int i = 0; i < count; ++i) workers_.emplace_back([this, gen, i] { worker_loop(gen, i + 1); });
   }
 
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stopping_.store(true);
+      hot_.stopping.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
-    stopping_.store(false);
+    hot_.stopping.store(false);
   }
 
   // Waits until the generation moves past `seen` (returns it) or the pool stops (returns seen).
@@ -187,8 +216,8 @@ class Pool {
       const auto until = Clock::now() + std::chrono::microseconds(budget);
       // pause first; then yield, so that on a busy machine a runnable thread gets the core
       for (int i = 0;; ++i) {
-        uint64_t g = generation_.load(std::memory_order_acquire);
-        if (g != seen || stopping_.load(std::memory_order_relaxed)) return g;
+        uint64_t g = hot_.generation.load(std::memory_order_acquire);
+        if (g != seen || hot_.stopping.load(std::memory_order_relaxed)) return g;
         if (i < 1024) {
           FW_CPU_RELAX();
         } else {
@@ -198,24 +227,23 @@ class Pool {
       }
     }
     std::unique_lock<std::mutex> lk(mu_);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    cv_.wait(lk, [&] { return stopping_.load() || generation_.load(std::memory_order_seq_cst) != seen; });
-    sleepers_.fetch_sub(1, std::memory_order_relaxed);
-    return generation_.load(std::memory_order_acquire);
+    hot_.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    cv_.wait(lk, [&] { return hot_.stopping.load() || hot_.generation.load(std::memory_order_seq_cst) != seen; });
+    hot_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    return hot_.generation.load(std::memory_order_acquire);
   }
 
-  static constexpr int64_t kPieces = 4;  // pieces per participant's share (see run)
-  // joined_ = generation tag (high 32 bits) | closed bit | count of workers in the task.
+  // hot_.joined = generation tag (high 32 bits) | closed bit | count of workers in the task.
   static constexpr uint64_t kClosed = uint64_t(1) << 31;
   static constexpr uint64_t kCountMask = kClosed - 1;
   static uint64_t tag_of(uint64_t gen) { return (gen & 0xffffffffu) << 32; }
 
   // Enters the task of generation `gen` unless it is closed or no longer current.
   bool join(uint64_t gen) {
-    uint64_t s = joined_.load(std::memory_order_acquire);
+    uint64_t s = hot_.joined.load(std::memory_order_acquire);
     for (;;) {
       if ((s & ~(kClosed | kCountMask)) != tag_of(gen) || (s & kClosed)) return false;
-      if (joined_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      if (hot_.joined.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
         return true;
     }
   }
@@ -224,12 +252,12 @@ class Pool {
     t_in_region = true;
     for (;;) {
       uint64_t g = wait_for_work(seen);
-      if (stopping_.load()) return;
+      if (hot_.stopping.load()) return;
       seen = g;
       if (!join(g)) continue;  // the caller finished without this worker, or moved on
-      const std::function<void(int)>* task = task_.load(std::memory_order_relaxed);
-      if (task) (*task)(who);
-      joined_.fetch_sub(1, std::memory_order_acq_rel);
+      Task* task = hot_.task.load(std::memory_order_relaxed);
+      if (task) task->run(who);
+      hot_.joined.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
@@ -238,12 +266,16 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  std::atomic<const std::function<void(int)>*> task_{nullptr};
-  std::unique_ptr<std::atomic<bool>[]> claimed_;  // per piece of the current task (<= threads * kPieces)
-  std::atomic<uint64_t> joined_{0};
-  std::atomic<int> sleepers_{0};
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> stopping_{false};
+  std::unique_ptr<Share[]> claimed_;  // per participant's share of the current task
+  // What the caller writes to start a task and the spinning workers read, on a cache line of
+  // its own: publishing a task moves one line to the workers.
+  struct alignas(64) Hot {
+    std::atomic<uint64_t> generation{0};
+    std::atomic<Task*> task{nullptr};
+    std::atomic<uint64_t> joined{0};
+    std::atomic<int> sleepers{0};
+    std::atomic<bool> stopping{false};
+  } hot_;
 };
 
 }  // namespace
@@ -257,8 +289,8 @@ int get_num_threads() { return Pool::get().num_threads(); }
 
 bool in_parallel_region() { return t_in_region; }
 
-void parallel_for_impl(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
-  Pool::get().run(n, std::max<int64_t>(grain, 1), f);
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, const void* ctx) {
+  Pool::get().run(n, std::max<int64_t>(grain, 1), fn, ctx);
 }
 
 

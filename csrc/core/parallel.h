@@ -6,7 +6,6 @@
 // After fork() the child starts with no workers and makes new ones on first use.
 #pragma once
 #include <cstdint>
-#include <functional>
 
 #include "core/error.h"
 
@@ -21,7 +20,10 @@ bool in_parallel_region();
 // cut into up to 4 pieces, which an idle thread takes over from a thread that is off its core.
 // f sees any subrange: results must not depend on how [0, n) is cut. Exceptions from the
 // pieces are rethrown in the caller (the first one).
-void parallel_for_impl(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+// f(begin, end) as a plain function pointer and context: no std::function (which allocates
+// for a lambda with more than two captures) per parallel loop.
+using RangeFn = void (*)(const void* ctx, int64_t begin, int64_t end);
+void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, const void* ctx);
 
 template <class F>
 void parallel_for(int64_t n, int64_t grain, const F& f) {
@@ -30,7 +32,8 @@ void parallel_for(int64_t n, int64_t grain, const F& f) {
     f(int64_t(0), n);
     return;
   }
-  parallel_for_impl(n, grain, f);
+  parallel_for_impl(
+      n, grain, [](const void* ctx, int64_t b, int64_t e) { (*static_cast<const F*>(ctx))(b, e); }, &f);
 }
 
 

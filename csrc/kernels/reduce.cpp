@@ -4,6 +4,7 @@
 // shape, which the Python side sets); attribute #0 is the sorted list of reduced dims.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <type_traits>
 #include <vector>
