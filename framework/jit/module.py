@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import config
+from ..profiler import _ACTIVE as _PROFILING  # the active profiles (a list changed in place)
 from ..tensor import Tensor
 from .interpreter import Interpreter
 from .ir import Graph
@@ -22,6 +23,9 @@ from .tracer import (TracerWarning, normalize_dynamic, run_trace, unflatten_outp
 
 
 _MAX_CHECKED = 64  # input signatures remembered per traced module (then forgotten)
+
+
+_wrap = Tensor._wrap
 
 
 class TracingCheckError(RuntimeError):
@@ -57,6 +61,9 @@ class TracedModule:
         self.executor = None  # "runtime" or "interpreter", once the first call chose
         self._compiled = None  # the CompiledGraph when the runtime runs it
         self._checked: dict = {}  # input (shape, dtype) signatures that passed check_inputs
+        # One input, one output on the runtime: (shape, dtype, the runtime's numpy call, output
+        # index) of the last input signature that passed check_inputs, checked first per call.
+        self._fast = None
 
     @property
     def code(self) -> str:
@@ -134,6 +141,11 @@ class TracedModule:
         return interp.run, "interpreter"
 
     def __call__(self, *inputs):
+        fast = self._fast
+        if fast is not None and len(inputs) == 1 and not _PROFILING:  # the leanest path
+            a = getattr(inputs[0], "_data", None)
+            if a is not None and a.shape == fast[0] and a.dtype is fast[1]:
+                return _wrap(fast[2]([a])[fast[3]])
         compiled = self._compiled
         if compiled is not None and not self._param_inputs:
             # The per-call fast path: Tensors whose shapes and dtypes passed check_inputs
@@ -162,6 +174,10 @@ class TracedModule:
                 self._checked.clear()
             self._checked[tuple((t._data.shape, t._data.dtype) for t in ins)] = True
         outs = self.run_graph(ins + [t for _, t in self._param_inputs])
+        if (self._compiled is not None and not self._param_inputs and len(ins) == 1
+                and self._out_tree.__class__ is int):
+            a = ins[0]._data
+            self._fast = (a.shape, a.dtype, self._compiled.array_runner(), self._out_tree)
         return unflatten_outputs(self._out_tree, list(outs))
 
     forward = __call__
