@@ -14,6 +14,7 @@ import numpy as np
 
 from ..jit.ir import Graph
 from ..jit.symbolic import SymInt
+from ..tensor import Tensor
 
 
 def _as_array(x) -> np.ndarray:
@@ -77,9 +78,8 @@ class OnnxModule:
 
     def __call__(self, *inputs):
         """Runs the model on numpy arrays or Tensors."""
-        from ..tensor import Tensor
-
-        arrays = [np.require(_as_array(x), requirements="C") for x in inputs]
+        arrays = [_as_array(x) for x in inputs]
+        arrays = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
         # check_inputs depends on shapes and dtypes only: a signature that passed once is not
         # checked again (the C++ runtime still validates every buffer it is given)
         sig = tuple([(a.shape, a.dtype) for a in arrays])
