@@ -112,8 +112,8 @@ def _conv2d_act_maxpool_infer(x, w, b, r, stride, padding, dilation, groups, act
     if len(k + s + p + d) != 8 or min(k + s + d) <= 0 or min(p) < 0:
         raise ValueError(f"{op}: pool kernel/stride/dilation need 2 positive ints and padding 2 "
                          f"non-negative ints, got {k}, {s}, {p}, {d}")
-    if any(p[i] * 2 > d[i] * (k[i] - 1) + 1 for i in range(2)):
-        raise ValueError(f"{op}: pool padding {list(p)} must be at most half the effective kernel {list(k)}")
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:  # max_pool2d's rule (torch's): dilation does not count
+        raise ValueError(f"{op}: pool padding {list(p)} must be at most half the kernel size {list(k)}")
     return [(_pool_shape(op, tuple(shape), k, s, p, d, bool(ceil_mode)), dt)]
 
 

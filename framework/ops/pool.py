@@ -115,10 +115,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     op = "max_pool2d"
     _check_pool_input(op, input)
     k, s, p, d = _window_args(op, kernel_size, stride, padding, dilation)
-    for i in range(2):
-        if p[i] * 2 > d[i] * (k[i] - 1) + 1:
-            raise RuntimeError(f"{op}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
-                               f"kernel_size={k[i]} and dilation={d[i]}")
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:  # torch's rule (the kernel's too): dilation does not count
+        raise RuntimeError(f"{op}: pad should be smaller than or equal to half of kernel size, but got "
+                           f"padding={list(p)}, kernel_size={list(k)}")
     x, added = _batched(input)
     with_indices = bool(return_indices) or (AG.is_grad_enabled() and x.requires_grad)
     out, idx = dispatch(max_pool2d.opdef, [x], (k, s, p, d, bool(ceil_mode), with_indices))

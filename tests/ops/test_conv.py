@@ -123,8 +123,13 @@ def test_conv2d_kernel_rejects_inconsistent_output_instead_of_crashing():
 def test_max_pool2d_errors():
     with pytest.raises(RuntimeError, match=r"max_pool2d: Expected 3D or 4D.*\[2, 3\]"):
         fw.max_pool2d(randn(2, 3), 2)
-    with pytest.raises(RuntimeError, match="max_pool2d: pad should be at most half of effective kernel size"):
+    with pytest.raises(RuntimeError, match="max_pool2d: pad should be smaller than or equal to half of kernel size"):
         fw.max_pool2d(randn(1, 3, 6, 6), 3, padding=2)
+    # as torch: dilation does not widen the padding allowed (the kernel checks the same)
+    with pytest.raises(RuntimeError, match="max_pool2d: pad should be smaller than or equal to half of kernel size"):
+        fw.max_pool2d(randn(1, 2, 9, 9), 3, stride=1, padding=2, dilation=2)
+    with pytest.raises(RuntimeError, match="pad should be smaller than or equal to half of kernel size"):
+        torch.nn.functional.max_pool2d(torch.randn(1, 2, 9, 9), 3, stride=1, padding=2, dilation=2)
     with pytest.raises(RuntimeError, match=r"max_pool2d: Given input size: \(3x2x2\)\. Calculated output size: "
                                            r"\(3x0x0\)\. Output size is too small"):
         fw.max_pool2d(randn(1, 3, 2, 2), 3)
