@@ -102,7 +102,7 @@ def conv2d_act(input, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), di
 
 def _conv2d_act_maxpool_infer(x, w, b, r, stride, padding, dilation, groups, activation, kernel_size,
                               pool_stride, pool_padding, pool_dilation, ceil_mode):
-    from .pool import _pool_shape
+    from .pool import _pool_shape, check_pool_padding
 
     op = "conv2d_act_maxpool"
     if activation not in ("none", "relu"):
@@ -112,8 +112,7 @@ def _conv2d_act_maxpool_infer(x, w, b, r, stride, padding, dilation, groups, act
     if len(k + s + p + d) != 8 or min(k + s + d) <= 0 or min(p) < 0:
         raise ValueError(f"{op}: pool kernel/stride/dilation need 2 positive ints and padding 2 "
                          f"non-negative ints, got {k}, {s}, {p}, {d}")
-    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:  # max_pool2d's rule (torch's): dilation does not count
-        raise ValueError(f"{op}: pool padding {list(p)} must be at most half the kernel size {list(k)}")
+    check_pool_padding(op, k, p, ValueError)
     return [(_pool_shape(op, tuple(shape), k, s, p, d, bool(ceil_mode)), dt)]
 
 

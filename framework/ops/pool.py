@@ -104,6 +104,14 @@ def _max_pool_samples(dt):
     ]
 
 
+def check_pool_padding(op, k, p, error=RuntimeError):
+    """torch's rule for max and average pools (the C++ kernels check it too): each padding at
+    most half its kernel size; dilation does not count."""
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise error(f"{op}: pad should be smaller than or equal to half of kernel size, but got "
+                    f"padding={list(p)}, kernel_size={list(k)}")
+
+
 @defop(name="max_pool2d", inputs=("x",),
        attrs=("kernel_size", "stride", "padding", "dilation", "ceil_mode", "with_indices"),
        infer=_max_pool_infer, grad=_max_pool_grad, promote=None, num_outputs=2, output_switches={1: 5},
@@ -115,9 +123,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     op = "max_pool2d"
     _check_pool_input(op, input)
     k, s, p, d = _window_args(op, kernel_size, stride, padding, dilation)
-    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:  # torch's rule (the kernel's too): dilation does not count
-        raise RuntimeError(f"{op}: pad should be smaller than or equal to half of kernel size, but got "
-                           f"padding={list(p)}, kernel_size={list(k)}")
+    check_pool_padding(op, k, p)
     x, added = _batched(input)
     with_indices = bool(return_indices) or (AG.is_grad_enabled() and x.requires_grad)
     out, idx = dispatch(max_pool2d.opdef, [x], (k, s, p, d, bool(ceil_mode), with_indices))
@@ -185,9 +191,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     op = "avg_pool2d"
     _check_pool_input(op, input)
     k, s, p, _ = _window_args(op, kernel_size, stride, padding)
-    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
-        raise RuntimeError(f"{op}: pad should be smaller than or equal to half of kernel size, but got "
-                           f"padding={list(p)}, kernel_size={list(k)}")
+    check_pool_padding(op, k, p)
     if divisor_override is not None:
         divisor_override = int(divisor_override)
         if divisor_override == 0:

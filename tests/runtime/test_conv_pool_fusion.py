@@ -66,8 +66,10 @@ def test_bad_attributes_raise_clear_errors():
     x, w = fw.randn(1, 3, 8, 8), fw.randn(4, 3, 3, 3)
     with pytest.raises(ValueError, match="activation must be 'none' or 'relu'"):
         FU.conv2d_act_maxpool(x, w, activation="gelu")
-    with pytest.raises(ValueError, match="at most half"):
+    with pytest.raises(ValueError, match="pad should be smaller than or equal to half of kernel size"):
         FU.conv2d_act_maxpool(x, w, kernel_size=(2, 2), pool_padding=(2, 2))
+    with pytest.raises(ValueError, match="half of kernel size"):  # as max_pool2d: dilation does not count
+        FU.conv2d_act_maxpool(x, w, kernel_size=(3, 3), pool_padding=(2, 2), pool_dilation=(2, 2))
     with pytest.raises(RuntimeError, match="Output size is too small"):
         FU.conv2d_act_maxpool(x, w, kernel_size=(9, 9))
 
