@@ -14,7 +14,10 @@ import numpy as np
 
 from ..jit.ir import Graph
 from ..jit.symbolic import SymInt
+from ..profiler import _ACTIVE as _PROFILING  # the active profiles (a list changed in place)
 from ..tensor import Tensor
+
+_wrap = Tensor._wrap
 
 
 def _as_array(x) -> np.ndarray:
@@ -57,6 +60,10 @@ class OnnxModule:
         self._run = None
         self._run_arrays = None  # the runtime's lean numpy-in, numpy-out call
         self._checked = {}  # input (shape, dtype) signatures that passed check_inputs
+        # One input, one output on the runtime: (shape, dtype, the runtime's numpy call) of the
+        # last input signature that passed check_inputs, checked first per call.
+        self._fast = None
+        self._array_runner = None
         compile_ = _runtime_compile() if backend != "interpreter" else None
         if compile_ is None and backend == "runtime":
             raise RuntimeError("backend='runtime' but framework.jit.runtime is not available")
@@ -64,6 +71,7 @@ class OnnxModule:
             try:
                 compiled = compile_(graph)
                 self._run, self._run_arrays, self.backend = compiled.run, compiled.run_arrays, "runtime"
+                self._array_runner = compiled.array_runner()
             except Exception as e:  # noqa: BLE001
                 if backend == "runtime":
                     raise
@@ -78,6 +86,12 @@ class OnnxModule:
 
     def __call__(self, *inputs):
         """Runs the model on numpy arrays or Tensors."""
+        fast = self._fast
+        if fast is not None and len(inputs) == 1 and not _PROFILING:  # the leanest path
+            a = inputs[0]
+            a = getattr(a, "_data", a)
+            if a.__class__ is np.ndarray and a.shape == fast[0] and a.dtype is fast[1]:
+                return _wrap(fast[2]([a])[0])
         arrays = [_as_array(x) for x in inputs]
         arrays = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
         # check_inputs depends on shapes and dtypes only: a signature that passed once is not
@@ -89,8 +103,9 @@ class OnnxModule:
                 self._checked.clear()
             self._checked[sig] = True
         if self._run_arrays is not None:
-            wrap = Tensor._wrap
-            outs = [wrap(a) for a in self._run_arrays(arrays)]
+            outs = [_wrap(a) for a in self._run_arrays(arrays)]
+            if len(arrays) == 1 and len(outs) == 1:
+                self._fast = (arrays[0].shape, arrays[0].dtype, self._array_runner)
         else:
             outs = list(self._run([Tensor._wrap(a) for a in arrays]))
         return outs[0] if len(outs) == 1 else tuple(outs)

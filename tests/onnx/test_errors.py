@@ -166,6 +166,28 @@ def test_module_checks_inputs(tmp_path):
         m(np.ones((2, 4), np.float64))
 
 
+def test_module_checks_inputs_after_repeated_calls(tmp_path):
+    # one input and one output: the module remembers the last checked (shape, dtype) and skips
+    # the checks for it; every other input is still checked, and the profiler still sees calls
+    m = fw.onnx.load(_save(tmp_path, _model([helper.make_node("Relu", ["x"], ["y"])], [_x()], [_y()])))
+    x = np.array([[-1, 2, -3, 4], [5, -6, 7, -8]], np.float32)
+    for arg in (x, x, fw.from_numpy(x), np.asfortranarray(x)):
+        np.testing.assert_array_equal(m(arg).numpy(), np.maximum(x, 0))
+    assert m._fast is not None
+    with pytest.raises(ValueError, match="dim 1 must be 4"):
+        m(np.ones((2, 5), np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        m(np.ones((2, 4), np.float64))
+    with pytest.raises(TypeError, match="takes 1 input"):
+        m(x, x)
+    np.testing.assert_array_equal(m(x[:1]).numpy(), np.maximum(x[:1], 0))  # another batch
+    m(x)
+    m(x)
+    with fw.profiler.profile() as p:
+        m(x)
+    assert any(e.name == "relu" for e in p.events), [e.name for e in p.events]
+
+
 # ---- export -------------------------------------------------------------------------------
 
 
