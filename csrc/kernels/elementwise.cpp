@@ -382,6 +382,17 @@ FW_REGISTER_KERNELS(elementwise) {
 namespace fw {
 namespace {
 
+// For an integer T: v (a value the kernel converts to T) is a number within T's range. A
+// float-to-integer conversion out of range is undefined behaviour, and a model file's
+// attributes are untrusted.
+template <class T>
+void check_fits(const char* op, double v) {
+  if constexpr (std::is_integral_v<T>) {
+    constexpr double lo = double(std::numeric_limits<T>::min());  // -2^31 or -2^63, exact
+    FW_CHECK(v >= lo && v < -lo, op, ": value ", v, " does not fit ", sizeof(T) == 4 ? "int32" : "int64");
+  }
+}
+
 // arange(n=#0, start=#1, step=#2, dtype=#3): out[i] = start + i * step.
 template <class T>
 void arange_k(const KernelArgs& a) {
@@ -389,7 +400,12 @@ void arange_k(const KernelArgs& a) {
   FW_CHECK(out.is_contiguous(), "arange: output must be contiguous");
   double start = a.attrs->f(1), step = a.attrs->f(2);
   T* o = out.ptr<T>();
-  for (int64_t i = 0, n = out.numel(); i < n; ++i) o[i] = T(start + double(i) * step);
+  const int64_t n = out.numel();
+  if (n > 0) {  // the values run monotonically from the first to the last
+    check_fits<T>("arange", start);
+    check_fits<T>("arange", start + double(n - 1) * step);
+  }
+  for (int64_t i = 0; i < n; ++i) o[i] = T(start + double(i) * step);
 }
 
 // linspace(start=#0, end=#1): evenly spaced, symmetric from both ends like torch.
@@ -400,6 +416,10 @@ void linspace_k(const KernelArgs& a) {
   double start = a.attrs->f(0), end = a.attrs->f(1);
   int64_t n = out.numel();
   T* o = out.ptr<T>();
+  if (n > 0) {  // every value lies between start and end
+    check_fits<T>("linspace", start);
+    check_fits<T>("linspace", end);
+  }
   if (n == 1) {
     o[0] = T(start);
     return;

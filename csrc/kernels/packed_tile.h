@@ -87,7 +87,7 @@ __attribute__((target("avx512f"), always_inline)) inline void packed_tile_store_
   }
 }
 
-// out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p, p+1) over a packed
+// out[MR, 16*NP] (columns < cols valid) = act(bias + x[MR, K] @ panels p..p+NP-1) over a packed
 // weight, rows of x at stride x_rs: the tile linear runs over weights packed at load
 // (kernels/linalg.cpp) and eager linear over panels it transposed per call (linear_nt.cpp).
 // bias: these columns' bias in whole panels (16*NP floats) or null.

@@ -17,7 +17,20 @@ def test_creation_functions_match_torch():
     assert fw.arange(0, 1, 0.25).tolist() == torch.arange(0, 1, 0.25).tolist()
     np.testing.assert_allclose(fw.linspace(-1, 1, 7).numpy(), torch.linspace(-1, 1, 7).numpy(), rtol=1e-6, atol=1e-7)
     assert fw.eye(3, 2).tolist() == torch.eye(3, 2).tolist()
+    assert fw.linspace(-10, 10, 5, dtype=fw.int32).tolist() == torch.linspace(-10, 10, 5, dtype=torch.int32).tolist()
     assert fw.tensor([1, 2]).dtype is fw.int64
+
+
+def test_integer_ranges_that_do_not_fit_the_dtype_raise():
+    # a float -> integer conversion out of range is undefined behaviour in C++ (a fuzzed model
+    # file reached it): the kernels check the ends of the range first
+    with pytest.raises(RuntimeError, match="linspace: value 1e\\+20 does not fit int64"):
+        fw.linspace(0, 1e20, 5, dtype=fw.int64)
+    with pytest.raises(RuntimeError, match="arange: value 2e\\+10 does not fit int32"):
+        fw.arange(0, 3e10, 1e10, dtype=fw.int32)
+    with pytest.raises(RuntimeError, match="linspace: value nan does not fit int32"):
+        fw.linspace(0, float("nan"), 3, dtype=fw.int32)
+    assert fw.arange(-2**31, -2**31 + 3, dtype=fw.int32).tolist() == [-2**31, -2**31 + 1, -2**31 + 2]
     assert fw.tensor([1.0, 2]).dtype is fw.float32
     assert fw.tensor([True]).dtype is fw.bool
     assert fw.zeros_like(fw.ones(2, 3, dtype=fw.float64)).dtype is fw.float64
