@@ -12,8 +12,15 @@
 
 namespace fw {
 
-// Whether a double converts to int64 without undefined behaviour (false for NaN, inf, huge).
-inline bool fits_int64(double v) { return v >= -9223372036854775808.0 && v < 9223372036854775808.0; }
+// Whether a double converts to the signed integer type T without undefined behaviour (false
+// for NaN, inf and values out of T's range).
+template <class T>
+bool fits_integer(double v) {
+  static_assert(std::is_integral_v<T> && std::is_signed_v<T>, "fits_integer: a signed integer type");
+  constexpr double lo = double(std::numeric_limits<T>::lowest());  // -2^(bits - 1), exact
+  return v >= lo && v < -lo;
+}
+inline bool fits_int64(double v) { return fits_integer<int64_t>(v); }
 
 struct AttrValue {
   enum Kind : uint8_t { None = 0, Int = 1, Float = 2, Ints = 3, Floats = 4, Str = 5 };

@@ -12,6 +12,15 @@
 namespace fw {
 namespace {
 
+// For an integer T: v (a value the kernel converts to T) is a number within T's range. A
+// float-to-integer conversion out of range is undefined behaviour, and a model file's
+// attributes are untrusted.
+template <class T>
+void check_fits(const char* op, double v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    FW_CHECK(fits_integer<T>(v), op, ": value ", v, " does not fit ", sizeof(T) == 4 ? "int32" : "int64");
+}
+
 // ---------------------------------------------------------------- unary float ops
 #define FW_UNARY(NAME, EXPR)                       \
   struct NAME##_fn {                               \
@@ -167,8 +176,7 @@ void add_alpha(const KernelArgs& a) {
   }
   const double av = Sub ? -alpha_d : alpha_d;
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
-    FW_CHECK(av >= double(std::numeric_limits<T>::lowest()) && av < -double(std::numeric_limits<T>::lowest()),
-             Sub ? "sub" : "add", ": alpha ", alpha_d, " does not fit the tensor's integer type");
+    FW_CHECK(fits_integer<T>(av), Sub ? "sub" : "add", ": alpha ", alpha_d, " does not fit the tensor's integer type");
   T alpha = T(av);
   binary_kernel<T, T, T>(a.output(0), a.input(0), a.input(1),
                          [=](T x, T y) { return add_fn{}(x, mul_fn{}(alpha, y)); });
@@ -269,6 +277,10 @@ void uniform_k(const KernelArgs& a) {
   uint64_t seed = uint64_t(a.attrs->i(1));
   double lo = a.attrs->f(2), hi = a.attrs->f(3);
   T* o = out.ptr<T>();
+  if (out.numel() > 0) {  // the values lie in [lo, hi]
+    check_fits<T>("uniform", lo);
+    check_fits<T>("uniform", hi);
+  }
   parallel_for(out.numel(), 65536, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       T v = T(lo + (hi - lo) * uniform01(seed, uint64_t(i)));
@@ -381,17 +393,6 @@ FW_REGISTER_KERNELS(elementwise) {
 
 namespace fw {
 namespace {
-
-// For an integer T: v (a value the kernel converts to T) is a number within T's range. A
-// float-to-integer conversion out of range is undefined behaviour, and a model file's
-// attributes are untrusted.
-template <class T>
-void check_fits(const char* op, double v) {
-  if constexpr (std::is_integral_v<T>) {
-    constexpr double lo = double(std::numeric_limits<T>::min());  // -2^31 or -2^63, exact
-    FW_CHECK(v >= lo && v < -lo, op, ": value ", v, " does not fit ", sizeof(T) == 4 ? "int32" : "int64");
-  }
-}
 
 // arange(n=#0, start=#1, step=#2, dtype=#3): out[i] = start + i * step.
 template <class T>

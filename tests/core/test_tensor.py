@@ -30,6 +30,8 @@ def test_integer_ranges_that_do_not_fit_the_dtype_raise():
         fw.arange(0, 3e10, 1e10, dtype=fw.int32)
     with pytest.raises(RuntimeError, match="linspace: value nan does not fit int32"):
         fw.linspace(0, float("nan"), 3, dtype=fw.int32)
+    with pytest.raises(RuntimeError, match="uniform: value .* does not fit int32"):
+        fw.randint(0, 2**40, (3,), dtype=fw.int32)
     assert fw.arange(-2**31, -2**31 + 3, dtype=fw.int32).tolist() == [-2**31, -2**31 + 1, -2**31 + 2]
     assert fw.tensor([1.0, 2]).dtype is fw.float32
     assert fw.tensor([True]).dtype is fw.bool
