@@ -239,8 +239,15 @@ void copy_from(const KernelArgs& a) {
   dispatch_dtype(dst.dtype, [&](auto zero) {
     using D = decltype(zero);
     unary_kernel<D, S>(dst, src, [](S x) {
-      if constexpr (std::is_same_v<D, bool>) return x != S(0);
-      else return D(x);
+      if constexpr (std::is_same_v<D, bool>) {
+        return x != S(0);
+      } else if constexpr (std::is_integral_v<D> && std::is_floating_point_v<S>) {
+        // NaN, inf and out-of-range values give the lowest value, as x86's conversion (and so
+        // torch on x86) does, instead of C++'s undefined behaviour
+        return fits_integer<D>(double(x)) ? D(x) : std::numeric_limits<D>::lowest();
+      } else {
+        return D(x);
+      }
     });
   });
 }

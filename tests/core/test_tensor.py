@@ -159,3 +159,11 @@ def test_dtype_conversions():
     assert fw.tensor([0, 3]).bool().tolist() == [False, True]
     with pytest.raises(RuntimeError, match="device"):
         x.to("cuda")
+
+
+def test_float_to_integer_casts_of_nan_inf_and_huge_values_match_torch():
+    # C++ leaves these conversions undefined; the cast gives x86's (and so torch's) lowest value
+    v = [float("nan"), float("inf"), -float("inf"), 1e20, -1e20, 3e9, -3e9, 2.7, -2.7, 2147483647.0, -2147483648.0]
+    for dt, tdt in [(fw.int64, torch.int64), (fw.int32, torch.int32)]:
+        for src, tsrc in [(fw.float32, torch.float32), (fw.float64, torch.float64)]:
+            assert fw.tensor(v, dtype=src).to(dt).tolist() == torch.tensor(v, dtype=tsrc).to(tdt).tolist(), (dt, src)
