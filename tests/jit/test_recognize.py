@@ -104,3 +104,56 @@ def test_attention_causal_and_plain():
         node = g.calls("scaled_dot_product_attention")[0]
         assert node.attrs[0] is masked and abs(node.attrs[1] - 0.5) < 1e-7
         assert [n.target for n in g.calls()] == ["scaled_dot_product_attention"]
+
+
+def test_attention_with_query_and_key_scaled_before_the_product():
+    # torch's ONNX export of MultiheadAttention: (q * c) @ (k^T * c), c = d ** -0.25; also
+    # c * q and a key scaled before its transpose is left alone (then k^T is not a permute)
+    _need("softmax", "scaled_dot_product_attention")
+    T, d = 5, 4
+    c = d ** -0.25
+
+    def attn(q, k, v, q_first=True):
+        qs = q * c if q_first else c * q
+        return fw.softmax(qs @ (k.transpose(-2, -1) * c), -1) @ v
+
+    ins = [_x(2, 3, T, d, seed=i) for i in range(3)]
+    other = [_x(4, 3, T, d, seed=10 + i) for i in range(3)]
+    for q_first in (True, False):
+        g = _check(lambda q, k, v: attn(q, k, v, q_first), ins, P.fuse_attention,
+                   "scaled_dot_product_attention", other)
+        node = g.calls("scaled_dot_product_attention")[0]
+        assert abs(node.attrs[1] - c * c) < 1e-7
+        assert [n.target for n in g.calls()] == ["scaled_dot_product_attention"]
+    # a non-constant factor is not folded into the scale
+    g = fw.jit.trace(lambda q, k, v: fw.softmax((q * v) @ k.transpose(-2, -1), -1) @ v, ins).graph.copy()
+    P.fuse_attention(g)
+    P.eliminate_dead_code(g)
+    assert "mul" in [n.target for n in g.calls()]
+
+
+def test_attention_with_the_key_transposed_in_one_permute_and_an_additive_causal_mask():
+    # GPT-style ONNX exports: heads split by a reshape, k^T = x.permute(0, 2, 3, 1) straight
+    # from (N, T, H, E) (the pass adds k's own permute (0, 2, 1, 3)), and the causal mask as a
+    # constant 0 / -inf matrix added to the scores (becomes is_causal)
+    _need("softmax", "scaled_dot_product_attention")
+    T, H, E = 5, 2, 4
+    c = E ** -0.25
+    causal = fw.from_numpy(np.where(np.triu(np.ones((T, T), bool), 1), -np.inf, 0).astype(np.float32))
+    other_mask = fw.from_numpy(np.random.default_rng(3).standard_normal((T, T)).astype(np.float32))
+
+    def attn(q, k, v, mask):
+        qh = q.reshape(q.shape[0], T, H, E).permute(0, 2, 1, 3)
+        kt = k.reshape(k.shape[0], T, H, E).permute(0, 2, 3, 1)
+        vh = v.reshape(v.shape[0], T, H, E).permute(0, 2, 1, 3)
+        return fw.softmax((qh * c) @ (kt * c) + mask, -1) @ vh
+
+    ins = [_x(2, T, H * E, seed=i) for i in range(3)]
+    other = [_x(3, T, H * E, seed=10 + i) for i in range(3)]
+    for mask, is_causal in ((causal, True), (other_mask, False)):
+        g = _check(lambda q, k, v: attn(q, k, v, mask), ins, P.fuse_attention,
+                   "scaled_dot_product_attention", other)
+        node = g.calls("scaled_dot_product_attention")[0]
+        assert node.attrs[0] is is_causal and abs(node.attrs[1] - c * c) < 1e-7
+        assert "matmul" not in [n.target for n in g.calls()]
+        assert (node.inputs[3] is None) is is_causal
