@@ -956,14 +956,6 @@ void add_residual(T* out, const T* r, int64_t count) {
   for (int64_t i = 0; i < count; ++i) out[i] += r[i];
 }
 
-// ATen's pooling_output_shape (as framework/ops/pool.py's _pool_out).
-int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  const int64_t num = n + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
-  int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
-  if (ceil_mode && (out - 1) * s >= n + p) --out;
-  return out;
-}
-
 // The max pool a conv2d_act_maxpool applies to each sample's conv map: the max_pool2d kernel
 // (kernels/pool.cpp, every fast path included) called on one sample at a time.
 struct SamplePool {

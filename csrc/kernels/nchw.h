@@ -25,6 +25,15 @@ struct Window {
 // kernel, each at most 2^24. Errors name `op`.
 Window read_window(const Attrs& a, size_t first, bool dilation, const char* op);
 
+// ATen's pooling_output_shape (as framework/ops/pool.py's _pool_out): the output size of a
+// window over n input rows (or columns).
+int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode);
+
+// That an H x W input pooled by w gives Ho x Wo (torch's output shape): a model file states
+// its output shapes, and a stated size that does not follow from the window (a few input rows
+// pooled into 65538 output rows, each scanning them all) is an error, not a long loop.
+void check_pool_output(const char* op, const Window& w, bool ceil_mode, int64_t H, int64_t W, int64_t Ho, int64_t Wo);
+
 struct Planes {
   int64_t N, C, H, W, sn, sc, sh, sw;
   Planes(const TensorView& v, const char* op) {

@@ -61,6 +61,20 @@ Window read_window(const Attrs& a, size_t first, bool dilation, const char* op) 
   return w;
 }
 
+int64_t pool_out_size(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  const int64_t num = n + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+  if (ceil_mode && (out - 1) * s >= n + p) --out;
+  return out;
+}
+
+void check_pool_output(const char* op, const Window& w, bool ceil_mode, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  const int64_t eh = pool_out_size(H, w.kh, w.sh, w.ph, w.dh, ceil_mode);
+  const int64_t ew = pool_out_size(W, w.kw, w.sw, w.pw, w.dw, ceil_mode);
+  FW_CHECK(Ho == eh && Wo == ew, op, ": output ", Ho, "x", Wo, " does not match the window over input ", H, "x", W,
+           " (expected ", eh, "x", ew, ")");
+}
+
 namespace {
 
 void check_pair(const char* op, const Planes& in, const Planes& out) {
@@ -756,6 +770,7 @@ void max_pool2d_blocked(const KernelArgs& k, const Window& w, int64_t layout) {
   FW_CHECK(x.shape[0] == y.shape[0] && x.shape[1] == y.shape[1], "max_pool2d: batch/channels of input (",
            x.shape[0], ", ", x.shape[1], ") and output (", y.shape[0], ", ", y.shape[1], ") differ");
   const int64_t H = x.shape[2], W = x.shape[3], Ho = y.shape[2], Wo = y.shape[3];
+  check_pool_output("max_pool2d", w, k.attrs->i(4) != 0, H, W, Ho, Wo);
   if (y.numel() == 0) return;
   FW_CHECK((Ho - 1) * w.sh - w.ph < H && (Wo - 1) * w.sw - w.pw < W, "max_pool2d: output ", Ho, "x", Wo,
            " too large for input ", H, "x", W);
@@ -806,6 +821,7 @@ void max_pool2d_k(const KernelArgs& k) {
   FW_CHECK(!with_idx || (idx.is_contiguous() && idx.numel() == y.numel() && idx.dtype == DType::i64),
            "max_pool2d: indices output must be a contiguous int64 tensor shaped like the output");
   const int64_t Ho = out.H, Wo = out.W, H = in.H, W = in.W;
+  check_pool_output("max_pool2d", w, k.attrs->i(4) != 0, H, W, Ho, Wo);
   if (y.numel() == 0) return;
   // The window never reaches past the padded plane (checked by infer; re-checked here).
   FW_CHECK((Ho - 1) * w.sh - w.ph < H && (Wo - 1) * w.sw - w.pw < W, "max_pool2d: output ", Ho, "x", Wo,
@@ -966,6 +982,7 @@ void avg_pool2d_k(const KernelArgs& k) {
   const int64_t div = read_divisor(*k.attrs, 5);
   Planes in(x, "avg_pool2d"), out(y, "avg_pool2d");
   check_pair("avg_pool2d", in, out);
+  check_pool_output("avg_pool2d", w, k.attrs->i(3) != 0, in.H, in.W, out.H, out.W);
   FW_CHECK(y.is_contiguous(), "avg_pool2d: output must be contiguous");
   const T* xp = x.ptr<T>();
   T* yp = y.ptr<T>();
@@ -998,6 +1015,7 @@ void avg_pool2d_backward_k(const KernelArgs& k) {
   const int64_t div = read_divisor(*k.attrs, 6);
   Planes in(gi, "avg_pool2d_backward"), out(go, "avg_pool2d_backward");
   check_pair("avg_pool2d_backward", in, out);
+  check_pool_output("avg_pool2d_backward", w, k.attrs->i(4) != 0, in.H, in.W, out.H, out.W);
   FW_CHECK(gi.is_contiguous(), "avg_pool2d_backward: grad_input must be contiguous");
   const T* gp = go.ptr<T>();
   T* gip = gi.ptr<T>();

@@ -1,6 +1,7 @@
 """Recognition passes: softmax / log_softmax, layer_norm and attention written from
 primitives become the registered ops (skipped while those ops are not registered)."""
 
+import io
 import math
 
 import numpy as np
@@ -157,3 +158,54 @@ def test_attention_with_the_key_transposed_in_one_permute_and_an_additive_causal
         assert node.attrs[0] is is_causal and abs(node.attrs[1] - c * c) < 1e-7
         assert "matmul" not in [n.target for n in g.calls()]
         assert (node.inputs[3] is None) is is_causal
+
+
+def test_exact_gelu_from_erf():
+    # torch's ONNX export of nn.GELU: x * (erf(x / sqrt(2)) + 1) * 0.5; other orders too
+    _need("gelu", "erf")
+    r2 = math.sqrt(2.0)
+    forms = [
+        lambda x: x * (fw.erf(x / r2) + 1) * 0.5,
+        lambda x: (x * 0.5) * (1 + fw.erf(x * (1 / r2))),
+        lambda x: 0.5 * (x * (fw.erf(x / r2) + 1)),
+    ]
+    ins, other = [_x(3, 8)], [_x(5, 8, seed=1)]
+    for form in forms:
+        g = _check(form, ins, P.recognize_gelu, "gelu", other)
+        assert [n.target for n in g.calls()] == ["gelu"]
+        np.testing.assert_allclose(Interpreter(g).run(ins)[0].numpy(),
+                                   fw.nn.functional.gelu(ins[0]).numpy(), rtol=1e-6, atol=1e-7)
+    # not GELU: another constant, or an intermediate value that something else reads
+    def shared(x):
+        e = fw.erf(x / r2)
+        return x * (e + 1) * 0.5, e
+
+    for fn in (lambda x: x * (fw.erf(x / 2.0) + 1) * 0.5, shared):
+        g = fw.jit.trace(fn, ins).graph.copy()
+        P.fold_constants(g)
+        assert P.recognize_gelu(g) is False
+
+
+def test_imported_gpt_graph_matches_the_traced_one():
+    # the ONNX export writes attention and GELU from primitives; the passes recover the ops
+    # tracing records, so the imported model runs the same kernels
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    from benchmarks.models import MODELS
+
+    b, shape, _ = MODELS["gpt"]
+    torch.manual_seed(0)
+    tm = b(torch).eval()
+    x = np.random.default_rng(0).standard_normal((1,) + shape).astype(np.float32)
+    buf = io.BytesIO()
+    torch.onnx.export(tm, (torch.from_numpy(x),), buf, dynamo=False, input_names=["x"], output_names=["y"],
+                      opset_version=17)
+    imported = fw.onnx.load(buf.getvalue(), optimize=True)
+    fm = b(fw)
+    fm.load_state_dict({k: fw.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    traced = fw.jit.trace(fm.eval(), (fw.from_numpy(x),), check_trace=False).optimize()
+    assert sorted(n.target for n in imported.graph.calls()) == sorted(n.target for n in traced.graph.calls())
+    assert not {"matmul", "softmax", "erf"} & {n.target for n in imported.graph.calls()}
+    with torch.no_grad():
+        want = tm(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(imported(x).numpy(), want, rtol=1e-4, atol=1e-4)

@@ -25,6 +25,7 @@ from .fuse_conv_residual import fuse_conv_residual
 from .fuse_elementwise import fuse_elementwise
 from .fuse_linear_activation import fuse_linear_activation
 from .fuse_matmul_bias import fuse_matmul_bias
+from .recognize_gelu import recognize_gelu
 from .recognize_layer_norm import recognize_layer_norm
 from .recognize_softmax import recognize_softmax
 from .remove_dropout import remove_dropout
@@ -40,6 +41,7 @@ DEFAULT_PASSES: list = [
     fold_affine_into_conv,
     recognize_softmax,
     recognize_layer_norm,
+    recognize_gelu,
     fuse_attention,
     fuse_matmul_bias,
     fuse_conv_residual,
