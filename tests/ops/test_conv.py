@@ -135,6 +135,21 @@ def test_max_pool2d_errors():
         fw.max_pool2d(randn(1, 3, 2, 2), 3)
 
 
+def test_pool_kernels_reject_an_output_size_the_window_does_not_give():
+    # a model file states output shapes; the kernels check them against torch's formula
+    x = np.zeros((1, 2, 9, 7), np.float32)
+    idx = np.zeros((1, 2, 4, 3), np.int64)
+    mp = P.max_pool2d.opdef.handle(fw.float32)
+    fw._C.run(mp, (x,), (np.zeros((1, 2, 4, 3), np.float32), idx), ((2, 2), (2, 2), (0, 0), (1, 1), False, True))
+    with pytest.raises(RuntimeError, match=r"max_pool2d: output 9x3 does not match the window over input 9x7 "
+                                           r"\(expected 4x3\)"):
+        fw._C.run(mp, (x,), (np.zeros((1, 2, 9, 3), np.float32), np.zeros((1, 2, 9, 3), np.int64)),
+                  ((2, 2), (2, 2), (0, 0), (1, 1), False, True))
+    ap = P.avg_pool2d.opdef.handle(fw.float32)
+    with pytest.raises(RuntimeError, match=r"avg_pool2d: output 4x4 does not match .* \(expected 5x4\)"):
+        fw._C.run(ap, (x,), (np.zeros((1, 2, 4, 4), np.float32),), ((2, 2), (2, 2), (0, 0), True, True, None))
+
+
 def test_max_pool2d_backward_rejects_out_of_range_indices():
     g = randn(1, 1, 2, 2)
     idx = fw.from_numpy(np.array([[[[0, 1], [2, 99]]]], dtype=np.int64))
