@@ -209,3 +209,18 @@ def test_imported_gpt_graph_matches_the_traced_one():
     with torch.no_grad():
         want = tm(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(imported(x).numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_one_by_one_mask_is_not_taken_for_causal():
+    # a (1, 1) mask broadcasts over the scores: False / 0 masks nothing, so is_causal would be wrong
+    _need("softmax", "scaled_dot_product_attention")
+    T, d = 5, 4
+    ins = [_x(2, 3, T, d, seed=i) for i in range(3)]
+    other = [_x(4, 3, T, d, seed=10 + i) for i in range(3)]
+    nothing = fw.from_numpy(np.zeros((1, 1), bool))
+    zero = fw.zeros(1, 1)
+    forms = [lambda q, k, v: fw.softmax((q @ k.transpose(-2, -1)).masked_fill(nothing, float("-inf")), -1) @ v,
+             lambda q, k, v: fw.softmax(q @ k.transpose(-2, -1) + zero, -1) @ v]
+    for form in forms:
+        g = _check(form, ins, P.fuse_attention, "scaled_dot_product_attention", other)
+        assert g.calls("scaled_dot_product_attention")[0].attrs[0] is False

@@ -69,9 +69,10 @@ def _scores(s):
     return q, k, scale * cq * ck, dead + [mm] + muls + [kt.node]
 
 
-def _upper_triangle(arr) -> bool:
-    """Whether arr is square and 2-D (a candidate causal mask)."""
-    return arr.ndim == 2 and arr.shape[0] == arr.shape[1]
+def _causal_shape(arr, scores) -> bool:
+    """Whether arr could be a causal mask of these scores: square, 2-D and the scores' last
+    two dims (a (1, 1) mask broadcasts: it masks nothing)."""
+    return arr.ndim == 2 and arr.shape[0] == arr.shape[1] and tuple(arr.shape) == tuple(scores.spec.shape[-2:])
 
 
 def _triu(n: int) -> np.ndarray:
@@ -89,12 +90,12 @@ def _mask(graph, s):
         if m.node.op != "const":
             return None
         arr = m.node.const
-        if _upper_triangle(arr) and np.array_equal(arr, _triu(arr.shape[0])):
+        if _causal_shape(arr, s) and np.array_equal(arr, _triu(arr.shape[0])):
             return node.inputs[0], None, True, [node], None
         return node.inputs[0], None, False, [node], np.logical_not(arr)
     if node.target == "add" and alpha_one(node) and node.inputs[1].spec.dtype is s.spec.dtype:
         m = node.inputs[1]
-        if m.node.op == "const" and _upper_triangle(m.node.const) and \
+        if m.node.op == "const" and _causal_shape(m.node.const, s) and \
                 np.array_equal(m.node.const, np.where(_triu(m.node.const.shape[0]), -np.inf, 0)):
             return node.inputs[0], None, True, [node], None  # 0, -inf above the diagonal: causal
         return node.inputs[0], m, False, [node], None
