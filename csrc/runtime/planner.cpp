@@ -104,6 +104,26 @@ int64_t select_offset(const Attrs& a, const TensorView& x, const TensorView& y) 
   return idx * x.strides[dim] * int64_t(dtype_size(x.dtype));
 }
 
+// Whether permute(dims=#0) keeps the memory order of the contiguous x: y's dims are x's
+// permuted, and the dims of size > 1 keep their order (moving dims of size 1, a batch of one
+// say, moves no element). A crafted file's odd attributes or shapes give false.
+bool order_kept(const Attrs& a, const TensorView& x, const TensorView& y) {
+  if (a.size() < 1 || a.values[0].kind != AttrValue::Ints) return false;
+  const std::vector<int64_t>& dims = a.values[0].ints;
+  if (int64_t(dims.size()) != x.ndim || y.ndim != x.ndim) return false;
+  uint32_t seen = 0;
+  int64_t last = -1;
+  for (int j = 0; j < y.ndim; ++j) {
+    const int64_t src = dims[size_t(j)] < 0 ? dims[size_t(j)] + x.ndim : dims[size_t(j)];
+    if (src < 0 || src >= x.ndim || (seen >> src & 1u) || y.shape[j] != x.shape[src]) return false;
+    seen |= 1u << src;
+    if (x.shape[src] == 1) continue;
+    if (src < last) return false;
+    last = src;
+  }
+  return true;
+}
+
 bool same_shape(const TensorView& x, const TensorView& y) {
   if (x.ndim != y.ndim) return false;
   for (int d = 0; d < x.ndim; ++d)
@@ -124,6 +144,7 @@ int64_t alias_offset(const GraphDef& g, const Plan& p, size_t i) {
   if (n.kernel == "reshape") off = x.numel() == y.numel() ? 0 : -1;
   else if (n.kernel == "copy") off = same_shape(x, y) ? 0 : -1;  // clone (or a no-op to / expand)
   else if (n.kernel == "select") off = select_offset(p.attrs_of(g, i), x, y);
+  else if (n.kernel == "permute") off = order_kept(p.attrs_of(g, i), x, y) ? 0 : -1;
   if (off < 0 || uint64_t(off) > p.nbytes[in] || p.nbytes[out] > p.nbytes[in] - uint64_t(off)) return -1;
   return off;
 }

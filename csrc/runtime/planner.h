@@ -10,7 +10,8 @@
 // Views without copies: a node whose output is its input's elements in order -- kernel
 // "reshape" (reshape, view, flatten, squeeze, ...), kernel "copy" with the input's shape and
 // dtype (clone), kernel "select" picking a contiguous block (every dim before the selected
-// one has size 1) -- gets no buffer of its own: its output is an alias, placed at a byte
+// one has size 1), kernel "permute" moving only dims of size 1 past the others (a batch of
+// one, say: (1, T, C) -> (T, 1, C)) -- gets no buffer of its own: its output is an alias, placed at a byte
 // offset inside its input's buffer (Input, Const, Arena or Output; aliases of aliases resolve
 // to the first non-alias value, the root), and the executor skips its kernel. An Arena root
 // stays live until the last use of every alias of it. Nothing in the runtime writes a value

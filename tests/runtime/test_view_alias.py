@@ -302,3 +302,30 @@ def test_fwrun_plan_shows_aliases_and_runs_them(tmp_path):
     run = _fwrun(tmp_path / "m.fwm", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
     assert run.returncode == 0, run.stderr
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), -np.maximum(xs[1], 0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_permutes_that_only_move_size_one_dims_alias(batch):
+    # (N, T, C) -> (T, N, C) keeps the memory order when N is 1 (seq-first attention layouts at
+    # batch 1): an alias then, a copy for N > 1; (T, C) transposes always copy
+    g = Graph()
+    n = SymInt.input_dim(0, 0)
+    x = g.add_input("x", Spec((n, 4, 6), F32))
+    r = g.call("relu", [x], names=["r"]).output
+    p = g.call("permute", [r], ((1, 0, 2),), names=["p"]).output
+    t = g.call("permute", [p], ((0, 2, 1),), names=["t"]).output  # swaps 6 and N: order kept only for N == 1
+    u = g.call("permute", [r], ((0, 2, 1),), names=["u"]).output  # swaps 4 and 6: always a copy
+    y = g.call("add", [g.call("reshape", [t], ((4, 6 * batch),)).output,
+                       g.call("reshape", [u], ((4, 6 * batch),)).output], names=["y"]).output
+    g.set_output([y, g.call("neg", [p], names=["q"]).output])
+    xs = np.random.default_rng(1).standard_normal((batch, 4, 6)).astype(np.float32)
+    (got_y, got_q), on, _ = _run_both(g, [xs])
+    rx = np.maximum(xs, 0)
+    np.testing.assert_array_equal(got_q, -rx.transpose(1, 0, 2))
+    want = rx.transpose(1, 0, 2).transpose(0, 2, 1).reshape(4, -1) + rx.transpose(0, 2, 1).reshape(4, -1)
+    np.testing.assert_allclose(got_y, want, rtol=1e-6)
+    by_name, _, _ = _entries(on, [(batch, 4, 6)])
+    assert by_name["p"]["placement"] == ("alias" if batch == 1 else "arena")
+    assert by_name["t"]["placement"] == ("alias" if batch == 1 else "arena")
+    assert by_name["u"]["placement"] == "arena"
+    _check_lifetimes(on, [(batch, 4, 6)])
