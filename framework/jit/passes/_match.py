@@ -32,3 +32,11 @@ def alpha_one(node) -> bool:
 def registered(name: str) -> bool:
     op = REGISTRY.get(name)
     return op is not None and op.kernel is not None
+
+
+def erase_unused(graph, nodes) -> None:
+    """Erases, in the order given (users before producers), the nodes of `graph` whose outputs
+    nothing reads any more: what a rewrite left behind."""
+    for n in nodes:
+        if n.graph is graph and not any(v.users for v in n.outputs):
+            graph.erase(n)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
-from ._match import alpha_one, const_scalar, producer, registered, single_use
+from ._match import alpha_one, const_scalar, erase_unused, producer, registered, single_use
 
 _SDPA = "scaled_dot_product_attention"
 
@@ -149,8 +149,6 @@ def fuse_attention(graph: Graph) -> bool:
                 graph.erase(n)
             continue
         graph.replace_all_uses(out.output, new.outputs[0])
-        for n in [out, sm] + dead_mask + dead_scores:
-            if n.graph is graph and not any(x.users for x in n.outputs):
-                graph.erase(n)
+        erase_unused(graph, [out, sm] + dead_mask + dead_scores)
         changed = True
     return changed

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from ..ir import Graph
-from ._match import alpha_one, const_scalar, registered, single_use
+from ._match import alpha_one, const_scalar, erase_unused, registered, single_use
 
 
 def _close(c, want: float) -> bool:
@@ -92,8 +92,6 @@ def recognize_gelu(graph: Graph) -> bool:
         with graph.inserting_before(last):
             new = graph.call("gelu", [x], ("none",), source=last.source)
         graph.replace_all_uses(last.output, new.output)
-        for n in dead:
-            if n.graph is graph and not any(v.users for v in n.outputs):
-                graph.erase(n)
+        erase_unused(graph, dead)
         changed = True
     return changed

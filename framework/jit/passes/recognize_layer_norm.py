@@ -9,7 +9,7 @@ not a registered op."""
 from __future__ import annotations
 
 from ..ir import Graph
-from ._match import alpha_one, const_scalar, producer, registered, single_use
+from ._match import alpha_one, const_scalar, erase_unused, producer, registered, single_use
 
 
 def _trailing(dims, ndim: int):
@@ -88,8 +88,6 @@ def recognize_layer_norm(graph: Graph) -> bool:
         with graph.inserting_before(last):
             new = graph.call("layer_norm", [x, w, b], (k, float(eps)), source=mul.source)
         graph.replace_all_uses(last.output, new.outputs[0])
-        for n in [last] + [d for d in dead if d is not last]:
-            if n.graph is graph and not any(v.users for v in n.outputs):
-                graph.erase(n)
+        erase_unused(graph, [last] + [d for d in dead if d is not last])
         changed = True
     return changed

@@ -11,7 +11,7 @@ Does nothing while the target op is not registered."""
 from __future__ import annotations
 
 from ..ir import Graph
-from ._match import alpha_one, producer, registered, single_use
+from ._match import alpha_one, erase_unused, producer, registered, single_use
 
 
 def _reduced_dim(node, x):
@@ -40,9 +40,7 @@ def _replace(graph: Graph, old_node, target: str, x, d, dead: list) -> None:
     with graph.inserting_before(old_node):
         new = graph.call(target, [x], (d,), source=old_node.source)
     graph.replace_all_uses(old_node.output, new.output)
-    for n in [old_node] + dead:
-        if n.graph is graph and not any(v.users for v in n.outputs):
-            graph.erase(n)
+    erase_unused(graph, [old_node] + dead)
 
 
 def recognize_softmax(graph: Graph) -> bool:
