@@ -128,7 +128,7 @@ def fuse_attention(graph: Graph) -> bool:
             continue
         if not (tuple(q.spec.shape[:-2]) == k_shape[:-2] == tuple(v.spec.shape[:-2])):
             continue
-        added = []
+        added, new = [], None
         with graph.inserting_before(out):
             try:
                 k = kx
@@ -137,14 +137,11 @@ def fuse_attention(graph: Graph) -> bool:
                     k = added[-1].outputs[0]
                 if new_mask is not None:
                     mask = graph.add_const(new_mask, value_name="attn_mask")
-                added.append(graph.call(_SDPA, [q, k, v, mask], (bool(causal), float(scale), 0.0, 0),
-                                        source=out.source))
+                new = graph.call(_SDPA, [q, k, v, mask], (bool(causal), float(scale), 0.0, 0), source=out.source)
+                added.append(new)
             except (RuntimeError, ValueError, TypeError):
-                for n in reversed(added):
-                    graph.erase(n)
-                continue
-        new = added[-1]
-        if new.outputs[0].spec != out.output.spec:
+                pass
+        if new is None or new.outputs[0].spec != out.output.spec:  # undo what this match added
             for n in reversed(added):
                 graph.erase(n)
             continue
