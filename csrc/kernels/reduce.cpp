@@ -118,7 +118,9 @@ FW_TARGET_CLONES A sum_run(const T* __restrict x, int64_t n) {
   return acc;
 }
 
-template <class T> using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+// Integers add and multiply in uint64_t: they wrap around like torch's int64 sum / prod /
+// cumsum (two's complement), where int64_t overflow would be undefined behaviour.
+template <class T> using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
 
 // Runs out[o] = finish(reduce over block o) for every kept index o, in parallel.
 template <class T, class O, class BlockFn>

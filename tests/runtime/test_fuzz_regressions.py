@@ -27,6 +27,7 @@ EXPECTED = {
     "float_attr_inf_as_int": "ok",      # an inf float attribute converted to int64 (UBSan)
     "group_norm_backward_sizes": "group_norm_backward: grad_output has 24 elements, expected 6168",
     "index_select_output_shape": "index_select(): output shape mismatch at dim 0",
+    "int_sum_overflow": "ok",           # int64 sum overflowed its int64 accumulator (UBSan)
     "interpolate_nan_scale": "ok",      # NaN source index converted to int64 (UBSan)
     "linspace_int_out_of_range": "linspace: value 5.53402e+19 does not fit int32",  # float -> int UB before
     "layer_norm_backward_sizes": "layer_norm_backward: grad_output has 0 elements, expected 12",
