@@ -72,8 +72,6 @@ def test_collate_fn_sampler_and_batch_sampler():
     assert [x[1].item() for x in DataLoader(ds, batch_size=None)][:3] == [0, 1, 2]
     with pytest.raises(ValueError, match="mutually exclusive"):
         DataLoader(ds, sampler=sampler, shuffle=True)
-    with pytest.raises(NotImplementedError, match="num_workers"):
-        DataLoader(ds, num_workers=2)
     rs = list(
         RandomSampler(
             range(5), replacement=True, num_samples=8, generator=fw.Generator().manual_seed(0)
