@@ -48,8 +48,9 @@ FW_UNARY(round, std::nearbyint(x))
 FW_UNARY(reciprocal, T(1) / x)
 FW_UNARY(sign_f, x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)))  // sign(NaN) = 0 like torch
 FW_UNARY(sign_i, T((x > T(0)) - (x < T(0))))
-FW_UNARY(neg_i, T(-x))
-FW_UNARY(abs_i, T(x < 0 ? -x : x))
+// -INT_MIN wraps to INT_MIN, as in torch (in the unsigned type: signed overflow is undefined)
+FW_UNARY(neg_i, T(std::make_unsigned_t<T>(0) - std::make_unsigned_t<T>(x)))
+FW_UNARY(abs_i, x < 0 ? T(std::make_unsigned_t<T>(0) - std::make_unsigned_t<T>(x)) : x)
 #undef FW_UNARY
 
 template <class Fn, class T>
@@ -151,8 +152,8 @@ struct pow_fn {
       if (y < 0) return x == 1 ? T(1) : (x == -1 ? (y % 2 ? T(-1) : T(1)) : T(0));
       T r = 1;
       while (y) {
-        if (y & 1) r *= x;
-        x *= x;
+        if (y & 1) r = mul_fn{}(r, x);
+        x = mul_fn{}(x, x);
         y >>= 1;
       }
       return r;

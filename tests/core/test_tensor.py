@@ -179,3 +179,14 @@ def test_integer_sum_prod_cumsum_wrap_around_like_torch(dt):
                lambda a: a.cumsum(1), lambda a: a.t().sum(0), lambda a: a.expand(3, 3, 4).sum((0, 1))):
         got, want = fn(f), fn(t)
         assert got.tolist() == want.tolist() and str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+
+
+@pytest.mark.parametrize("dt", ["int32", "int64"])
+def test_integer_neg_abs_pow_wrap_around_like_torch(dt):
+    lo = -2**63 if dt == "int64" else -2**31
+    v = [lo, lo + 1, -7, 0, 7, 3]
+    f, t = fw.tensor(v, dtype=getattr(fw, dt)), torch.tensor(v, dtype=getattr(torch, dt))
+    assert (-f).tolist() == (-t).tolist() and f.abs().tolist() == t.abs().tolist()
+    e = [3, 2, 40, 5, 63, 41]
+    fe, te = fw.tensor(e, dtype=getattr(fw, dt)), torch.tensor(e, dtype=getattr(torch, dt))
+    assert (f ** fe).tolist() == (t ** te).tolist()
