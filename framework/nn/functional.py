@@ -555,6 +555,10 @@ adaptive_avg_pool2d = _forward("adaptive_avg_pool2d")
 pad = _forward("pad")
 interpolate = _forward("interpolate")
 
+# composites of registered ops (framework/ops/composites.py)
+from ..ops.composites import (avg_pool1d, cosine_similarity, huber_loss, kl_div,  # noqa: E402,F401
+                              max_pool1d, pixel_shuffle, pixel_unshuffle)
+
 
 def __getattr__(name: str):
     """Any other torch.nn.functional name that an op family registers (PEP 562)."""

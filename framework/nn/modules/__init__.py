@@ -26,15 +26,17 @@ from .loss import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
     L1Loss,
     MSELoss,
     NLLLoss,
     SmoothL1Loss,
 )
-from .misc import Dropout, Embedding, Flatten, Unflatten  # noqa: F401
+from .misc import CosineSimilarity, Dropout, Embedding, Flatten, PixelShuffle, PixelUnshuffle, Unflatten  # noqa: F401
 from .module import Module  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d  # noqa: F401
 from .rnn import GRU, LSTM  # noqa: F401
 from .transformer import (  # noqa: F401
     MultiheadAttention,

@@ -1,0 +1,752 @@
+"""torch functions written from registered ops, with no kernel of their own: einsum, outer,
+trace, movedim, repeat_interleave, isnan / isinf / isfinite / isclose / nan_to_num, lerp,
+addcmul / addcdiv, log2 / log10 / logit, clamp_min / clamp_max, pixel_shuffle, and the
+losses and similarities nn.functional adds (kl_div, huber_loss, cosine_similarity).
+
+Each is an OpDef with `kernel=None, composite=fn` (docs/adding_an_op.md): autograd and the
+tracer see the primitives it runs, and the registry's tests check it against torch (forward,
+gradients, finite differences). Plain functions at the end (allclose, meshgrid, std_mean,
+var_mean, multinomial, max_pool1d, avg_pool1d) return Python values, several tensors or
+random draws, which OpDef samples cannot compare with torch; tests/ops/test_composites.py
+covers them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes as D
+from ._common import arg
+from .dispatch import dispatch
+from .registry import Sample, defop
+
+_ONNX = "a composite: exported as the ops it is built from"
+
+
+def _E():
+    from . import elementwise
+
+    return elementwise
+
+
+def _R():
+    from . import reduce
+
+    return reduce
+
+
+# ---- predicates and cleanup -----------------------------------------------------------------
+
+
+def _isnan(x):
+    return x != x
+
+
+@defop(name="isnan", inputs=("input",), kernel=None, composite=_isnan, promote=None, differentiable=False,
+       methods=("isnan",), torch_ref="torch.isnan", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((np.array([1.0, np.nan, -np.inf, 0.0], dt.np),))])
+def isnan(input):
+    """True where input is NaN."""
+    return dispatch(isnan.opdef, [input], ())
+
+
+def _isinf(x):
+    if not x.dtype.is_floating_point:
+        return x != x
+    return _E().abs(x) == math.inf
+
+
+@defop(name="isinf", inputs=("input",), kernel=None, composite=_isinf, promote=None, differentiable=False,
+       methods=("isinf",), torch_ref="torch.isinf", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((np.array([1.0, np.nan, -np.inf, np.inf], dt.np),))])
+def isinf(input):
+    """True where input is +inf or -inf."""
+    return dispatch(isinf.opdef, [input], ())
+
+
+def _isfinite(x):
+    if not x.dtype.is_floating_point:
+        return x == x
+    return _E().abs(x) < math.inf  # NaN compares false
+
+
+@defop(name="isfinite", inputs=("input",), kernel=None, composite=_isfinite, promote=None, differentiable=False,
+       methods=("isfinite",), torch_ref="torch.isfinite", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((np.array([1.0, np.nan, -np.inf, np.inf, -3.0], dt.np),))])
+def isfinite(input):
+    """True where input is neither NaN nor infinite."""
+    return dispatch(isfinite.opdef, [input], ())
+
+
+def _nan_to_num(x, nan, posinf, neginf):
+    E = _E()
+    if not x.dtype.is_floating_point:
+        return x.clone()
+    info = np.finfo(x.dtype.np)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    x = E.where(x != x, nan, x)
+    x = E.where(x == math.inf, posinf, x)
+    return E.where(x == -math.inf, neginf, x)
+
+
+@defop(name="nan_to_num", inputs=("input",), attrs=("nan", "posinf", "neginf"), kernel=None,
+       composite=_nan_to_num, promote=None, methods=("nan_to_num",), torch_ref="torch.nan_to_num",
+       onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((np.array([1.5, np.nan, -np.inf, np.inf], dt.np),), grad=False),
+                           Sample((np.array([1.5, np.nan, -np.inf, np.inf], dt.np), 2.0, 9.0, -9.0), note="values",
+                                  grad=False),
+                           Sample((arg((3, 4), dt),), note="finite")])
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    """NaN -> nan, +inf -> posinf, -inf -> neginf (the dtype's largest / lowest by default)."""
+    return dispatch(nan_to_num.opdef, [input], (float(nan), posinf, neginf))
+
+
+def _isclose(a, b, rtol, atol, equal_nan):
+    E = _E()
+    diff = E.abs(a - b)
+    close = E.logical_or(a == b, E.logical_and(diff <= atol + rtol * E.abs(b), diff < math.inf))
+    if equal_nan:
+        close = E.logical_or(close, E.logical_and(a != a, b != b))
+    return close
+
+
+@defop(name="isclose", inputs=("input", "other"), attrs=("rtol", "atol", "equal_nan"), kernel=None,
+       composite=_isclose, differentiable=False, methods=("isclose",), torch_ref="torch.isclose",
+       onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [
+           Sample((np.array([1.0, 1.0 + 1e-9, np.nan, np.inf, 2.0, -np.inf], dt.np),
+                   np.array([1.0, 1.0, np.nan, np.inf, 2.1, np.inf], dt.np))),
+           Sample((np.array([1.0, np.nan, 2.0], dt.np), np.array([1.05, np.nan, 2.0], dt.np)),
+                  {"rtol": 0.1, "equal_nan": True}, note="rtol, equal_nan"),
+       ])
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other| elementwise (equal infinities are close)."""
+    return dispatch(isclose.opdef, [input, other], (float(rtol), float(atol), bool(equal_nan)))
+
+
+# ---- arithmetic ---------------------------------------------------------------------------------
+
+
+def _lerp(start, end, weight):
+    return start + weight * (end - start)
+
+
+@defop(name="lerp", inputs=("input", "end", "weight"), kernel=None, composite=_lerp, promote=None,
+       methods=("lerp",), torch_ref="torch.lerp", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt), arg((3, 4), dt), 0.3)),
+                           Sample((arg((3, 4), dt), arg((4,), dt), arg((3, 1), dt, 0.0, 1.0)), note="tensor weight")])
+def lerp(input, end, weight):
+    """input + weight * (end - input)."""
+    return dispatch(lerp.opdef, [input, end, weight], ())
+
+
+def _addcmul(x, t1, t2, value):
+    return x + value * (t1 * t2)
+
+
+@defop(name="addcmul", inputs=("input", "tensor1", "tensor2"), attrs=("value",), kernel=None, composite=_addcmul,
+       promote=None, methods=("addcmul",), torch_ref="torch.addcmul", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt), arg((3, 4), dt), arg((4,), dt)), {"value": 0.5})])
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2."""
+    return dispatch(addcmul.opdef, [input, tensor1, tensor2], (value,))
+
+
+def _addcdiv(x, t1, t2, value):
+    return x + value * (t1 / t2)
+
+
+@defop(name="addcdiv", inputs=("input", "tensor1", "tensor2"), attrs=("value",), kernel=None, composite=_addcdiv,
+       promote=None, methods=("addcdiv",), torch_ref="torch.addcdiv", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt), arg((3, 4), dt), arg((4,), dt, 0.5, 2.0)), {"value": -2.0})])
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2."""
+    return dispatch(addcdiv.opdef, [input, tensor1, tensor2], (value,))
+
+
+def _log_base(base):
+    scale = 1.0 / math.log(base)
+
+    def composite(x):
+        return _E().log(x) * scale
+    return composite
+
+
+@defop(name="log2", inputs=("input",), kernel=None, composite=_log_base(2.0), float_compute=True, methods=("log2",),
+       torch_ref="torch.log2", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt, 0.1, 9.0),))])
+def log2(input):
+    """Base-2 logarithm."""
+    return dispatch(log2.opdef, [input], ())
+
+
+@defop(name="log10", inputs=("input",), kernel=None, composite=_log_base(10.0), float_compute=True,
+       methods=("log10",), torch_ref="torch.log10", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt, 0.1, 900.0),))])
+def log10(input):
+    """Base-10 logarithm."""
+    return dispatch(log10.opdef, [input], ())
+
+
+def _logit(x, eps):
+    E = _E()
+    if eps is not None:
+        x = E.clamp(x, eps, 1.0 - eps)
+    return E.log(x / (1.0 - x))
+
+
+@defop(name="logit", inputs=("input",), attrs=("eps",), kernel=None, composite=_logit, float_compute=True,
+       methods=("logit",), torch_ref="torch.logit", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt, 0.05, 0.95),)),
+                           Sample((np.array([0.0, 0.01, 0.5, 0.97, 1.0], dt.np), 0.05), note="eps", grad=False)])
+def logit(input, eps=None):
+    """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when eps is given."""
+    return dispatch(logit.opdef, [input], (None if eps is None else float(eps),))
+
+
+def _clamp_min(x, lo):
+    return _E().clamp(x, lo, None)
+
+
+def _clamp_max(x, hi):
+    return _E().clamp(x, None, hi)
+
+
+@defop(name="clamp_min", inputs=("input",), attrs=("min",), kernel=None, composite=_clamp_min, promote=None,
+       methods=("clamp_min",), torch_ref="torch.clamp_min", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt), 0.25))])
+def clamp_min(input, min):
+    """max(input, min)."""
+    return dispatch(clamp_min.opdef, [input], (min,))
+
+
+@defop(name="clamp_max", inputs=("input",), attrs=("max",), kernel=None, composite=_clamp_max, promote=None,
+       methods=("clamp_max",), torch_ref="torch.clamp_max", onnx_reason=_ONNX, tags=("elementwise",),
+       samples=lambda dt: [Sample((arg((3, 4), dt), -0.25))])
+def clamp_max(input, max):
+    """min(input, max)."""
+    return dispatch(clamp_max.opdef, [input], (max,))
+
+
+# ---- products and shapes --------------------------------------------------------------------------
+
+
+def _outer(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"outer: expected 1-D vectors, got {a.ndim}-D and {b.ndim}-D")
+    return a.unsqueeze(1) * b.unsqueeze(0)
+
+
+@defop(name="outer", inputs=("input", "vec2"), kernel=None, composite=_outer, methods=("outer", "ger"),
+       torch_ref="torch.outer", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((3,), dt), arg((4,), dt)))])
+def outer(input, vec2):
+    """The outer product of two vectors: (n,) x (m,) -> (n, m)."""
+    return dispatch(outer.opdef, [input, vec2], ())
+
+
+ger = outer
+
+
+def _trace(x):
+    from .shape import reshape, slice_op
+
+    if x.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x.ndim}")
+    r, c = x.shape
+    n = min(r, c)
+    if n == 0:
+        return _R().sum(reshape(x, (-1,)))
+    return _R().sum(slice_op(reshape(x, (-1,)), 0, 0, (n - 1) * (c + 1) + 1, c + 1))
+
+
+@defop(name="trace", inputs=("input",), kernel=None, composite=_trace, promote=None, methods=("trace",),
+       torch_ref="torch.trace", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((4, 4), dt),)), Sample((arg((3, 5), dt),), note="wide"),
+                           Sample((arg((5, 2), dt),), note="tall")])
+def trace(input):
+    """The sum of a matrix's main diagonal."""
+    return dispatch(trace.opdef, [input], ())
+
+
+def _movedim_perm(ndim, source, destination):
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should contain "
+                           f"the same number of dims as destination ({dst} dims)")
+
+    def norm(d):
+        if not -ndim <= d < max(ndim, 1):
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {d})")
+        return d % max(ndim, 1)
+    src, dst = [norm(d) for d in src], [norm(d) for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError("movedim: repeated dim in `source` or `destination`")
+    perm = [-1] * ndim
+    for s, d in zip(src, dst):
+        perm[d] = s
+    rest = iter(d for d in range(ndim) if d not in src)
+    return tuple(p if p >= 0 else next(rest) for p in perm)
+
+
+def _movedim(x, perm):
+    return x.permute(*perm)
+
+
+@defop(name="movedim", inputs=("input",), attrs=("perm",), kernel=None, composite=_movedim, promote=None,
+       methods=("movedim", "moveaxis"), torch_ref="torch.movedim", onnx_reason=_ONNX, tags=("view",),
+       samples=lambda dt: [Sample((arg((2, 3, 4), dt), 0, -1)), Sample((arg((2, 3, 4, 5), dt), (0, 3), (2, 0)))])
+def movedim(input, source, destination):
+    """Moves dims `source` to positions `destination`; the others keep their order."""
+    return dispatch(movedim.opdef, [input], (_movedim_perm(input.ndim, source, destination),))
+
+
+moveaxis = movedim
+
+
+def _repeat_interleave(x, repeats, dim):
+    from .shape import reshape
+
+    if dim is None:
+        x, dim = reshape(x, (-1,)), 0
+    shape = list(x.shape)
+    y = x.unsqueeze(dim + 1).expand(*shape[:dim + 1], repeats, *shape[dim + 1:])
+    shape[dim] *= repeats
+    return reshape(y, tuple(shape))
+
+
+@defop(name="repeat_interleave", inputs=("input",), attrs=("repeats", "dim"), kernel=None,
+       composite=_repeat_interleave, promote=None, methods=("repeat_interleave",),
+       torch_ref="torch.repeat_interleave", onnx_reason=_ONNX, tags=("value_dependent",),
+       samples=lambda dt: [Sample((arg((2, 3), dt), 2)), Sample((arg((2, 3), dt), 3), {"dim": 1}),
+                           Sample((arg((2, 3), dt), np.array([1, 0, 2])), {"dim": 1}, note="tensor repeats"),
+                           Sample((arg((2, 3), dt), 2), {"dim": -2}, note="negative dim")])
+def repeat_interleave(input, repeats, dim=None, *, output_size=None):
+    """Repeats each element `repeats` times along dim (the flattened input when dim is None);
+    repeats: an int or a 1-D tensor of per-element counts."""
+    from ..tensor import Tensor
+
+    if dim is not None:
+        nd = max(input.ndim, 1)
+        if not -nd <= dim < nd:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {dim})")
+        dim %= nd
+    if isinstance(repeats, Tensor):
+        if repeats.ndim == 0:
+            repeats = int(repeats.item())
+        else:  # per-element counts: one index_select with the repeated positions
+            from ..creation import tensor
+            from .gather import index_select
+            from .shape import reshape
+
+            counts = repeats.tolist()
+            x, d = (reshape(input, (-1,)), 0) if dim is None else (input, dim)
+            if len(counts) != x.shape[d]:
+                raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim, "
+                                   f"got {len(counts)} and {x.shape[d]}")
+            if any(c < 0 for c in counts):
+                raise RuntimeError("repeat_interleave: repeats can not be negative")
+            idx = [i for i, c in enumerate(counts) for _ in range(int(c))]
+            return index_select(x, d, tensor(idx, dtype=D.int64))
+    if repeats < 0:
+        raise RuntimeError("repeat_interleave: repeats can not be negative")
+    return dispatch(repeat_interleave.opdef, [input], (int(repeats), dim))
+
+
+def _einsum(*args):
+    *operands, equation = args
+    return _einsum_impl(equation, list(operands))
+
+
+def _einsum_impl(equation: str, ops: list):
+    from .linalg import matmul
+    from .shape import reshape
+
+    R = _R()
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ops):
+        raise ValueError(f"einsum(): the equation has {len(terms)} operand(s) but {len(ops)} were given")
+    # "..." stands for the dims no letter names, aligned from the right across operands
+    n_ell = 0
+    labels = []
+    for i, (t, x) in enumerate(zip(terms, ops)):
+        named = len(t.replace("...", ""))
+        if "..." in t:
+            k = x.ndim - named
+            if k < 0 or t.count("...") > 1:
+                raise ValueError(f"einsum(): operand {i} has {x.ndim} dims, fewer than its subscripts {t!r} name")
+            n_ell = max(n_ell, k)
+            a, _, b = t.partition("...")
+            labels.append(list(a) + [f"...{k - j}" for j in range(k)] + list(b))
+        else:
+            if named != x.ndim:
+                raise ValueError(f"einsum(): the number of subscripts in the equation ({named}) does not match the "
+                                 f"number of dimensions ({x.ndim}) for operand {i} and no ellipsis was given")
+            labels.append(list(t))
+        for c in t.replace("...", ""):
+            if not c.isalpha():
+                raise ValueError(f"einsum(): invalid subscript given at index {eq.index(c)} in the equation string, "
+                                 "subscripts must be in [a-zA-Z]")
+        seen = labels[-1]
+        for c in seen:
+            if seen.count(c) > 1:
+                raise NotImplementedError(f"einsum(): subscript {c!r} repeats within operand {i} (a diagonal); "
+                                          "repeated subscripts in one operand are not supported")
+    ell = [f"...{n_ell - j}" for j in range(n_ell)]
+    if arrow:
+        if out.count("...") > 1:
+            raise ValueError("einsum(): the output subscripts contain more than one ellipsis")
+        a, has_ell, b = out.partition("...")  # without "...", the ellipsis dims are summed
+        out_labels = list(a) + (ell if has_ell else []) + list(b)
+        for c in a + b:
+            if not c.isalpha() or out_labels.count(c) > 1:
+                raise ValueError(f"einsum(): output subscript {c!r} is invalid or appears more than once")
+            if not any(c in ls for ls in labels):
+                raise ValueError(f"einsum(): output subscript {c} does not appear in the equation for any input "
+                                 "operand")
+    else:  # implicit output: the ellipsis dims, then the letters used once, alphabetically
+        counts = {}
+        for ls in labels:
+            for c in ls:
+                counts[c] = counts.get(c, 0) + 1
+        out_labels = ell + sorted(c for c, n in counts.items() if n == 1 and not c.startswith("..."))
+    # sizes: equal, or 1 (broadcast)
+    size = {}
+    for i, (ls, x) in enumerate(zip(labels, ops)):
+        for c, n in zip(ls, x.shape):
+            m = size.get(c)
+            if m is None or m == 1:
+                size[c] = n
+            elif n not in (1, m):
+                raise RuntimeError(f"einsum(): operands do not broadcast: subscript {c!r} has size {m} and {n} "
+                                   f"(operand {i})")
+
+    def sum_out(x, ls, keep):
+        """Sums the dims of labels not in keep."""
+        dims = [d for d, c in enumerate(ls) if c not in keep]
+        if dims:
+            x = R.sum(x, tuple(dims))
+            ls = [c for c in ls if c in keep]
+        return x, ls
+
+    def contract(a, la, b, lb, keep):
+        batch = [c for c in la if c in lb and c in keep]
+        summed = [c for c in la if c in lb and c not in keep]
+        left = [c for c in la if c not in lb]
+        right = [c for c in lb if c not in la]
+
+        def arrange(x, ls, order):
+            x = x.permute(*[ls.index(c) for c in order]) if order != ls else x
+            full = tuple(size[c] for c in order)
+            return x.expand(*full) if tuple(x.shape) != full else x
+
+        a = arrange(a, la, batch + left + summed)
+        b = arrange(b, lb, batch + summed + right)
+        nb, nl, ns, nr = (math.prod(size[c] for c in g) for g in (batch, left, summed, right))
+        y = matmul(reshape(a, (nb, nl, ns)), reshape(b, (nb, ns, nr)))
+        return reshape(y, tuple(size[c] for c in batch + left + right)), batch + left + right
+
+    cur, cur_l = None, None
+    for i, (x, ls) in enumerate(zip(ops, labels)):
+        later = set(out_labels).union(*[set(l2) for l2 in labels[i + 1:]])
+        if cur is None:
+            cur, cur_l = sum_out(x, ls, later)
+            continue
+        x, ls = sum_out(x, ls, later | set(cur_l))
+        cur, cur_l = sum_out(cur, cur_l, later | set(ls))
+        cur, cur_l = contract(cur, cur_l, x, ls, later)
+    cur, cur_l = sum_out(cur, cur_l, set(out_labels))
+    full = tuple(size[c] for c in out_labels)
+    if cur_l != out_labels:
+        cur = cur.permute(*[cur_l.index(c) for c in out_labels])
+    return cur.expand(*full) if tuple(cur.shape) != full else cur
+
+
+def _einsum_samples(dt):
+    return [
+        Sample(("ij,jk->ik", arg((3, 4), dt), arg((4, 5), dt)), note="matmul"),
+        Sample(("bhqd,bhkd->bhqk", arg((2, 2, 3, 4), dt), arg((2, 2, 5, 4), dt)), note="attention scores"),
+        Sample(("i,i->", arg((4,), dt), arg((4,), dt)), note="dot"),
+        Sample(("i,j", arg((3,), dt), arg((2,), dt)), note="implicit outer"),
+        Sample(("ijk->kj", arg((2, 3, 4), dt)), note="sum and permute"),
+        Sample(("...ij,...jk->...ik", arg((2, 1, 3, 4), dt), arg((5, 4, 2), dt)), note="ellipsis broadcast"),
+        Sample(("bn,anm,bm->ba", arg((2, 3), dt), arg((4, 3, 5), dt), arg((2, 5), dt)), note="bilinear"),
+        Sample(("ij,kj->", arg((2, 3), dt), arg((4, 3), dt)), note="full contraction"),
+    ]
+
+
+@defop(name="einsum", inputs=("operands*",), attrs=("equation",), kernel=None, composite=_einsum, promote=None,
+       torch_ref="torch.einsum", onnx_reason=_ONNX, samples=_einsum_samples)
+def einsum(equation, *operands):
+    """Einstein summation (torch.einsum): products and sums over the subscripts of the
+    equation, as permutes, reshapes, batched matmuls and sums. Subscripts may broadcast
+    (size 1) and use "..."; a subscript repeated within one operand is not supported."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return dispatch(einsum.opdef, list(operands), (str(equation),))
+
+
+# ---- nn.functional composites -----------------------------------------------------------------
+
+
+def _pixel_shuffle(x, r):
+    from .shape import reshape
+
+    *lead, c, h, w = x.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square "
+                           f"of upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    y = reshape(x, (-1, c // (r * r), r, r, h, w)).permute(0, 1, 4, 2, 5, 3)
+    return reshape(y, (*lead, c // (r * r), h * r, w * r))
+
+
+@defop(name="pixel_shuffle", inputs=("input",), attrs=("upscale_factor",), kernel=None, composite=_pixel_shuffle,
+       promote=None, torch_ref="torch.nn.functional.pixel_shuffle", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((2, 8, 3, 2), dt), 2)), Sample((arg((9, 2, 2), dt), 3), note="unbatched")])
+def pixel_shuffle(input, upscale_factor):
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    return dispatch(pixel_shuffle.opdef, [input], (int(upscale_factor),))
+
+
+def _pixel_unshuffle(x, r):
+    from .shape import reshape
+
+    *lead, c, h, w = x.shape
+    if h % r or w % r:
+        raise RuntimeError(f"pixel_unshuffle expects height ({h}) and width ({w}) to be divisible by "
+                           f"downscale_factor ({r})")
+    y = reshape(x, (-1, c, h // r, r, w // r, r)).permute(0, 1, 3, 5, 2, 4)
+    return reshape(y, (*lead, c * r * r, h // r, w // r))
+
+
+@defop(name="pixel_unshuffle", inputs=("input",), attrs=("downscale_factor",), kernel=None,
+       composite=_pixel_unshuffle, promote=None, torch_ref="torch.nn.functional.pixel_unshuffle",
+       onnx_reason=_ONNX, samples=lambda dt: [Sample((arg((2, 2, 6, 4), dt), 2))])
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of pixel_shuffle."""
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    return dispatch(pixel_unshuffle.opdef, [input], (int(downscale_factor),))
+
+
+def _cosine_similarity(x1, x2, dim, eps):
+    from ._common import broadcast_shapes
+
+    E, R = _E(), _R()
+    shape = broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    n1 = E.clamp(R.norm(x1, 2, dim, True), eps, None)
+    n2 = E.clamp(R.norm(x2, 2, dim, True), eps, None)
+    return R.sum((x1 / n1) * (x2 / n2), dim)
+
+
+@defop(name="cosine_similarity", inputs=("x1", "x2"), attrs=("dim", "eps"), kernel=None,
+       composite=_cosine_similarity, torch_ref="torch.nn.functional.cosine_similarity", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((3, 5), dt), arg((3, 5), dt))),
+                           Sample((arg((2, 3, 4), dt), arg((3, 1), dt)), {"dim": -2}, note="broadcast")])
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps)) along dim (torch's formula)."""
+    return dispatch(cosine_similarity.opdef, [x1, x2], (int(dim), float(eps)))
+
+
+_REDUCTIONS = ("none", "mean", "sum", "batchmean")
+
+
+def _kl_div(x, t, reduction, log_target):
+    E, R = _E(), _R()
+    if log_target:
+        loss = E.exp(t) * (t - x)
+    else:  # target * (log(target) - input), with 0 * log(0) = 0 (torch's xlogy)
+        loss = E.where(t == 0, 0.0, t * E.log(E.where(t == 0, 1.0, t))) - t * x
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return R.sum(loss)
+    if reduction == "batchmean":
+        return R.sum(loss) / (x.shape[0] if x.ndim else 1)
+    return R.mean(loss)
+
+
+@defop(name="kl_div", inputs=("input", "target"), attrs=("reduction", "log_target"), kernel=None,
+       composite=_kl_div, torch_ref="torch.nn.functional.kl_div", onnx_reason=_ONNX,
+       samples=lambda dt: [
+           Sample((np.log(arg((3, 4), dt, 0.1, 1.0)), arg((3, 4), dt, 0.1, 1.0)), {"reduction": "batchmean"}),
+           Sample((np.log(arg((3, 4), dt, 0.1, 1.0)), arg((3, 4), dt, 0.1, 1.0)), {"reduction": "none"}, note="none"),
+           Sample((arg((3, 4), dt), arg((3, 4), dt)), {"reduction": "sum", "log_target": True}, note="log target"),
+       ])
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence of target from input (input holds log-probabilities)."""
+    if size_average is not None or reduce is not None:
+        reduction = "none" if reduce is False else ("sum" if size_average is False else "mean")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return dispatch(kl_div.opdef, [input, target], (reduction, bool(log_target)))
+
+
+def _huber(x, t, reduction, delta):
+    from .loss import smooth_l1_loss
+
+    return smooth_l1_loss(x, t, reduction=reduction, beta=delta) * delta
+
+
+@defop(name="huber_loss", inputs=("input", "target"), attrs=("reduction", "delta"), kernel=None, composite=_huber,
+       torch_ref="torch.nn.functional.huber_loss", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((3, 4), dt), arg((3, 4), dt)), {"delta": 0.7}),
+                           Sample((arg((3, 4), dt), arg((3, 4), dt)), {"reduction": "none", "delta": 1.5}, note="none")])
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, else delta * (|d| - delta / 2)."""
+    if delta <= 0:
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return dispatch(huber_loss.opdef, [input, target], (reduction, float(delta)))
+
+
+# ---- plain functions ---------------------------------------------------------------------------
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    """Whether isclose holds everywhere."""
+    return bool(_R().all(isclose(input, other, rtol, atol, equal_nan)).item())
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors (as expanded views); indexing 'ij' (matrix) or 'xy'
+    (Cartesian: the first two dims swapped)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+    if any(t.ndim > 1 for t in tensors):
+        raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
+    sizes = [t.numel() for t in tensors]
+    pos = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        pos[0], pos[1] = 1, 0
+    shape = [0] * len(tensors)
+    for i, p in enumerate(pos):
+        shape[p] = sizes[i]
+    out = []
+    for t, p in zip(tensors, pos):
+        view = [1] * len(tensors)
+        view[p] = -1
+        out.append(t.reshape(*view).expand(*shape))
+    return tuple(out)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) over dims."""
+    R = _R()
+    return (R.std(input, dim, unbiased, keepdim, correction=correction),
+            R.mean(input, dim, keepdim))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(var, mean) over dims."""
+    R = _R()
+    return (R.var(input, dim, unbiased, keepdim, correction=correction),
+            R.mean(input, dim, keepdim))
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """num_samples category indices per row of input (1-D or 2-D non-negative weights),
+    drawn with framework's generator: with replacement by inverting the cumulative weights,
+    without by the largest Gumbel-perturbed log-weights (which is sampling without
+    replacement in proportion to the weights)."""
+    from ..creation import rand
+    from .sort import topk
+
+    E, R = _E(), _R()
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {input.ndim}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: {input.dtype.name}")
+    n = input.shape[-1]
+    if num_samples <= 0:
+        raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples, got {num_samples}")
+    if not replacement and num_samples > n:
+        raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    p = input if input.ndim == 2 else input.unsqueeze(0)
+    if bool(R.any(E.logical_or(p < 0, p != p)).item()) or bool(R.any(p == math.inf).item()):
+        raise RuntimeError("multinomial: probability tensor contains either `inf`, `nan` or element < 0")
+    total = R.sum(p, -1, True)
+    if bool(R.any(total <= 0).item()):
+        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
+    rows = p.shape[0]
+    with _no_grad():
+        if replacement:
+            cdf = R.cumsum(p / total, -1)
+            u = rand(rows, num_samples, generator=generator, dtype=p.dtype)
+            idx = R.sum(cdf.unsqueeze(1) <= u.unsqueeze(2), -1)  # rows x samples: how many cdf values <= u
+            # a category of weight 0 has cdf equal to its predecessor's and is never chosen;
+            # u past the last cdf value (rounding) takes the last category of positive weight
+            last = R.sum((p > 0).to(D.int64).cumsum(-1) < R.sum((p > 0).to(D.int64), -1, True), -1, True)
+            idx = E.minimum(idx, last)
+        else:
+            u = rand(rows, n, generator=generator, dtype=p.dtype)
+            gumbel = -E.log(-E.log(E.clamp(u, 1e-20, 1.0 - 1e-7)))
+            keys = E.where(p > 0, E.log(E.where(p > 0, p, 1.0)) + gumbel, -math.inf)
+            idx = topk(keys, num_samples, -1)[1]
+            if num_samples > 1 and bool(R.any(R.sum(p > 0, -1) < num_samples).item()):
+                raise RuntimeError("multinomial: invalid multinomial distribution (with replacement=False, "
+                                   "not enough non-negative category to sample)")
+    idx = idx.to(D.int64)
+    return idx if input.ndim == 2 else idx.squeeze(0)
+
+
+def _no_grad():
+    from ..autograd import no_grad
+
+    return no_grad()
+
+
+def _pool1d(pool2d, x, kernel_size, stride, padding, dilation=None, **kw):
+    def one(v, name):
+        v = v if isinstance(v, int) else tuple(v)
+        if isinstance(v, tuple):
+            if len(v) != 1:
+                raise RuntimeError(f"{pool2d.__name__[:-2]}1d: {name} must be an int or a 1-tuple, got {v}")
+            v = v[0]
+        return v
+    k = one(kernel_size, "kernel_size")
+    s = k if stride is None or stride == () else one(stride, "stride")
+    args = dict(kernel_size=(1, k), stride=(1, s), padding=(0, one(padding, "padding")), **kw)
+    if dilation is not None:
+        args["dilation"] = (1, one(dilation, "dilation"))
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"{pool2d.__name__[:-2]}1d: expected 2D or 3D input, got {x.ndim}D")
+    out = pool2d(x.unsqueeze(-2), **args)
+    if isinstance(out, tuple):
+        return tuple(o.squeeze(-2) for o in out)
+    return out.squeeze(-2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """1-D max pooling over (N, C, L) or (C, L): max_pool2d over a height-1 image."""
+    from .pool import max_pool2d
+
+    return _pool1d(max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                   return_indices=return_indices)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """1-D average pooling over (N, C, L) or (C, L): avg_pool2d over a height-1 image."""
+    from .pool import avg_pool2d
+
+    return _pool1d(avg_pool2d, input, kernel_size, stride, padding, ceil_mode=ceil_mode,
+                   count_include_pad=count_include_pad)
+
+
+__all__ = ["isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "lerp", "addcmul", "addcdiv",
+           "log2", "log10", "logit", "clamp_min", "clamp_max", "outer", "ger", "trace", "movedim", "moveaxis",
+           "repeat_interleave", "einsum", "meshgrid", "std_mean", "var_mean", "multinomial"]

@@ -1,0 +1,131 @@
+"""The composites' plain functions (framework/ops/composites.py) against torch: the ones
+whose results OpDef samples cannot compare (Python values, several outputs, random draws),
+the nn modules over them, einsum's errors, and a traced einsum running in the C++ runtime.
+(The OpDef composites are checked by test_opinfo from their samples.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import framework as fw
+
+
+def t2f(t, requires_grad=False):
+    return fw.from_numpy(t.detach().numpy().copy()).requires_grad_(requires_grad)
+
+
+def test_allclose_meshgrid_std_mean_var_mean():
+    a = torch.tensor([1.0, 2.0, float("nan")])
+    for b, kw in [(a + 1e-7, {}), (a + 1e-2, {}), (a, {"equal_nan": True}), (a + 0.05, {"rtol": 0.1})]:
+        assert fw.allclose(t2f(a), t2f(b), **kw) == torch.allclose(a, b, **kw)
+    x, y, z = torch.arange(3.0), torch.arange(2.0) + 10, torch.tensor(7.0)
+    for indexing in ("ij", "xy"):
+        got = fw.meshgrid(t2f(x), t2f(y), t2f(z), indexing=indexing)
+        want = torch.meshgrid(x, y, z, indexing=indexing)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    v = torch.randn(4, 5, dtype=torch.float64)
+    for kw in [{}, {"dim": 1}, {"dim": 0, "correction": 0, "keepdim": True}]:
+        for fn in ("std_mean", "var_mean"):
+            got, want = getattr(fw, fn)(t2f(v), **kw), getattr(torch, fn)(v, **kw)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=2, stride=1, dilation=2, ceil_mode=True)])
+def test_pool1d_forward_indices_and_grad_match_torch(kw):
+    x = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    fx = t2f(x, True)
+    out, idx = torch.nn.functional.max_pool1d(x, return_indices=True, **kw)
+    fout, fidx = fw.nn.functional.max_pool1d(fx, return_indices=True, **kw)
+    np.testing.assert_allclose(fout.detach().numpy(), out.detach().numpy())
+    assert fidx.tolist() == idx.tolist()
+    out.sum().backward()
+    fout.sum().backward()
+    np.testing.assert_allclose(fx.grad.numpy(), x.grad.numpy())
+    akw = {k: v for k, v in kw.items() if k != "dilation"}
+    a, fa = torch.nn.functional.avg_pool1d(x, **akw), fw.nn.functional.avg_pool1d(fx, **akw)
+    np.testing.assert_allclose(fa.detach().numpy(), a.detach().numpy(), rtol=1e-12)
+    # the modules, unbatched
+    u = torch.randn(3, 8)
+    np.testing.assert_allclose(fw.nn.MaxPool1d(2)(t2f(u)).numpy(), torch.nn.MaxPool1d(2)(u).numpy())
+    np.testing.assert_allclose(fw.nn.AvgPool1d(2)(t2f(u)).numpy(), torch.nn.AvgPool1d(2)(u).numpy(), rtol=1e-6)
+
+
+def test_nn_modules_over_composites_match_torch():
+    x = torch.randn(2, 8, 3, 3)
+    np.testing.assert_allclose(fw.nn.PixelShuffle(2)(t2f(x)).numpy(), torch.nn.PixelShuffle(2)(x).numpy())
+    np.testing.assert_allclose(fw.nn.PixelUnshuffle(3)(t2f(x)).numpy(), torch.nn.PixelUnshuffle(3)(x).numpy())
+    a, b = torch.randn(4, 6), torch.randn(4, 6)
+    np.testing.assert_allclose(fw.nn.CosineSimilarity(dim=0)(t2f(a), t2f(b)).numpy(),
+                               torch.nn.CosineSimilarity(dim=0)(a, b).numpy(), rtol=1e-5)
+    lp, p = torch.log_softmax(a, 1), torch.softmax(b, 1)
+    for red in ("batchmean", "sum", "none"):
+        np.testing.assert_allclose(fw.nn.KLDivLoss(reduction=red)(t2f(lp), t2f(p)).numpy(),
+                                   torch.nn.KLDivLoss(reduction=red)(lp, p).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fw.nn.HuberLoss(delta=0.5)(t2f(a), t2f(b)).numpy(),
+                               torch.nn.HuberLoss(delta=0.5)(a, b).numpy(), rtol=1e-5)
+    # a zero target contributes 0 (0 * log 0), as torch's xlogy
+    t0 = torch.tensor([[0.0, 1.0]])
+    assert fw.nn.functional.kl_div(t2f(lp[:1, :2]), t2f(t0), reduction="sum").item() == pytest.approx(
+        torch.nn.functional.kl_div(lp[:1, :2], t0, reduction="sum").item())
+
+
+def test_multinomial_draws_follow_the_weights():
+    w = fw.tensor([[0.1, 0.0, 0.6, 0.3], [1.0, 1.0, 0.0, 2.0]])
+    g = fw.Generator().manual_seed(0)
+    s = fw.multinomial(w, 4000, replacement=True, generator=g)
+    assert s.shape == fw.Size([2, 4000]) and s.dtype is fw.int64
+    for row, weights in zip(s.numpy(), w.numpy()):
+        freq = np.bincount(row, minlength=4) / row.size
+        np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.03)
+        assert freq[weights == 0].sum() == 0
+    again = fw.multinomial(w, 4000, replacement=True, generator=fw.Generator().manual_seed(0))
+    assert again.tolist() == s.tolist()
+    # without replacement: distinct categories, zero weights never drawn, first draw ~ weights
+    firsts = []
+    for seed in range(300):
+        d = fw.multinomial(fw.tensor([0.1, 0.0, 0.6, 0.3]), 3, generator=fw.Generator().manual_seed(seed)).tolist()
+        assert sorted(d) == [0, 2, 3]
+        firsts.append(d[0])
+    np.testing.assert_allclose(np.bincount(firsts, minlength=4) / 300, [0.1, 0.0, 0.6, 0.3], atol=0.08)
+    with pytest.raises(RuntimeError, match="without replacement"):
+        fw.multinomial(fw.tensor([0.5, 0.5]), 3)
+    with pytest.raises(RuntimeError, match="element < 0"):
+        fw.multinomial(fw.tensor([0.5, -0.5]), 1)
+    with pytest.raises(RuntimeError, match="not enough"):
+        fw.multinomial(fw.tensor([0.5, 0.0, 0.0]), 2)
+
+
+def test_einsum_and_repeat_interleave_errors():
+    a = fw.ones(2, 3)
+    with pytest.raises(ValueError, match="number of subscripts"):
+        fw.einsum("ijk->i", a)
+    with pytest.raises(ValueError, match="2 operand"):
+        fw.einsum("ij,jk->ik", a)
+    with pytest.raises(ValueError, match="output subscript k does not appear"):
+        fw.einsum("ij->k", a)
+    with pytest.raises(RuntimeError, match="do not broadcast"):
+        fw.einsum("ij,ij->i", a, fw.ones(2, 4))
+    with pytest.raises(NotImplementedError, match="diagonal"):
+        fw.einsum("ii->i", fw.ones(3, 3))
+    assert fw.einsum("ij,jk", [a, fw.ones(3, 2)]).tolist() == [[3.0, 3.0], [3.0, 3.0]]  # a list of operands
+    with pytest.raises(RuntimeError, match="same size"):
+        fw.repeat_interleave(a, fw.tensor([1, 2]), dim=1)
+    with pytest.raises(RuntimeError, match="negative"):
+        a.repeat_interleave(-1)
+    with pytest.raises(RuntimeError, match="divisible"):
+        fw.nn.functional.pixel_shuffle(fw.ones(1, 3, 2, 2), 2)
+
+
+def test_traced_einsum_runs_in_the_runtime():
+    class Attn(fw.nn.Module):
+        def forward(self, q, k):
+            return fw.einsum("bqd,bkd->bqk", q, k).softmax(-1).isnan().logical_not().float() * fw.lerp(q[..., :1], 1.0, 0.5)
+
+    q, k = fw.randn(2, 5, 4), fw.randn(2, 6, 4)
+    tr = fw.jit.trace(Attn(), (q, k)).optimize()
+    assert "einsum" not in {n.op for n in tr.graph.nodes}  # recorded as the ops it runs
+    np.testing.assert_allclose(tr(q, k).numpy(), Attn()(q, k).numpy(), rtol=1e-6)
