@@ -190,7 +190,19 @@ def test_persistent_workers_keep_their_processes_across_epochs():
     first = as_lists(sdl)
     assert first == as_lists(sdl) == as_lists(DataLoader(Stream(9), batch_size=2, num_workers=2))
     workers = sdl._iterator._workers
-    del dl, it, sdl
+    # an epoch after a worker's exception runs on the same workers; after a timeout shut
+    # them down, the next epoch starts new ones
+    fdl = DataLoader(Failing(ValueError("sample 3 is bad")), batch_size=None, num_workers=2, persistent_workers=True)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="sample 3"):
+            list(fdl)
+    slow = DataLoader(Slow(), batch_size=None, num_workers=1, persistent_workers=True, timeout=0.5)
+    with pytest.raises(RuntimeError, match="timed out"):
+        list(slow)
+    first = slow._iterator
+    assert next(iter(slow)) == 0 and slow._iterator is not first
+    slow._iterator._shutdown_workers(grace=0.1)  # its worker sleeps in sample 2
+    del dl, it, sdl, fdl, slow, first
     gc.collect()
     for p in workers:
         p.join(5)

@@ -217,8 +217,8 @@ class DataLoader:
     def __iter__(self):
         if self.num_workers == 0:
             return self._single_process_iter()
-        if self.persistent_workers and self._iterator is not None:
-            self._iterator.reset()
+        if self.persistent_workers and self._iterator is not None and self._iterator._finalizer.alive:
+            self._iterator.reset()  # (an error shut the workers down: start new ones below)
             return self._iterator
         it = _MultiProcessingIter(self)
         if self.persistent_workers:
