@@ -23,6 +23,12 @@ SCHEDULERS = {
     "OneCycleLR_linear_3phase": lambda m, o: m.OneCycleLR(
         o, max_lr=0.4, total_steps=31, anneal_strategy="linear", three_phase=True
     ),
+    "PolynomialLR": lambda m, o: m.PolynomialLR(o, total_iters=12, power=2.0),
+    "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, eta_min=0.01),
+    "SequentialLR": lambda m, o: m.SequentialLR(
+        o, [m.LinearLR(o, start_factor=0.1, total_iters=5), m.CosineAnnealingLR(o, T_max=12),
+            m.StepLR(o, step_size=3, gamma=0.5)], milestones=[5, 17]
+    ),
 }
 
 
@@ -68,3 +74,37 @@ def test_scheduler_state_dict_and_closed_form():
     assert math.isclose(c._get_closed_form_lr()[0], 1.0)
     with pytest.raises(TypeError, match="is not an Optimizer"):
         fw.optim.lr_scheduler.StepLR(object(), 1)
+
+
+def test_reduce_lr_on_plateau_equals_torch():
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.79999, 0.7] + [0.7] * 16
+
+    def run(lib, **kw):
+        ps = [lib.nn.Parameter(lib.zeros(2)), lib.nn.Parameter(lib.zeros(3))]
+        opt = lib.optim.SGD([{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.3}], lr=0.1)
+        sched = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+        seq = []
+        for m in metrics:
+            opt.step()
+            sched.step(lib.tensor(m) if lib is fw else m)
+            seq.append(sched.get_last_lr())
+        return seq
+
+    for kw in [dict(patience=2), dict(patience=1, cooldown=2, factor=0.5, min_lr=[0.02, 0.05]),
+               dict(mode="max", patience=0, threshold_mode="abs", threshold=0.01)]:
+        assert run(fw, **kw) == run(torch, **kw), kw
+    with pytest.raises(ValueError, match="Factor"):
+        fw.optim.lr_scheduler.ReduceLROnPlateau(fw.optim.SGD([fw.nn.Parameter(fw.zeros(1))], lr=1.0), factor=1.0)
+
+
+def test_cosine_warm_restarts_fractional_epochs_equal_torch():
+    def run(lib):
+        opt = lib.optim.SGD([lib.nn.Parameter(lib.zeros(1))], lr=0.5)
+        s = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2, eta_min=0.05)
+        out = []
+        for e in [0.5, 1.25, 2.9, 3.0, 7.5, 20.0, 4.0]:
+            s.step(e)
+            out.append(s.get_last_lr())
+        return out
+
+    assert run(fw) == run(torch)
