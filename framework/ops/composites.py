@@ -1,12 +1,13 @@
 """torch functions written from registered ops, with no kernel of their own: einsum, outer,
-trace, movedim, repeat_interleave, isnan / isinf / isfinite / isclose / nan_to_num, lerp,
-addcmul / addcdiv, log2 / log10 / logit, clamp_min / clamp_max, pixel_shuffle, and the
-losses and similarities nn.functional adds (kl_div, huber_loss, cosine_similarity).
+trace, diagonal, diag, index_add, cdist, bucketize, movedim, repeat_interleave, isnan /
+isinf / isfinite / isclose / nan_to_num, lerp, addcmul / addcdiv, log2 / log10 / logit,
+clamp_min / clamp_max, pixel_shuffle, and the losses and similarities nn.functional adds
+(kl_div, huber_loss, cosine_similarity).
 
 Each is an OpDef with `kernel=None, composite=fn` (docs/adding_an_op.md): autograd and the
 tracer see the primitives it runs, and the registry's tests check it against torch (forward,
 gradients, finite differences). Plain functions at the end (allclose, meshgrid, std_mean,
-var_mean, multinomial, max_pool1d, avg_pool1d) return Python values, several tensors or
+var_mean, unique, multinomial, max_pool1d, avg_pool1d) return Python values, several tensors or
 random draws, which OpDef samples cannot compare with torch; tests/ops/test_composites.py
 covers them.
 """
@@ -492,6 +493,140 @@ def einsum(equation, *operands):
     return dispatch(einsum.opdef, list(operands), (str(equation),))
 
 
+def _index_add(x, index, source, dim, alpha):
+    from .gather import scatter_add
+
+    if index.ndim > 1 or index.numel() != (source.shape[dim] if source.ndim else 1):
+        raise IndexError(f"index_add_(): Number of indices ({index.numel()}) should be equal to source.size(dim) "
+                         f"({source.shape[dim] if source.ndim else 1})")
+    if alpha != 1:
+        source = source * alpha
+    view = [1] * max(source.ndim, 1)
+    view[dim] = -1
+    idx = index.reshape(*view).expand(*source.shape) if source.ndim else index.reshape(())
+    return scatter_add(x, dim, idx, source)
+
+
+@defop(name="index_add", inputs=("input", "index", "source"), attrs=("dim", "alpha"), kernel=None,
+       composite=_index_add, promote=None, methods=("index_add",), torch_ref="torch.index_add", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((5, 3), dt), 0, np.array([0, 4, 0, 2]), arg((4, 3), dt))),
+                           Sample((arg((2, 5), dt), 1, np.array([1, 1, 3]), arg((2, 3), dt)), {"alpha": 2.0},
+                                  note="dim 1, alpha")])
+def index_add(input, dim, index, source, *, alpha=1):
+    """A copy of input with source's slices added at `index` along dim (duplicates add up)."""
+    from ._common import wrap_dim
+
+    d = wrap_dim(dim, input.ndim, "index_add")
+    return dispatch(index_add.opdef, [input, index, source], (d, alpha))
+
+
+def _diagonal(x, offset, dim1, dim2):
+    from .shape import reshape, slice_op
+
+    d1, d2 = dim1 % x.ndim, dim2 % x.ndim
+    rest = [d for d in range(x.ndim) if d not in (d1, d2)]
+    m = x.permute(*rest, d1, d2)  # (..., r, c): the diagonal runs at stride c + 1 of the flattened matrix
+    r, c = m.shape[-2], m.shape[-1]
+    lead = tuple(m.shape[:-2])
+    start = offset if offset >= 0 else -offset * c
+    n = max(0, min(r, c - offset) if offset >= 0 else min(r + offset, c))
+    flat = reshape(m, lead + (r * c,))
+    if n == 0:
+        return slice_op(flat, -1, 0, 0, 1)
+    return slice_op(flat, -1, start, start + (n - 1) * (c + 1) + 1, c + 1)
+
+
+@defop(name="diagonal", inputs=("input",), attrs=("offset", "dim1", "dim2"), kernel=None, composite=_diagonal,
+       promote=None, methods=("diagonal",), torch_ref="torch.diagonal", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((4, 4), dt),)), Sample((arg((3, 5), dt), 1), note="offset"),
+                           Sample((arg((5, 3), dt), -2), note="negative offset"),
+                           Sample((arg((2, 3, 4), dt), 0, 0, 2), note="batched dims 0, 2"),
+                           Sample((arg((2, 3), dt), 5), note="empty")])
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal of the (dim1, dim2) matrices (offset > 0: above the main one), as the
+    last dim (a copy, where torch returns a view)."""
+    from ._common import wrap_dim
+
+    d1, d2 = wrap_dim(dim1, input.ndim, "diagonal"), wrap_dim(dim2, input.ndim, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return dispatch(diagonal.opdef, [input], (int(offset), d1, d2))
+
+
+def _diag(x, offset):
+    if x.ndim == 2:
+        return _diagonal(x, offset, 0, 1)
+    from ..creation import arange, zeros
+    from .gather import index_put
+
+    n = x.shape[0] + abs(offset)
+    i = arange(x.shape[0], dtype=D.int64)
+    rows, cols = (i, i + offset) if offset >= 0 else (i - offset, i)
+    return index_put(zeros(n, n, dtype=x.dtype), (rows, cols), x)
+
+
+@defop(name="diag", inputs=("input",), attrs=("diagonal",), kernel=None, composite=_diag, promote=None,
+       methods=("diag",), torch_ref="torch.diag", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((4,), dt),)), Sample((arg((3,), dt), -1), note="vector, offset"),
+                           Sample((arg((3, 4), dt), 1), note="matrix")])
+def diag(input, diagonal=0):
+    """A vector -> the square matrix with it on a diagonal; a matrix -> that diagonal."""
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+    return dispatch(diag.opdef, [input], (int(diagonal),))
+
+
+def _cdist(x1, x2, p):
+    E, R = _E(), _R()
+    d = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (..., P, R, M)
+    if p == 2.0:
+        return E.sqrt(R.sum(d * d, -1))
+    if p == 1.0:
+        return R.sum(E.abs(d), -1)
+    if p == math.inf:
+        return R.amax(E.abs(d), -1)
+    if p == 0.0:
+        return R.sum((d != 0).to(x1.dtype), -1)
+    return R.sum(E.abs(d) ** p, -1) ** (1.0 / p)
+
+
+@defop(name="cdist", inputs=("x1", "x2"), attrs=("p",), kernel=None, composite=_cdist,
+       torch_ref="torch.cdist", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((4, 3), dt), arg((5, 3), dt))),
+                           Sample((arg((2, 4, 3), dt), arg((2, 2, 3), dt), 1.0), note="p=1, batched"),
+                           Sample((arg((4, 3), dt), arg((5, 3), dt), 3.0), note="p=3")])
+def cdist(x1, x2, p=2.0, compute_mode=None):
+    """Pairwise p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M),
+    from the differences (torch's direct method; no matrix-product shortcut)."""
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"cdist: X1 and X2 must have the same number of columns and at least 2 dims, got "
+                           f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
+    return dispatch(cdist.opdef, [x1, x2], (float(p),))
+
+
+def _bucketize(x, boundaries, out_int32, right):
+    E, R = _E(), _R()
+    b = boundaries.reshape(*([1] * x.ndim), -1)
+    below = (b <= x.unsqueeze(-1)) if right else (b < x.unsqueeze(-1))
+    return R.sum(below, -1).to(D.int32 if out_int32 else D.int64)
+
+
+@defop(name="bucketize", inputs=("input", "boundaries"), attrs=("out_int32", "right"), kernel=None,
+       composite=_bucketize, promote=None, differentiable=False, torch_ref="torch.bucketize", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((np.array([[0.5, 1.0, 3.2], [-1.0, 2.0, 9.0]], dt.np),
+                                   np.array([0.0, 1.0, 2.0, 3.0], dt.np))),
+                           Sample((np.array([0.5, 1.0, 2.0], dt.np), np.array([1.0, 2.0], dt.np)),
+                                  {"right": True, "out_int32": True}, note="right")])
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """The index of the bucket of each value among sorted 1-D boundaries (torch.bucketize:
+    right=False counts boundaries < value, right=True those <= value)."""
+    if boundaries.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
+    return dispatch(bucketize.opdef, [input, boundaries], (bool(out_int32), bool(right)))
+
+
 # ---- nn.functional composites -----------------------------------------------------------------
 
 
@@ -704,6 +839,39 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     return idx if input.ndim == 2 else idx.squeeze(0)
 
 
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of input, sorted (torch.unique over the flattened input), with the
+    index of each input element's value (return_inverse) and each value's count."""
+    from ..creation import tensor, zeros
+    from .gather import index_put, nonzero
+    from .movement import cat
+    from .shape import reshape
+    from .sort import sort
+
+    if dim is not None:
+        raise NotImplementedError("unique(dim=...) is not supported; unique over the flattened input is")
+    flat = reshape(input.detach(), (-1,))
+    n = flat.shape[0]
+    vals, perm = sort(flat)
+    if n == 0:
+        out = [vals]
+        if return_inverse:
+            out.append(reshape(perm, tuple(input.shape)))
+        if return_counts:
+            out.append(perm)
+        return out[0] if len(out) == 1 else tuple(out)
+    new = cat([tensor([True]), vals[1:] != vals[:-1]])  # where a new value starts
+    out = [vals[new]]
+    if return_inverse:
+        rank = _R().cumsum(new.to(D.int64), 0) - 1  # each sorted element's value index
+        out.append(reshape(index_put(zeros(n, dtype=D.int64), (perm,), rank), tuple(input.shape)))
+    if return_counts:
+        starts = reshape(nonzero(new), (-1,))
+        ends = cat([starts[1:], tensor([n])])
+        out.append(ends - starts)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def _no_grad():
     from ..autograd import no_grad
 
@@ -749,4 +917,5 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 __all__ = ["isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "lerp", "addcmul", "addcdiv",
            "log2", "log10", "logit", "clamp_min", "clamp_max", "outer", "ger", "trace", "movedim", "moveaxis",
-           "repeat_interleave", "einsum", "meshgrid", "std_mean", "var_mean", "multinomial"]
+           "repeat_interleave", "einsum", "meshgrid", "std_mean", "var_mean", "multinomial", "index_add",
+           "diagonal", "diag", "cdist", "bucketize", "unique"]

@@ -129,3 +129,16 @@ def test_traced_einsum_runs_in_the_runtime():
     tr = fw.jit.trace(Attn(), (q, k)).optimize()
     assert "einsum" not in {n.op for n in tr.graph.nodes}  # recorded as the ops it runs
     np.testing.assert_allclose(tr(q, k).numpy(), Attn()(q, k).numpy(), rtol=1e-6)
+
+
+def test_unique_matches_torch():
+    for v in ([3, 1, 2, 1, 3, 3], [[2.5, -1.0], [2.5, 0.0]], [7], []):
+        t = torch.tensor(v)
+        f = fw.tensor(v) if v else fw.zeros(0, dtype=fw.int64)
+        for kw in [{}, {"return_inverse": True}, {"return_counts": True},
+                   {"return_inverse": True, "return_counts": True}]:
+            got, want = fw.unique(f, **kw), torch.unique(t, **kw)
+            got, want = (got if isinstance(got, tuple) else (got,)), (want if isinstance(want, tuple) else (want,))
+            assert [g.tolist() for g in got] == [w.tolist() for w in want], (v, kw)
+    with pytest.raises(NotImplementedError, match="dim"):
+        fw.unique(fw.ones(2, 2), dim=0)
