@@ -289,3 +289,45 @@ def test_a_dead_worker_or_a_timeout_raises_instead_of_hanging():
 def test_spawned_workers():
     got = as_lists(DataLoader(Stream(7), batch_size=3, num_workers=2, multiprocessing_context="spawn"))
     assert got == [[0, 2, 4], [1, 3, 5], [6]]
+
+
+class BigSamples(Dataset):
+    """Samples whose batches pass the shared-memory threshold, of several dtypes."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return {"img": np.full((3, 40, 40), i, np.float32), "idx": np.full(9000, i, np.int64),
+                "mask": np.arange(70000) % (i + 2) == 0, "small": i, "arr": np.full(20000, i, np.float64)}
+
+
+def test_big_batches_travel_in_shared_memory_intact():
+    from framework.utils.data import _worker
+
+    def collate(items):  # a numpy array left as numpy, the rest through default_collate
+        out = fw.utils.data.default_collate([{k: v for k, v in it.items() if k != "arr"} for it in items])
+        out["arr"] = np.stack([it["arr"] for it in items])
+        return out
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        got = list(DataLoader(BigSamples(), batch_size=4, num_workers=2, collate_fn=collate))
+        want = list(DataLoader(BigSamples(), batch_size=4, collate_fn=collate))
+        assert len(got) == len(want) == 3
+        for g, w in zip(got, want):
+            assert g["img"].dtype is fw.float32 and g["idx"].dtype is fw.int64 and g["mask"].dtype is fw.bool
+            assert isinstance(g["arr"], np.ndarray) and g["arr"].dtype == np.float64
+            for k in ("img", "idx", "mask", "small"):
+                assert g[k].tolist() == w[k].tolist(), k
+            np.testing.assert_array_equal(g["arr"], w["arr"])
+            g["img"].add_(1)  # the mapped batch is an ordinary writable tensor
+            assert g["img"].tolist() == (w["img"] + 1).tolist()
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 1  # no memfd or socket left open
+    if _worker._HAS_MEMFD:  # the big arrays were shared, not pickled: their fds went through
+        fds = []
+        shared = _worker.to_shared({"a": fw.zeros(20000), "b": fw.zeros(10)}, fds)
+        assert isinstance(shared["a"], _worker.SharedArray) and isinstance(shared["b"], fw.Tensor)
+        back = _worker.from_shared(shared, fds)
+        assert back["a"].tolist() == [0.0] * 20000

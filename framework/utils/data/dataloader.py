@@ -9,6 +9,7 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import numbers
+import socket
 import time
 import weakref
 
@@ -267,12 +268,13 @@ class _MultiProcessingIter:
         self._persistent = loader.persistent_workers
         ctx = loader.multiprocessing_context or multiprocessing
         base = loader._base_seed()
-        self._task_queues, self._conns, self._workers = [], [], []
-        self._finalizer = weakref.finalize(self, _stop_workers, self._task_queues, self._conns, self._workers)
+        self._task_queues, self._conns, self._socks, self._workers = [], [], [], []
+        self._finalizer = weakref.finalize(self, _stop_workers, self._task_queues, self._conns, self._socks,
+                                           self._workers)
         try:
             for w in range(self._num_workers):
                 q = ctx.Queue()
-                reader, writer = ctx.Pipe(duplex=False)
+                reader, writer = ctx.Pipe(duplex=True)  # a socket pair: it carries the batches' fds
                 p = ctx.Process(
                     target=_worker.worker_loop,
                     args=(self._fetcher, q, writer, (base + w) & ((1 << 63) - 1), loader.worker_init_fn, w,
@@ -283,6 +285,8 @@ class _MultiProcessingIter:
                 writer.close()  # the worker holds it: a dead worker's pipe reads EOF here
                 self._task_queues.append(q)
                 self._conns.append(reader)
+                self._socks.append(socket.fromfd(reader.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+                                   if _worker._HAS_MEMFD else None)
                 self._workers.append(p)
         except BaseException:
             self._shutdown_workers()
@@ -371,7 +375,11 @@ class _MultiProcessingIter:
                 if r in sentinels:
                     continue
                 try:
-                    return r.recv()
+                    idx, data, nfds = r.recv()
+                    if nfds:  # the batch's shared arrays: their memfds follow the message
+                        _, fds, _, _ = socket.recv_fds(self._socks[self._conns.index(r)], 1, nfds)
+                        data = _worker.from_shared(data, fds)
+                    return idx, data
                 except EOFError:
                     r.close()  # its worker is gone; its sentinel tells how
             dead = [p for p in self._workers if p.exitcode is not None]
@@ -390,7 +398,7 @@ class _MultiProcessingIter:
         return len(self._loader)
 
 
-def _stop_workers(task_queues, conns, workers, grace=_worker._PARENT_CHECK_S):
+def _stop_workers(task_queues, conns, socks, workers, grace=_worker._PARENT_CHECK_S):
     """Tells the workers to end, waits up to `grace` s in all, then terminates the rest.
     Run by a weakref.finalize, which keeps these objects alive until it has run: a __del__
     on the iterator could run after the garbage collector finalized them."""
@@ -399,7 +407,7 @@ def _stop_workers(task_queues, conns, workers, grace=_worker._PARENT_CHECK_S):
             q.put(None)
         except (OSError, ValueError):
             pass
-    for c in conns:
+    for c in conns + [s for s in socks if s is not None]:
         c.close()  # a worker blocked sending a batch gets a broken pipe
     deadline = time.monotonic() + grace
     for p in workers:
