@@ -142,3 +142,37 @@ def test_unique_matches_torch():
             assert [g.tolist() for g in got] == [w.tolist() for w in want], (v, kw)
     with pytest.raises(NotImplementedError, match="dim"):
         fw.unique(fw.ones(2, 2), dim=0)
+
+
+@pytest.mark.parametrize("fn,args,kw", [
+    ("vector_norm", (), {}), ("vector_norm", (1,), {"dim": 1}), ("vector_norm", (3.5,), {"dim": (0, 2), "keepdim": True}),
+    ("vector_norm", (float("inf"),), {"dim": -1}), ("vector_norm", (float("-inf"),), {}), ("vector_norm", (0,), {"dim": 1}),
+    ("matrix_norm", (), {}), ("matrix_norm", (1,), {}), ("matrix_norm", (-1,), {"keepdim": True}),
+    ("matrix_norm", (float("inf"),), {"dim": (0, 2)}), ("matrix_norm", (float("-inf"),), {}),
+    ("norm", (), {}), ("norm", (), {"dim": 1}), ("norm", (), {"dim": (1, 2)}), ("norm", ("fro",), {"dim": (0, 1)}),
+    ("vecdot", (), {}),
+])
+def test_linalg_norms_match_torch(fn, args, kw):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 4))
+    a[0, 1, 2] = 0.0
+    t = torch.tensor(a, requires_grad=True)
+    f = fw.tensor(a).requires_grad_(True)
+    if fn == "vecdot":
+        want, got = torch.linalg.vecdot(t, t * 2), fw.linalg.vecdot(f, f * 2)
+    else:
+        want, got = getattr(torch.linalg, fn)(t, *args, **kw), getattr(fw.linalg, fn)(f, *args, **kw)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10)
+    if args[:1] != (0,):
+        want.sum().backward()
+        got.sum().backward()
+        np.testing.assert_allclose(f.grad.numpy(), t.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_linalg_refuses_what_it_does_not_compute():
+    with pytest.raises(NotImplementedError, match="singular values"):
+        fw.linalg.matrix_norm(fw.ones(2, 2), "nuc")
+    with pytest.raises(RuntimeError, match="1D or 2D"):
+        fw.linalg.norm(fw.ones(2, 2, 2), 3)
+    assert fw.linalg.norm(fw.tensor([[3.0, 0.0], [0.0, 4.0]]), 1).item() == torch.linalg.norm(
+        torch.tensor([[3.0, 0.0], [0.0, 4.0]]), 1).item()
