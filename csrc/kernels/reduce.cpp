@@ -370,40 +370,81 @@ void arg_reduce_k(const KernelArgs& k) {
   });
 }
 
-// cumsum along dim (attr #0); output contiguous, same shape.
-template <class T>
-void cumsum_k(const KernelArgs& k) {
-  const TensorView& x = k.input(0);
-  TensorView& out = k.output(0);
-  using O = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
+// The lines of x along dim (attr #0) with out's matching lines, split over the pool:
+// line(o, xb, xs, ob, os, n) for the line of kept index o; out contiguous with x's shape
+// (checked, naming op).
+template <class T, class O, class Line>
+void for_each_line(const KernelArgs& k, const TensorView& x, TensorView& out, const char* op, const Line& line) {
   int64_t dim = k.attrs->i(0);
-  FW_CHECK(out.is_contiguous(), "cumsum: output must be contiguous");
-  FW_CHECK(out.numel() == x.numel(), "cumsum: output has ", out.numel(), " elements, expected ", x.numel());
+  FW_CHECK(out.is_contiguous(), op, ": output must be contiguous");
+  FW_CHECK(out.numel() == x.numel(), op, ": output has ", out.numel(), " elements, expected ", x.numel());
   if (x.ndim == 0) {
-    out.ptr<O>()[0] = O(x.ptr<T>()[0]);
+    line(int64_t(0), x.ptr<T>(), int64_t(0), out.ptr<O>(), int64_t(0), int64_t(1));
     return;
   }
-  FW_CHECK(dim >= 0 && dim < x.ndim, "cumsum: dim out of range");
-  FW_CHECK(out.ndim == x.ndim && std::equal(x.shape, x.shape + x.ndim, out.shape), "cumsum: output shape ",
+  FW_CHECK(dim >= 0 && dim < x.ndim, op, ": dim out of range");
+  FW_CHECK(out.ndim == x.ndim && std::equal(x.shape, x.shape + x.ndim, out.shape), op, ": output shape ",
            "differs from the input's");
   ReducePlan xplan(x, {dim});
   ReducePlan oplan(out, {dim});
-  int64_t n = x.shape[dim], xs = x.strides[dim], os = out.strides[dim];
+  const int64_t n = x.shape[dim], xs = x.strides[dim], os = out.strides[dim];
   const T* xp = x.ptr<T>();
-  O* op = out.ptr<O>();
-  parallel_for(xplan.kept_numel, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)),
-               [&](int64_t s, int64_t e) {
-                 for (int64_t o = s; o < e; ++o) {
-                   const T* b = xp + xplan.kept_offset(o);
-                   O* ob = op + oplan.kept_offset(o);
-                   acc_t<T> acc = 0;
-                   for (int64_t i = 0; i < n; ++i) {
-                     acc += acc_t<T>(b[i * xs]);
-                     ob[i * os] = O(acc);
-                   }
-                 }
-               });
+  O* op_ = out.ptr<O>();
+  parallel_for(xplan.kept_numel, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t s, int64_t e) {
+    for (int64_t o = s; o < e; ++o) line(o, xp + xplan.kept_offset(o), xs, op_ + oplan.kept_offset(o), os, n);
+  });
 }
+
+// cumsum / cumprod along dim (attr #0); output contiguous, same shape (integers: int64,
+// wrapping like torch's).
+template <class T, bool Prod>
+void scan_k(const KernelArgs& k) {
+  using O = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
+  for_each_line<T, O>(k, k.input(0), k.output(0), Prod ? "cumprod" : "cumsum",
+                      [](int64_t, const T* b, int64_t xs, O* ob, int64_t os, int64_t n) {
+                        acc_t<T> acc = Prod ? 1 : 0;
+                        for (int64_t i = 0; i < n; ++i) {
+                          if constexpr (Prod) acc *= acc_t<T>(b[i * xs]);
+                          else acc += acc_t<T>(b[i * xs]);
+                          ob[i * os] = O(acc);
+                        }
+                      });
+}
+
+// cumprod_backward(x, grad_output; dim=#0) -> grad_input, exact where x has zeros:
+// dL/dx_i = P_i * S_i with P_i = x_0 ... x_{i-1} and S_i = g_i + x_{i+1} * S_{i+1} (S_{n-1} =
+// g_{n-1}), i.e. the sum over j >= i of g_j times the product of x_k for k <= j, k != i.
+// (The usual reverse cumsum of g * y divided by x is NaN at a zero.)
+template <class T>
+void cumprod_backward_k(const KernelArgs& k) {
+  const TensorView& x = k.input(0);
+  const TensorView& g = k.input(1);
+  FW_CHECK(g.dtype == x.dtype && g.ndim == x.ndim && std::equal(g.shape, g.shape + g.ndim, x.shape),
+           "cumprod_backward: grad_output must have the input's dtype and shape");
+  const bool scalar = x.ndim == 0;
+  const ReducePlan gplan(g, {scalar ? int64_t(0) : k.attrs->i(0)});
+  const int64_t gs = scalar ? 0 : g.strides[k.attrs->i(0)];
+  const T* gp = g.ptr<T>();
+  for_each_line<T, T>(k, x, k.output(0), "cumprod_backward",
+                      [&](int64_t o, const T* b, int64_t xs, T* ob, int64_t os, int64_t n) {
+                        const T* gb = gp + (scalar ? 0 : gplan.kept_offset(o));
+                        T acc = 0;
+                        for (int64_t i = n - 1; i >= 0; --i) {  // ob[i] = S_i
+                          acc = gb[i * gs] + (i + 1 < n ? b[(i + 1) * xs] * acc : T(0));
+                          ob[i * os] = acc;
+                        }
+                        T pre = 1;
+                        for (int64_t i = 0; i < n; ++i) {  // times P_i
+                          ob[i * os] *= pre;
+                          pre *= b[i * xs];
+                        }
+                      });
+}
+
+template <class T>
+void cumsum_k(const KernelArgs& k) { scan_k<T, false>(k); }
+template <class T>
+void cumprod_k(const KernelArgs& k) { scan_k<T, true>(k); }
 
 }  // namespace
 
@@ -420,6 +461,8 @@ FW_REGISTER_KERNELS(reduce) {
   REG4("sum", sum_k)
   REG4("prod", prod_k)
   REG4("cumsum", cumsum_k)
+  REG4("cumprod", cumprod_k)
+  REGF("cumprod_backward", cumprod_backward_k)
   REGF("mean", mean_k)
   REGF("logsumexp", logsumexp_k)
   REGF("norm", norm_k)

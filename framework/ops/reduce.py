@@ -1,10 +1,12 @@
 """Reductions (sum, mean, prod, var, std, amax, amin, max/min with indices, argmax, argmin,
-logsumexp, cumsum, all, any, norm). Kernels: csrc/kernels/reduce.cpp. Attribute #0 is the
+logsumexp, cumsum, cumprod, all, any, norm). Kernels: csrc/kernels/reduce.cpp. Attribute #0 is the
 sorted list of reduced dims; keepdim only changes the output's shape."""
 
 from __future__ import annotations
 
 import builtins as _b
+
+import numpy as np
 
 from .. import dtypes as D
 from ._common import arg, wrap_dim
@@ -402,5 +404,36 @@ def cumsum(input, dim, dtype=None):
         input = to(input, D.int64)
     return dispatch(cumsum.opdef, [input], (wrap_dim(dim, input.ndim, "cumsum"),))
 
+def _cumprod_grad(c, g):
+    return (cumprod_backward(c.inputs[0], g, c.attrs[0]),)
+
+
+@defop(name="cumprod", inputs=("x",), attrs=("dim",),
+       infer=lambda x, dim: [(tuple(x.shape), x.dtype if x.dtype.is_floating_point else D.int64)],
+       grad=_cumprod_grad, promote=None, dtypes=NUMERIC, methods=("cumprod",), torch_ref="torch.cumprod",
+       onnx_reason="ONNX has no cumulative product (only CumSum)",
+       samples=lambda dt: [Sample((arg((3, 4), dt), 1)), Sample((arg((3, 4), dt), 0)), Sample((arg((5,), dt), 0)),
+                           Sample((np.array([[2.0, 0.0, 3.0, 0.0, 1.5], [0.5, -1.0, 0.0, 2.0, 3.0]], dt.np), 1),
+                                  note="zeros")])
+def cumprod(input, dim, dtype=None):
+    """Cumulative product along dim (integers: int64, wrapping like torch)."""
+    from .elementwise import to
+
+    if dtype is not None:
+        input = to(input, dtype)
+    elif input.dtype is D.bool_:
+        input = to(input, D.int64)
+    return dispatch(cumprod.opdef, [input], (wrap_dim(dim, input.ndim, "cumprod"),))
+
+
+@defop(name="cumprod_backward", inputs=("x", "grad_output"), attrs=("dim",),
+       infer=lambda x, g, dim: [(tuple(x.shape), x.dtype)], promote=None, differentiable=False,
+       onnx_reason="a gradient op: training graphs are not exported",
+       samples=lambda dt: [Sample((np.array([[2.0, 0.0, 3.0], [0.5, -1.0, 4.0]], dt.np), arg((2, 3), dt), 1))])
+def cumprod_backward(x, grad_output, dim):
+    """cumprod's input gradient, exact where x has zeros (see reduce.cpp)."""
+    return dispatch(cumprod_backward.opdef, [x, grad_output], (wrap_dim(dim, x.ndim, "cumprod_backward"),))
+
+
 __all__ = ["sum", "mean", "prod", "amax", "amin", "var", "std", "logsumexp", "norm", "all", "any",
-           "max", "min", "argmax", "argmin", "cumsum"]
+           "max", "min", "argmax", "argmin", "cumsum", "cumprod"]

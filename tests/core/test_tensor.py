@@ -170,13 +170,14 @@ def test_float_to_integer_casts_of_nan_inf_and_huge_values_match_torch():
 
 
 @pytest.mark.parametrize("dt", ["int32", "int64"])
-def test_integer_sum_prod_cumsum_wrap_around_like_torch(dt):
+def test_integer_sum_prod_cumsum_cumprod_wrap_around_like_torch(dt):
     # signed overflow is undefined in C++: integer reductions accumulate in uint64 and wrap
     lo, hi = (-2**63, 2**62) if dt == "int64" else (-2**31, 2**30)
     rows = [[lo, lo, 5, 7], [hi, hi, hi, -1], [3, -4, 5, 6]]
     f, t = fw.tensor(rows, dtype=getattr(fw, dt)), torch.tensor(rows, dtype=getattr(torch, dt))
     for fn in (lambda a: a.sum(), lambda a: a.sum(0), lambda a: a.sum(1), lambda a: a.prod(1),
-               lambda a: a.cumsum(1), lambda a: a.t().sum(0), lambda a: a.expand(3, 3, 4).sum((0, 1))):
+               lambda a: a.cumsum(1), lambda a: a.cumprod(1), lambda a: a.t().sum(0),
+               lambda a: a.expand(3, 3, 4).sum((0, 1))):
         got, want = fn(f), fn(t)
         assert got.tolist() == want.tolist() and str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
 
