@@ -1,4 +1,5 @@
-"""framework.utils: data loading (utils.data) and torch state-dict conversion."""
+"""framework.utils: data loading (utils.data), activation checkpointing (utils.checkpoint) and
+torch state-dict conversion."""
 
 from ..serialization import from_torch_state_dict  # noqa: F401
-from . import data  # noqa: F401
+from . import checkpoint, data  # noqa: F401
