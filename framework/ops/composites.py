@@ -1,8 +1,8 @@
 """torch functions written from registered ops, with no kernel of their own: einsum, outer,
 trace, diagonal, diag, index_add, cdist, bucketize, movedim, repeat_interleave, isnan /
 isinf / isfinite / isclose / nan_to_num, lerp, addcmul / addcdiv, log2 / log10 / logit,
-clamp_min / clamp_max, pixel_shuffle, and the losses and similarities nn.functional adds
-(kl_div, huber_loss, cosine_similarity).
+clamp_min / clamp_max, pixel_shuffle, unfold / fold, and the losses and similarities
+nn.functional adds (kl_div, huber_loss, cosine_similarity).
 
 Each is an OpDef with `kernel=None, composite=fn` (docs/adding_an_op.md): autograd and the
 tracer see the primitives it runs, and the registry's tests check it against torch (forward,
@@ -692,6 +692,109 @@ def _cosine_similarity(x1, x2, dim, eps):
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum(x1 * x2) / (max(|x1|, eps) * max(|x2|, eps)) along dim (torch's formula)."""
     return dispatch(cosine_similarity.opdef, [x1, x2], (int(dim), float(eps)))
+
+
+def _pair(v, name, op):
+    v = (v, v) if isinstance(v, int) else tuple(v)
+    if len(v) != 2:
+        raise RuntimeError(f"{op}: {name} must be an int or a pair, got {v}")
+    return v
+
+
+def _patch_grid(op, h, w, k, d, p, s):
+    """(oh, ow) of a sliding window over an h x w map, checked."""
+    if min(*k, *d, *s) <= 0 or min(p) < 0:
+        raise RuntimeError(f"{op}: kernel_size, dilation and stride must be positive and padding non-negative, "
+                           f"got {k}, {d}, {s}, {p}")
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    if oh <= 0 or ow <= 0:
+        raise RuntimeError(f"{op}: the {k[0]}x{k[1]} window (dilation {d}, padding {p}) does not fit the "
+                           f"{h}x{w} input")
+    return oh, ow
+
+
+def _unfold(x, k, d, p, s):
+    from .conv import pad as _pad
+    from .movement import stack
+    from .shape import reshape, slice_op
+
+    n, c, h, w = x.shape
+    oh, ow = _patch_grid("unfold", h, w, k, d, p, s)
+    xp = _pad(x, (p[1], p[1], p[0], p[0])) if any(p) else x
+    patches = []
+    for i in range(k[0]):
+        rows = slice_op(xp, 2, i * d[0], i * d[0] + s[0] * (oh - 1) + 1, s[0])
+        for j in range(k[1]):
+            patches.append(slice_op(rows, 3, j * d[1], j * d[1] + s[1] * (ow - 1) + 1, s[1]))
+    return reshape(stack(patches, 2), (n, c * k[0] * k[1], oh * ow))  # channel-major, then kernel position
+
+
+def _unfold_samples(dt):
+    return [Sample((arg((2, 3, 5, 4), dt), 2)),
+            Sample((arg((1, 2, 6, 7), dt), (2, 3)), {"dilation": (2, 1), "padding": 1, "stride": (2, 1)}, note="all"),
+            Sample((arg((2, 4, 4), dt), 3), {"padding": 1}, note="unbatched")]
+
+
+@defop(name="unfold", inputs=("input",), attrs=("kernel_size", "dilation", "padding", "stride"), kernel=None,
+       composite=_unfold, promote=None, torch_ref="torch.nn.functional.unfold", onnx_reason=_ONNX,
+       samples=_unfold_samples)
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: the sliding kh x kw blocks of (N, C, H, W) as columns, (N, C kh kw, L)."""
+    op = "unfold"
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"{op}: expected a 3-D (unbatched) or 4-D input, got {input.ndim}-D")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    attrs = (_pair(kernel_size, "kernel_size", op), _pair(dilation, "dilation", op), _pair(padding, "padding", op),
+             _pair(stride, "stride", op))
+    _patch_grid(op, x.shape[2], x.shape[3], *attrs)
+    out = dispatch(unfold.opdef, [x], attrs)
+    return out if input.ndim == 4 else out.squeeze(0)
+
+
+def _fold(x, size, k, d, p, s):
+    from ..creation import zeros
+    from .shape import reshape, slice_op, slice_scatter
+
+    n, ckk, _ = x.shape
+    c = ckk // (k[0] * k[1])
+    oh, ow = _patch_grid("fold", size[0], size[1], k, d, p, s)
+    blocks = reshape(x, (n, c, k[0], k[1], oh, ow))
+    hp, wp = size[0] + 2 * p[0], size[1] + 2 * p[1]
+    out = zeros(n, c, hp, wp, dtype=x.dtype)
+    for i in range(k[0]):
+        r0, r1 = i * d[0], i * d[0] + s[0] * (oh - 1) + 1
+        for j in range(k[1]):
+            c0, c1 = j * d[1], j * d[1] + s[1] * (ow - 1) + 1
+            rows = slice_op(out, 2, r0, r1, s[0])
+            cell = slice_op(rows, 3, c0, c1, s[1]) + blocks[:, :, i, j]
+            out = slice_scatter(out, slice_scatter(rows, cell, 3, c0, c1, s[1]), 2, r0, r1, s[0])
+    if any(p):
+        out = slice_op(slice_op(out, 2, p[0], p[0] + size[0], 1), 3, p[1], p[1] + size[1], 1)
+    return out
+
+
+@defop(name="fold", inputs=("input",), attrs=("output_size", "kernel_size", "dilation", "padding", "stride"),
+       kernel=None, composite=_fold, promote=None, torch_ref="torch.nn.functional.fold", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((2, 12, 12), dt), (5, 4), 2)),
+                           Sample((arg((1, 12, 12), dt), (6, 7), (2, 3)),
+                                  {"dilation": (2, 1), "padding": 1, "stride": (2, 2)}, note="all"),
+                           Sample((arg((8, 16), dt), (3, 3), 2), {"padding": 1}, note="unbatched")])
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im, unfold's adjoint: sums the columns of (N, C kh kw, L) back into (N, C, H, W)."""
+    op = "fold"
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{op}: expected a 2-D (unbatched) or 3-D input, got {input.ndim}-D")
+    x = input if input.ndim == 3 else input.unsqueeze(0)
+    size = _pair(output_size, "output_size", op)
+    k, d, p, s = (_pair(kernel_size, "kernel_size", op), _pair(dilation, "dilation", op),
+                  _pair(padding, "padding", op), _pair(stride, "stride", op))
+    oh, ow = _patch_grid(op, size[0], size[1], k, d, p, s)
+    if x.shape[1] % (k[0] * k[1]) or x.shape[2] != oh * ow:
+        raise RuntimeError(f"{op}: expected an input of shape (N, C * {k[0] * k[1]}, {oh * ow}) for output size "
+                           f"{size}, got {tuple(input.shape)}")
+    out = dispatch(fold.opdef, [x], (size, k, d, p, s))
+    return out if input.ndim == 3 else out.squeeze(0)
 
 
 _REDUCTIONS = ("none", "mean", "sum", "batchmean")

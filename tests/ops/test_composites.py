@@ -176,3 +176,16 @@ def test_linalg_refuses_what_it_does_not_compute():
         fw.linalg.norm(fw.ones(2, 2, 2), 3)
     assert fw.linalg.norm(fw.tensor([[3.0, 0.0], [0.0, 4.0]]), 1).item() == torch.linalg.norm(
         torch.tensor([[3.0, 0.0], [0.0, 4.0]]), 1).item()
+
+
+def test_unfold_fold_modules_and_errors():
+    x = torch.randn(2, 3, 6, 5)
+    u = torch.nn.Unfold(3, padding=1, stride=2)(x)
+    fu = fw.nn.Unfold(3, padding=1, stride=2)(t2f(x))
+    np.testing.assert_allclose(fu.numpy(), u.numpy())
+    np.testing.assert_allclose(fw.nn.Fold((6, 5), 3, padding=1, stride=2)(fu).numpy(),
+                               torch.nn.Fold((6, 5), 3, padding=1, stride=2)(u).numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="does not fit"):
+        fw.nn.functional.unfold(fw.ones(1, 1, 2, 2), 3)
+    with pytest.raises(RuntimeError, match=r"expected an input of shape \(N, C \* 9, 9\)"):
+        fw.nn.functional.fold(fw.ones(1, 9, 5), (6, 5), 3, padding=1, stride=2)

@@ -33,7 +33,8 @@ from .loss import (  # noqa: F401
     NLLLoss,
     SmoothL1Loss,
 )
-from .misc import CosineSimilarity, Dropout, Embedding, Flatten, PixelShuffle, PixelUnshuffle, Unflatten  # noqa: F401
+from .misc import (CosineSimilarity, Dropout, Embedding, Flatten, Fold, PixelShuffle, PixelUnshuffle,  # noqa: F401
+                   Unflatten, Unfold)
 from .module import Module  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d  # noqa: F401
