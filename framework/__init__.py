@@ -54,6 +54,7 @@ from .ops.movement import *  # noqa: E402,F401,F403
 from .ops.gather import *  # noqa: E402,F401,F403
 from .ops.sort import *  # noqa: E402,F401,F403
 from .ops.composites import *  # noqa: E402,F401,F403
+from .ops.lapack import *  # noqa: E402,F401,F403
 from .creation import (Generator, arange, as_tensor, default_generator, empty,  # noqa: E402,F401
                        empty_like, eye, from_numpy, full, full_like, initial_seed, linspace,
                        manual_seed, ones, ones_like, rand, rand_like, randint, randint_like,
