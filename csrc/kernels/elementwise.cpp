@@ -37,6 +37,13 @@ FW_UNARY(sqrt, std::sqrt(x))
 FW_UNARY(rsqrt, T(1) / std::sqrt(x))
 FW_UNARY(sin, std::sin(x))
 FW_UNARY(cos, std::cos(x))
+FW_UNARY(tan, std::tan(x))
+FW_UNARY(asin, std::asin(x))
+FW_UNARY(acos, std::acos(x))
+FW_UNARY(atan, std::atan(x))
+FW_UNARY(sinh, std::sinh(x))
+FW_UNARY(cosh, std::cosh(x))
+FW_UNARY(expm1, std::expm1(x))
 FW_UNARY(tanh, vm::tanh(x))
 FW_UNARY(sigmoid, vm::sigmoid(x))
 FW_UNARY(relu, x > T(0) ? x : (x == x ? T(0) : x))
@@ -128,6 +135,7 @@ struct add_fn { template <class T> T operator()(T x, T y) const { return wrappin
 struct sub_fn { template <class T> T operator()(T x, T y) const { return wrapping(x, y, [](auto a, auto b) { return a - b; }); } };
 struct mul_fn { template <class T> T operator()(T x, T y) const { return wrapping(x, y, [](auto a, auto b) { return a * b; }); } };
 struct div_fn { template <class T> T operator()(T x, T y) const { return x / y; } };
+struct atan2_fn { template <class T> T operator()(T y, T x) const { return std::atan2(y, x); } };
 struct maximum_fn {
   template <class T> T operator()(T x, T y) const {
     if constexpr (std::is_floating_point_v<T>) {
@@ -331,6 +339,8 @@ FW_REGISTER_KERNELS(elementwise) {
   REG_F("cos", cos_fn) REG_F("tanh", tanh_fn) REG_F("sigmoid", sigmoid_fn) REG_F("relu", relu_fn)
   REG_F("silu", silu_fn) REG_F("erf", erf_fn) REG_F("floor", floor_fn) REG_F("ceil", ceil_fn)
   REG_F("round", round_fn) REG_F("reciprocal", reciprocal_fn) REG_F("sign", sign_f_fn)
+  REG_F("tan", tan_fn) REG_F("asin", asin_fn) REG_F("acos", acos_fn) REG_F("atan", atan_fn)
+  REG_F("sinh", sinh_fn) REG_F("cosh", cosh_fn) REG_F("expm1", expm1_fn)
 #undef REG_F
 #define REG_I(NAME, FN)                                     \
   register_kernel(NAME, D::i32, &unary_same<FN, int32_t>);  \
@@ -379,6 +389,8 @@ FW_REGISTER_KERNELS(elementwise) {
   register_kernel(NAME, D::i64, &binary_same<FN, int64_t>);
   REG_BIN("mul", mul_fn) REG_BIN("maximum", maximum_fn) REG_BIN("minimum", minimum_fn)
   REG_BIN("pow", pow_fn)
+  register_kernel("atan2", D::f32, &binary_same<atan2_fn, float>);
+  register_kernel("atan2", D::f64, &binary_same<atan2_fn, double>);
 #undef REG_BIN
   register_kernel("div", D::f32, &binary_same<div_fn, float>);
   register_kernel("div", D::f64, &binary_same<div_fn, double>);

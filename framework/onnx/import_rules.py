@@ -543,7 +543,8 @@ _variadic("Min", "minimum")
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
           "Sqrt": "sqrt", "Abs": "abs", "Neg": "neg", "Erf": "erf", "Reciprocal": "reciprocal",
           "Sign": "sign", "Floor": "floor", "Ceil": "ceil", "Round": "round", "Sin": "sin",
-          "Cos": "cos", "Not": "logical_not", "Softplus": "softplus"}
+          "Cos": "cos", "Not": "logical_not", "Softplus": "softplus", "Tan": "tan", "Asin": "asin",
+          "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh"}
 _UNARY_FOLD = {"Neg": np.negative, "Not": np.logical_not, "Sqrt": np.sqrt, "Abs": np.abs}
 
 

@@ -49,7 +49,8 @@ def attach() -> None:
 _UNARY = {"neg": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin",
           "cos": "Cos", "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "erf": "Erf",
           "reciprocal": "Reciprocal", "sign": "Sign", "floor": "Floor", "ceil": "Ceil",
-          "round": "Round", "logical_not": "Not"}
+          "round": "Round", "logical_not": "Not", "tan": "Tan", "asin": "Asin", "acos": "Acos",
+          "atan": "Atan", "sinh": "Sinh", "cosh": "Cosh"}
 
 
 def _unary(op_type):

@@ -88,6 +88,13 @@ sigmoid = _unary("sigmoid", lambda c, g: (g * c.outputs[0] * (1 - c.outputs[0]),
 relu = _unary("relu", lambda c, g: (threshold_backward(g, c.outputs[0], 0.0),), ints=True)
 erf = _unary("erf", lambda c, g: (g * exp(-(c.inputs[0] * c.inputs[0])) * (2 / math.sqrt(math.pi)),))
 reciprocal = _unary("reciprocal", lambda c, g: (-(g * c.outputs[0] * c.outputs[0]),), low=0.5, high=2.0)
+tan = _unary("tan", lambda c, g: (g * (1 + c.outputs[0] * c.outputs[0]),), low=-1.2, high=1.2)
+asin = _unary("asin", lambda c, g: (g * rsqrt(1 - c.inputs[0] * c.inputs[0]),), low=-0.9, high=0.9)
+acos = _unary("acos", lambda c, g: (-(g * rsqrt(1 - c.inputs[0] * c.inputs[0])),), low=-0.9, high=0.9)
+atan = _unary("atan", lambda c, g: (g / (1 + c.inputs[0] * c.inputs[0]),))
+sinh = _unary("sinh", lambda c, g: (g * cosh(c.inputs[0]),))
+cosh = _unary("cosh", lambda c, g: (g * sinh(c.inputs[0]),))
+expm1 = _unary("expm1", lambda c, g: (g * (c.outputs[0] + 1),), onnx_reason="no ONNX operator (exp(x) - 1 loses it)")
 sign = _unary("sign", _zero_grad, ints=True)
 floor = _unary("floor", _zero_grad, float_compute=False)
 ceil = _unary("ceil", _zero_grad, float_compute=False)
@@ -314,6 +321,24 @@ def pow(input, exponent):
     return dispatch(pow.opdef, [input, exponent], ())
 
 
+def _atan2_grad(c, g):
+    y, x = c.inputs
+    r = x * x + y * y
+    return (sum_to(g * x / r, c.shapes[0]) if c.needs_input_grad[0] else None,
+            sum_to(-(g * y) / r, c.shapes[1]) if c.needs_input_grad[1] else None)
+
+
+@defop(name="atan2", inputs=("input", "other"), infer=binary_infer, grad=_atan2_grad, float_compute=True,
+       methods=("atan2", "arctan2"), inplace=("atan2_",), torch_ref="torch.atan2", tags=_BIN_TAGS,
+       onnx_reason="no ONNX operator", samples=binary_samples())
+def atan2(input, other):
+    """The angle of (other, input) in (-pi, pi], elementwise with broadcasting."""
+    return dispatch(atan2.opdef, [input, other], ())
+
+
+arctan2 = atan2
+
+
 @defop(name="maximum", inputs=("a", "b"), infer=binary_infer,
        grad=lambda c, g: _maxmin_grad(c, g, True), dtypes=NUMERIC, methods=("maximum",),
        torch_ref="torch.maximum", tags=_BIN_TAGS, samples=binary_samples())
@@ -437,6 +462,8 @@ __all__ = ["to", "clone", "neg", "abs", "exp", "log", "log1p", "sqrt", "rsqrt", 
            "silu", "gelu", "threshold_backward", "leaky_relu", "elu", "softplus", "clamp", "clip", "add", "sub", "mul",
            "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "greater",
            "less", "greater_equal", "less_equal", "not_equal", "logical_and", "logical_or",
-           "logical_not", "where", "masked_fill"]
+           "logical_not", "where", "masked_fill", "tan", "asin", "acos", "atan", "sinh", "cosh", "expm1",
+           "atan2", "arctan2"]
 negative, multiply, subtract, divide, true_divide, absolute = neg, mul, sub, div, div, abs
-__all__ += ["negative", "multiply", "subtract", "divide", "true_divide", "absolute"]
+arcsin, arccos, arctan = asin, acos, atan
+__all__ += ["negative", "multiply", "subtract", "divide", "true_divide", "absolute", "arcsin", "arccos", "arctan"]
