@@ -9,6 +9,7 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import numbers
+import os
 import socket
 import time
 import weakref
@@ -256,9 +257,10 @@ class _MultiProcessingIter:
     """Batches from num_workers worker processes, in the sampler's order.
 
     Tasks (send index, indices) go round-robin to the workers' task queues, prefetch_factor
-    per worker ahead; results come back over one pipe per worker and wait in `_tasks` until
-    their turn. Waiting watches the pipes and the processes' sentinels together, so a worker
-    that dies is reported at once (not after a poll), and `timeout` bounds each wait."""
+    per worker ahead; results come back over one socket per worker (with the memfds of big
+    arrays, _worker.to_shared) and wait in `_tasks` until their turn. Waiting watches the
+    sockets and the processes' sentinels together, so a worker that dies is reported at
+    once (not after a poll), and `timeout` bounds each wait."""
 
     def __init__(self, loader: DataLoader):
         self._loader = loader
@@ -282,7 +284,7 @@ class _MultiProcessingIter:
                     daemon=True,
                 )
                 p.start()
-                writer.close()  # the worker holds it: a dead worker's pipe reads EOF here
+                writer.close()  # the worker holds it: a dead worker's socket reads EOF here
                 self._task_queues.append(q)
                 self._conns.append(reader)
                 self._socks.append(socket.fromfd(reader.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
@@ -378,6 +380,10 @@ class _MultiProcessingIter:
                     idx, data, nfds = r.recv()
                     if nfds:  # the batch's shared arrays: their memfds follow the message
                         _, fds, _, _ = socket.recv_fds(self._socks[self._conns.index(r)], 1, nfds)
+                        if len(fds) != nfds:  # the worker died between the two
+                            for fd in fds:
+                                os.close(fd)
+                            raise EOFError
                         data = _worker.from_shared(data, fds)
                     return idx, data
                 except EOFError:
