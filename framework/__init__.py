@@ -65,7 +65,7 @@ from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  #
 from . import _tensor_methods  # noqa: E402,F401
 from .device import cuda, device  # noqa: E402,F401
 from . import onnx  # noqa: E402,F401  (lazy: imports the onnx package only when used)
-from . import linalg  # noqa: E402,F401
+from . import distributions, linalg  # noqa: E402,F401
 
 float = float32
 double = float64
