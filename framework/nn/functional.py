@@ -556,8 +556,8 @@ pad = _forward("pad")
 interpolate = _forward("interpolate")
 
 # composites of registered ops (framework/ops/composites.py)
-from ..ops.composites import (avg_pool1d, cosine_similarity, fold, huber_loss, kl_div,  # noqa: E402,F401
-                              max_pool1d, pixel_shuffle, pixel_unshuffle, unfold)
+from ..ops.composites import (avg_pool1d, cosine_similarity, embedding_bag, fold, huber_loss,  # noqa: E402,F401
+                              kl_div, max_pool1d, pixel_shuffle, pixel_unshuffle, unfold)
 
 
 def __getattr__(name: str):

@@ -630,6 +630,64 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
 # ---- nn.functional composites -----------------------------------------------------------------
 
 
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxes of bags of embedding rows (torch.nn.functional.embedding_bag):
+    a 2-D input is one bag per row; a 1-D input is cut into bags at `offsets`. Entries equal
+    to padding_idx are left out; an empty bag gives zeros."""
+    from ..creation import arange, zeros
+    from .embedding import embedding
+
+    E, R = _E(), _R()
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError("embedding_bag: per_sample_weights is only supported for mode='sum' (as torch)")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: max_norm, scale_grad_by_freq and sparse are not supported")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: if input is 2D, then offsets has to be None")
+        b, n = input.shape
+        flat = input.reshape(-1)
+        offsets = arange(0, b * n, max(n, 1), dtype=D.int64) if n else zeros(b, dtype=D.int64)
+        psw = per_sample_weights.reshape(-1) if per_sample_weights is not None else None
+    elif input.ndim == 1:
+        if offsets is None or offsets.ndim != 1:
+            raise ValueError("embedding_bag: offsets has to be a 1D Tensor when input is 1D")
+        flat, psw = input, per_sample_weights
+        if include_last_offset:
+            offsets = offsets[:-1]
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
+    nbags, total, dim = offsets.shape[0], flat.shape[0], weight.shape[1]
+    rows = embedding(flat, weight)  # (total, dim)
+    if psw is not None:
+        rows = rows * psw.unsqueeze(-1)
+    keep = flat != padding_idx if padding_idx is not None else None
+    # each entry's bag: the number of offsets at or before its position, minus one
+    bag = bucketize(arange(total, dtype=D.int64), offsets.to(D.int64), right=True) - 1
+    if mode == "max":
+        out = []
+        bounds = offsets.tolist() + [total]
+        for i in range(nbags):
+            seg = rows[bounds[i]:bounds[i + 1]]
+            if keep is not None:
+                seg = seg[keep[bounds[i]:bounds[i + 1]]]
+            out.append(R.amax(seg, 0) if seg.shape[0] else zeros(dim, dtype=weight.dtype))
+        from .movement import stack
+
+        return stack(out, 0) if out else zeros(0, dim, dtype=weight.dtype)
+    if keep is not None:
+        rows = rows * keep.unsqueeze(-1).to(rows.dtype)
+    out = index_add(zeros(nbags, dim, dtype=rows.dtype), 0, bag, rows)
+    if mode == "mean":
+        ones = keep.to(rows.dtype) if keep is not None else zeros(total, dtype=rows.dtype) + 1
+        counts = index_add(zeros(nbags, dtype=rows.dtype), 0, bag, ones)
+        out = out / E.clamp(counts, 1.0, None).unsqueeze(-1)
+    return out
+
+
 def _pixel_shuffle(x, r):
     from .shape import reshape
 

@@ -189,3 +189,40 @@ def test_unfold_fold_modules_and_errors():
         fw.nn.functional.unfold(fw.ones(1, 1, 2, 2), 3)
     with pytest.raises(RuntimeError, match=r"expected an input of shape \(N, C \* 9, 9\)"):
         fw.nn.functional.fold(fw.ones(1, 9, 5), (6, 5), 3, padding=1, stride=2)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("case", ["2d", "offsets", "last_offset", "padding", "weights"])
+def test_embedding_bag_matches_torch(mode, case):
+    if case == "weights" and mode != "sum":
+        pytest.skip("per_sample_weights: mode='sum' only, as torch")
+    w = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
+    fwt = t2f(w, True)
+    kw = {"mode": mode}
+    if case == "2d":
+        inp, args = torch.tensor([[1, 2, 4], [4, 3, 9]]), ()
+    else:
+        inp = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9])
+        offs = torch.tensor([0, 2, 2, 5]) if case != "last_offset" else torch.tensor([0, 2, 2, 5, 8])
+        args = (offs,)
+        kw["include_last_offset"] = case == "last_offset"
+        if case == "padding":
+            kw["padding_idx"] = 4
+        if case == "weights":
+            kw["per_sample_weights"] = torch.rand(8, dtype=torch.float64)
+    want = torch.nn.functional.embedding_bag(inp, w, *args, **kw)
+    fkw = {k: (t2f(v) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+    got = fw.nn.functional.embedding_bag(fw.tensor(inp.tolist()), fwt, *(fw.tensor(a.tolist()) for a in args), **fkw)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    gw = torch.randn(*want.shape, dtype=torch.float64)
+    (want * gw).sum().backward()
+    (got * t2f(gw)).sum().backward()
+    np.testing.assert_allclose(fwt.grad.numpy(), w.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_embedding_bag_module():
+    m = fw.nn.EmbeddingBag(10, 3, mode="sum")
+    tm = torch.nn.EmbeddingBag(10, 3, mode="sum")
+    tm.weight.data = torch.from_numpy(m.weight.detach().numpy().copy())
+    x = [[1, 2], [3, 3]]
+    np.testing.assert_allclose(m(fw.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(), rtol=1e-6)

@@ -33,7 +33,7 @@ from .loss import (  # noqa: F401
     NLLLoss,
     SmoothL1Loss,
 )
-from .misc import (CosineSimilarity, Dropout, Embedding, Flatten, Fold, PixelShuffle, PixelUnshuffle,  # noqa: F401
+from .misc import (CosineSimilarity, Dropout, Embedding, EmbeddingBag, Flatten, Fold, PixelShuffle, PixelUnshuffle,  # noqa: F401
                    Unflatten, Unfold)
 from .module import Module  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
