@@ -1,4 +1,6 @@
-"""nn.utils: gradient clipping and parameter <-> vector helpers (torch.nn.utils)."""
+"""nn.utils: gradient clipping, parameter <-> vector helpers, weight norm (the hook-based
+weight_norm here; parametrizations.weight_norm / spectral_norm over parametrize)
+(torch.nn.utils)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from ... import autograd as AG
 from ...ops import reduce as R
 from ...tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "weight_norm",
+           "remove_weight_norm", "parametrize", "parametrizations"]
 
 
 def _grads(parameters):
@@ -77,3 +80,44 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
             n = p.numel()
             p.copy_(vec[off : off + n].reshape(tuple(p.shape)))
             off += n
+
+
+def weight_norm(module, name: str = "weight", dim=0):
+    """torch.nn.utils.weight_norm (the hook-based form): module.<name> becomes parameters
+    <name>_g (the norm over every dim but `dim`) and <name>_v (the direction), and is
+    recomputed as g * v / |v| before each forward."""
+    from ..parameter import Parameter
+    from .parametrizations import _norm_except_dim
+
+    weight = module._parameters.pop(name)
+    module.register_parameter(name + "_g", Parameter(_norm_except_dim(weight.detach(), dim).detach()))
+    module.register_parameter(name + "_v", Parameter(weight.detach()))
+
+    def compute(m):
+        g, v = getattr(m, name + "_g"), getattr(m, name + "_v")
+        return v * (g / _norm_except_dim(v, dim))
+
+    setattr(module, name, compute(module))
+    handle = module.register_forward_pre_hook(lambda m, _inputs: setattr(m, name, compute(m)))
+    module.__dict__.setdefault("_weight_norm_hooks", {})[name] = (handle, compute)
+    return module
+
+
+def remove_weight_norm(module, name: str = "weight"):
+    """Undoes weight_norm: module.<name> is one parameter again, with its current value."""
+    from ..parameter import Parameter
+
+    hooks = module.__dict__.get("_weight_norm_hooks", {})
+    if name not in hooks:
+        raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    handle, compute = hooks.pop(name)
+    handle.remove()
+    with AG.no_grad():
+        weight = compute(module).detach()
+    del module._parameters[name + "_g"], module._parameters[name + "_v"]
+    module.__dict__.pop(name, None)
+    module.register_parameter(name, Parameter(weight))
+    return module
+
+
+from . import parametrizations, parametrize  # noqa: E402,F401
