@@ -1,4 +1,4 @@
-// lapack.cpp: linalg_solve, linalg_inv, linalg_slogdet and linalg_cholesky over LAPACK (the
+// lapack.cpp: linalg_solve, linalg_inv, linalg_slogdet, linalg_cholesky and linalg_qr over LAPACK (the
 // OpenBLAS of scipy-openblas32, symbols prefixed scipy_). Each batch matrix is copied into a
 // column-major scratch buffer (LAPACK's layout; the copy also takes any strides), factored
 // there by one single-threaded LAPACK call, and the batch is split over the pool. A failure
@@ -6,6 +6,7 @@
 // first batch element it happened to, as torch does.
 #include <lapacke.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -29,6 +30,14 @@ int getrf(int n, float* a, int* ipiv) { return scipy_LAPACKE_sgetrf_work(LAPACK_
 int getrf(int n, double* a, int* ipiv) { return scipy_LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, n, n, a, n, ipiv); }
 int potrf(int n, float* a) { return scipy_LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, a, n); }
 int potrf(int n, double* a) { return scipy_LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, a, n); }
+int geqrf(int m, int n, float* a, float* tau) { return scipy_LAPACKE_sgeqrf(LAPACK_COL_MAJOR, m, n, a, m, tau); }
+int geqrf(int m, int n, double* a, double* tau) { return scipy_LAPACKE_dgeqrf(LAPACK_COL_MAJOR, m, n, a, m, tau); }
+int orgqr(int m, int n, int k, float* a, const float* tau) {
+  return scipy_LAPACKE_sorgqr(LAPACK_COL_MAJOR, m, n, k, a, m, tau);
+}
+int orgqr(int m, int n, int k, double* a, const double* tau) {
+  return scipy_LAPACKE_dorgqr(LAPACK_COL_MAJOR, m, n, k, a, m, tau);
+}
 
 // A view of square matrices (..., n, n): its n and batch count, checked.
 struct Batch {
@@ -211,9 +220,44 @@ void cholesky_k(const KernelArgs& k) {
            " is not positive-definite).");
 }
 
+// linalg_qr(A (..., m, n); complete=#0) -> Q (..., m, q), R (..., q, n) with q = min(m, n)
+// (reduced) or m (complete): Householder QR (geqrf, then orgqr for Q), LAPACK's signs, as
+// torch's.
+template <class T>
+void qr_k(const KernelArgs& k) {
+  const TensorView& a = k.input(0);
+  FW_CHECK(a.ndim >= 2, "linalg.qr: A must have at least 2 dimensions, got ", a.ndim);
+  const int64_t m = a.shape[a.ndim - 2], n = a.shape[a.ndim - 1], kk = std::min(m, n);
+  FW_CHECK(m <= 16384 && n <= 16384, "linalg.qr: matrices of size ", m, "x", n,
+           " are larger than the 16384 supported");
+  const bool complete = k.attrs->i(0) != 0;
+  const int64_t qc = complete ? m : kk;  // Q's columns, R's rows
+  int64_t count = 1;
+  for (int d = 0; d < a.ndim - 2; ++d) count *= a.shape[d];
+  TensorView& qo = k.output(0);
+  TensorView& ro = k.output(1);
+  check_out(qo, count * m * qc, "linalg.qr");
+  check_out(ro, count * qc * n, "linalg.qr");
+  T *qp = qo.ptr<T>(), *rp = ro.ptr<T>();
+  const int64_t cols = std::max(n, qc);  // the buffer holds A, then Q's qc columns
+  for_each_matrix<T>(count, m * cols + kk, [&](int64_t i, T* buf) {
+    T* tau = buf + m * cols;
+    load_col_major(a, i, buf);  // m x n, column-major, ld m
+    int r = m && n ? geqrf(int(m), int(n), buf, tau) : 0;
+    T* R = rp + i * qc * n;
+    for (int64_t rr = 0; rr < qc; ++rr)
+      for (int64_t c = 0; c < n; ++c) R[rr * n + c] = rr < kk && c >= rr ? buf[c * m + rr] : T(0);
+    if (r == 0 && m && qc) r = orgqr(int(m), int(qc), int(kk), buf, tau);
+    if (r == 0) store_row_major(buf, m, qc, qp + i * m * qc);
+    return r;
+  });
+}
+
 }  // namespace
 
 FW_REGISTER_KERNELS(lapack) {
+  register_kernel("linalg_qr", DType::f32, &qr_k<float>);
+  register_kernel("linalg_qr", DType::f64, &qr_k<double>);
   register_kernel("linalg_solve", DType::f32, &solve_k<float>);
   register_kernel("linalg_solve", DType::f64, &solve_k<double>);
   register_kernel("linalg_inv", DType::f32, &inv_k<float>);

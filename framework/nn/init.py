@@ -224,9 +224,9 @@ def kaiming_normal_(
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
-    """(Semi-)orthogonal matrix from Gram-Schmidt on normal samples, scaled by gain."""
-    from ..creation import zeros
-    from ..ops.reduce import sum as _sum
+    """A (semi-)orthogonal matrix, scaled by gain: the Q of a QR factorization of normal
+    samples with R's diagonal signs folded in (torch's construction)."""
+    from ..ops.lapack import linalg_qr
     from ..ops.shape import reshape
 
     if tensor.ndim < 2:
@@ -234,19 +234,13 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     g = generator or default_generator
-    wide = rows < cols
-    n, m = (cols, rows) if wide else (rows, cols)  # m orthonormal vectors of length n
-    if m > n:
-        raise ValueError("orthogonal_: more vectors than dimensions")
     with AG.no_grad():
-        a = _normal_op((m, n), g.next_seed(), 0.0, 1.0, tensor.dtype.code)
-        q = zeros((m, n), dtype=tensor.dtype)
-        for i in range(m):
-            v = a[i]
-            for j in range(i):
-                u = q[j]
-                v = v - _sum(v * u) * u
-            q[i] = v / (_sum(v * v) ** 0.5)
-        out = q if wide else q.t()
-        out = reshape(out.contiguous() * gain, tuple(tensor.shape))
+        a = _normal_op((rows, cols), g.next_seed(), 0.0, 1.0, tensor.dtype.code)
+        if rows < cols:
+            a = a.t()
+        q, r = linalg_qr(a)
+        q = q * r.diagonal().sign()
+        if rows < cols:
+            q = q.t()
+        out = reshape(q.contiguous() * gain, tuple(tensor.shape))
     return _fill_from(tensor, out)

@@ -1,7 +1,8 @@
 """Solvers and factorizations over LAPACK (csrc/kernels/lapack.cpp): linalg_solve,
-linalg_inv, linalg_slogdet, linalg_cholesky, with gradients written from registered ops.
-framework.linalg exposes them with torch.linalg's names (solve, inv, slogdet, det,
-cholesky), and the top level with torch's (inverse, det, slogdet, logdet)."""
+linalg_inv, linalg_slogdet, linalg_cholesky, linalg_qr, with gradients written from
+registered ops. framework.linalg exposes them with torch.linalg's names (solve, inv,
+slogdet, det, cholesky, qr), and the top level with torch's (inverse, det, slogdet, logdet,
+qr)."""
 
 from __future__ import annotations
 
@@ -167,4 +168,61 @@ def linalg_cholesky(A, *, upper=False):
     return _mT(L) if upper else L
 
 
-__all__ = ["inverse", "det", "slogdet", "logdet"]
+# ---- QR ----------------------------------------------------------------------------------------
+
+
+def _qr_grad(c, gq, gr):
+    # m >= n (arXiv:2009.10071): M = R gR^T - gQ^T Q; gA = (gQ + Q copyltu(M)) R^-T, where
+    # copyltu(M) mirrors M's strict lower triangle onto its upper one
+    from .movement import tril
+
+    a = c.inputs[0]
+    m, n = a.shape[-2], a.shape[-1]
+    if m < n:
+        raise NotImplementedError("linalg.qr: the gradient of a wide matrix (more columns than rows) is not "
+                                  "implemented")
+    if c.attrs[0] and m != n:
+        raise NotImplementedError("linalg.qr: the gradient of mode='complete' is implemented for square "
+                                  "matrices only (as torch)")
+    q, r = c.outputs
+    gq = gq if gq is not None else q * 0
+    gr = gr if gr is not None else r * 0
+    from ..creation import eye
+
+    mm = r @ _mT(gr) - _mT(gq) @ q
+    low = tril(mm, -1)
+    b = gq + q @ (low + _mT(low) + mm * eye(n, dtype=mm.dtype))
+    return (_mT(linalg_solve(r, _mT(b))),)  # b R^-T
+
+
+def _qr_infer(a, complete):
+    m, n = a.shape[-2], a.shape[-1]
+    q = m if complete else min(m, n)
+    return [(tuple(a.shape[:-2]) + (m, q), a.dtype), (tuple(a.shape[:-2]) + (q, n), a.dtype)]
+
+
+@defop(name="linalg_qr", inputs=("A",), attrs=("complete",), grad=_qr_grad, infer=_qr_infer, num_outputs=2,
+       torch_ref="torch.linalg.qr", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((5, 3), dt),)), Sample((arg((2, 4, 4), dt),), note="batched square"),
+                           Sample((arg((3, 5), dt),), grad=False, note="wide")])
+def linalg_qr(A, mode="reduced"):
+    """Q, R with A = Q R, Q's columns orthonormal and R upper triangular (LAPACK's Householder
+    QR, torch's signs). mode 'reduced' (Q m x min(m, n)), 'complete' (Q m x m) or 'r' (R only,
+    Q empty)."""
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
+                           "'r', or 'complete'")
+    if A.ndim < 2 or not A.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.qr: expected a floating point tensor with at least 2 dims, got "
+                           f"{A.dtype.name} with {A.ndim}")
+    q, r = dispatch(linalg_qr.opdef, [A], (mode == "complete",))
+    if mode == "r":
+        from ..creation import empty
+
+        return empty(0, dtype=A.dtype), r
+    return q, r
+
+
+qr = linalg_qr
+
+__all__ = ["inverse", "det", "slogdet", "logdet", "qr"]

@@ -74,3 +74,23 @@ def test_lapack_errors_name_the_problem():
         fw.linalg.det(fw.ones(2, 2, dtype=fw.int64))
     with pytest.raises(RuntimeError, match="Incompatible shapes"):
         fw.linalg.solve(fw.eye(3), fw.ones(2, 1))
+
+
+def test_qr_modes_match_torch_and_orthogonal_init():
+    rng = np.random.default_rng(3)
+    for shape in [(5, 3), (3, 5), (2, 4, 4)]:
+        a = rng.standard_normal(shape)
+        f, t = both(a)
+        for mode in ("reduced", "complete", "r"):
+            got, want = fw.linalg.qr(f, mode=mode), torch.linalg.qr(t, mode=mode)
+            for g, w in zip(got, want):
+                assert tuple(g.shape) == tuple(w.shape), (shape, mode)
+                np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(NotImplementedError, match="wide"):
+        q, r = fw.linalg.qr(fw.randn(2, 4, dtype=fw.float64).requires_grad_())
+        (q.sum() + r.sum()).backward()
+    for shape in [(64, 32), (16, 48), (8, 3, 3)]:
+        w = fw.nn.init.orthogonal_(fw.empty(*shape), gain=2.0)
+        m = w.reshape(shape[0], -1).numpy().astype(np.float64)
+        small = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+        np.testing.assert_allclose(small, 4.0 * np.eye(small.shape[0]), atol=1e-4)
