@@ -28,6 +28,7 @@
 #include "kernels/blas.h"
 #include "kernels/nn_common.h"
 #include "kernels/registry.h"
+#include "kernels/strided.h"
 
 namespace fw {
 namespace {
@@ -131,16 +132,6 @@ template <class T>
 void apply_dropout(T* d, const T* p, int64_t n, uint64_t seed, uint64_t ctr, double dp) {
   const T sc = dp < 1 ? T(1.0 / (1.0 - dp)) : T(0);
   for (int64_t i = 0; i < n; ++i) d[i] = nn::keep_bit(seed, ctr + uint64_t(i), dp) ? p[i] * sc : T(0);
-}
-
-// Element offset of batch block b of t (its batch dims: all but the last two).
-int64_t batch_offset(const TensorView& t, int64_t b) {
-  int64_t off = 0;
-  for (int d = t.ndim - 3; d >= 0; --d) {
-    off += (b % t.shape[d]) * t.strides[d];
-    b /= t.shape[d];
-  }
-  return off;
 }
 
 // The rows x cols matrix of t at element offset off as dense rows: t's own memory when its

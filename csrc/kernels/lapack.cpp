@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/registry.h"
+#include "kernels/strided.h"
 
 namespace fw {
 namespace {
@@ -55,16 +56,6 @@ Batch square_batch(const TensorView& a, const char* op) {
   FW_CHECK(b.n <= 16384, op, ": matrices of size ", b.n, " are larger than the 16384 supported");
   for (int d = 0; d < a.ndim - 2; ++d) b.count *= a.shape[d];
   return b;
-}
-
-// Element offset of batch matrix i of v (row-major over the dims before the last two).
-int64_t batch_offset(const TensorView& v, int64_t i) {
-  int64_t off = 0;
-  for (int d = v.ndim - 3; d >= 0; --d) {
-    off += (i % v.shape[d]) * v.strides[d];
-    i /= v.shape[d];
-  }
-  return off;
 }
 
 // Batch matrix i of v (R x C, any strides) into column-major dst.

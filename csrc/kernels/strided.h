@@ -14,6 +14,17 @@
 
 namespace fw {
 
+// The element offset of batch matrix b of v: b row-major over v's batch dims (all but the
+// last two), for kernels over batches of matrices (attention, LAPACK).
+inline int64_t batch_offset(const TensorView& v, int64_t b) {
+  int64_t off = 0;
+  for (int d = v.ndim - 3; d >= 0; --d) {
+    off += (b % v.shape[d]) * v.strides[d];
+    b /= v.shape[d];
+  }
+  return off;
+}
+
 // The element offset (in elements) of coordinates idx in view v.
 inline int64_t offset_of(const TensorView& v, const int64_t* idx) {
   int64_t off = 0;
