@@ -1,8 +1,8 @@
 """framework.linalg: torch.linalg's solvers and factorizations over LAPACK (solve, inv,
-det, slogdet, cholesky, qr: framework/ops/lapack.py), norms (vector_norm, matrix_norm, norm)
+det, slogdet, cholesky, qr, eigh: framework/ops/lapack.py), norms (vector_norm, matrix_norm, norm)
 and products (matmul, vecdot), the latter written from the registered norm / sum / amax /
 amin / matmul ops, so everything differentiates and traces like any op. Not implemented:
-svd, eig / eigh, lstsq, and the norms that need singular values ('nuc', 2, -2)."""
+svd, eig (non-symmetric), lstsq, and the norms that need singular values ('nuc', 2, -2)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from .ops import reduce as _R
 from .ops.lapack import det, slogdet  # noqa: F401
 from .ops.lapack import linalg_cholesky as cholesky  # noqa: F401
 from .ops.lapack import linalg_inv as inv  # noqa: F401
+from .ops.lapack import eigvalsh  # noqa: F401
+from .ops.lapack import linalg_eigh as eigh  # noqa: F401
 from .ops.lapack import linalg_qr as qr  # noqa: F401
 from .ops.lapack import linalg_solve as solve  # noqa: F401
 from .ops.linalg import matmul  # noqa: F401
 
-__all__ = ["vector_norm", "matrix_norm", "norm", "matmul", "vecdot", "solve", "inv", "det", "slogdet", "cholesky", "qr"]
+__all__ = ["vector_norm", "matrix_norm", "norm", "matmul", "vecdot", "solve", "inv", "det", "slogdet", "cholesky", "qr",
+           "eigh", "eigvalsh"]
 
 
 def _dims(dim, ndim):

@@ -1,4 +1,5 @@
-// lapack.cpp: linalg_solve, linalg_inv, linalg_slogdet, linalg_cholesky and linalg_qr over LAPACK (the
+// lapack.cpp: linalg_solve, linalg_inv, linalg_slogdet, linalg_cholesky, linalg_qr and
+// linalg_eigh over LAPACK (the
 // OpenBLAS of scipy-openblas32, symbols prefixed scipy_). Each batch matrix is copied into a
 // column-major scratch buffer (LAPACK's layout; the copy also takes any strides), factored
 // there by one single-threaded LAPACK call, and the batch is split over the pool. A failure
@@ -31,6 +32,8 @@ int getrf(int n, float* a, int* ipiv) { return scipy_LAPACKE_sgetrf_work(LAPACK_
 int getrf(int n, double* a, int* ipiv) { return scipy_LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, n, n, a, n, ipiv); }
 int potrf(int n, float* a) { return scipy_LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, a, n); }
 int potrf(int n, double* a) { return scipy_LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, a, n); }
+int syevd(int n, float* a, float* w) { return scipy_LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'L', n, a, n, w); }
+int syevd(int n, double* a, double* w) { return scipy_LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', n, a, n, w); }
 int geqrf(int m, int n, float* a, float* tau) { return scipy_LAPACKE_sgeqrf(LAPACK_COL_MAJOR, m, n, a, m, tau); }
 int geqrf(int m, int n, double* a, double* tau) { return scipy_LAPACKE_dgeqrf(LAPACK_COL_MAJOR, m, n, a, m, tau); }
 int orgqr(int m, int n, int k, float* a, const float* tau) {
@@ -244,9 +247,33 @@ void qr_k(const KernelArgs& k) {
   });
 }
 
+// linalg_eigh(A (..., n, n)) -> eigenvalues (..., n) ascending, eigenvectors (..., n, n) as
+// columns, from A's lower triangle (syevd, as torch's, so the vectors' signs agree).
+template <class T>
+void eigh_k(const KernelArgs& k) {
+  const TensorView& a = k.input(0);
+  const Batch bt = square_batch(a, "linalg.eigh");
+  const int64_t n = bt.n;
+  TensorView& lo = k.output(0);
+  TensorView& vo = k.output(1);
+  check_out(lo, bt.count * n, "linalg.eigh");
+  check_out(vo, bt.count * n * n, "linalg.eigh");
+  T *lp = lo.ptr<T>(), *vp = vo.ptr<T>();
+  const auto [bad, info] = for_each_matrix<T>(bt.count, n * n, [&](int64_t i, T* buf) {
+    load_col_major(a, i, buf);
+    const int r = n ? syevd(int(n), buf, lp + i * n) : 0;
+    if (r == 0) store_row_major(buf, n, n, vp + i * n * n);
+    return r;
+  });
+  FW_CHECK(bad < 0, "linalg.eigh: (Batch element ", bad, "): The algorithm failed to converge because the input ",
+           "matrix is ill-conditioned or has too many repeated eigenvalues (error code: ", info, ").");
+}
+
 }  // namespace
 
 FW_REGISTER_KERNELS(lapack) {
+  register_kernel("linalg_eigh", DType::f32, &eigh_k<float>);
+  register_kernel("linalg_eigh", DType::f64, &eigh_k<double>);
   register_kernel("linalg_qr", DType::f32, &qr_k<float>);
   register_kernel("linalg_qr", DType::f64, &qr_k<double>);
   register_kernel("linalg_solve", DType::f32, &solve_k<float>);

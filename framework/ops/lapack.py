@@ -1,5 +1,5 @@
 """Solvers and factorizations over LAPACK (csrc/kernels/lapack.cpp): linalg_solve,
-linalg_inv, linalg_slogdet, linalg_cholesky, linalg_qr, with gradients written from
+linalg_inv, linalg_slogdet, linalg_cholesky, linalg_qr, linalg_eigh, with gradients written from
 registered ops. framework.linalg exposes them with torch.linalg's names (solve, inv,
 slogdet, det, cholesky, qr), and the top level with torch's (inverse, det, slogdet, logdet,
 qr)."""
@@ -224,5 +224,55 @@ def linalg_qr(A, mode="reduced"):
 
 
 qr = linalg_qr
+
+
+# ---- symmetric eigendecomposition -------------------------------------------------------------
+
+
+def _eigh_grad(c, gl, gv):
+    # gA = V (diag(gL) + F o (V^T gV)) V^T, F_ij = 1 / (l_j - l_i) off the diagonal (distinct
+    # eigenvalues; a repeated one gives inf, as torch's)
+    from ..creation import eye
+
+    lam, v = c.outputs
+    n = lam.shape[-1]
+    inner = 0
+    if gv is not None:
+        e = lam.unsqueeze(-2) - lam.unsqueeze(-1)
+        off = 1 - eye(n, dtype=lam.dtype)
+        vgv = _mT(v) @ gv
+        inner = vgv * off / (e + eye(n, dtype=lam.dtype))
+    if gl is not None:
+        inner = inner + gl.unsqueeze(-1) * eye(n, dtype=lam.dtype)
+    return (v @ inner @ _mT(v),)
+
+
+def _eigh_infer(a):
+    return [(tuple(a.shape[:-1]), a.dtype), (tuple(a.shape), a.dtype)]
+
+
+def _sym(dt, shape):
+    m = arg(shape, dt)
+    return (m + np.swapaxes(m, -1, -2)).astype(dt.np)
+
+
+@defop(name="linalg_eigh", inputs=("A",), grad=_eigh_grad, infer=_eigh_infer, num_outputs=2,
+       onnx_reason=_ONNX,
+       # no torch_ref: eigenvectors are defined up to sign, and torch's LAPACK picks other
+       # signs; tests/ops/test_lapack.py compares values, |vectors| and a sign-free gradient
+       samples=lambda dt: [Sample((_sym(dt, (4, 4)),), grad=False), Sample((_sym(dt, (2, 3, 3)),), grad=False,
+                                                                         note="batched")])
+def linalg_eigh(A, UPLO="L"):
+    """Eigenvalues (ascending) and eigenvectors (columns) of symmetric A, read from its lower
+    (UPLO='L') or upper ('U') triangle."""
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+    _square("linalg.eigh", A)
+    return dispatch(linalg_eigh.opdef, [A if UPLO == "L" else _mT(A)], ())  # the kernel reads the lower one
+
+
+def eigvalsh(A, UPLO="L"):
+    """The eigenvalues of symmetric A, ascending."""
+    return linalg_eigh(A, UPLO)[0]
 
 __all__ = ["inverse", "det", "slogdet", "logdet", "qr"]

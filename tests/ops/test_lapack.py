@@ -94,3 +94,23 @@ def test_qr_modes_match_torch_and_orthogonal_init():
         m = w.reshape(shape[0], -1).numpy().astype(np.float64)
         small = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
         np.testing.assert_allclose(small, 4.0 * np.eye(small.shape[0]), atol=1e-4)
+
+
+def test_eigh_values_vectors_and_gradient_match_torch():
+    rng = np.random.default_rng(4)
+    m = rng.standard_normal((2, 4, 4))
+    s = m + m.transpose(0, 2, 1)
+    fs, ts = fw.tensor(s, requires_grad=True), torch.tensor(s, requires_grad=True)
+    for uplo in ("L", "U"):
+        (fl, fv), (tl, tv) = fw.linalg.eigh(fs, UPLO=uplo), torch.linalg.eigh(ts, UPLO=uplo)
+        np.testing.assert_allclose(fl.detach().numpy(), tl.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.abs(fv.detach().numpy()), np.abs(tv.detach().numpy()), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fw.linalg.eigvalsh(fs).detach().numpy(), torch.linalg.eigvalsh(ts).detach().numpy(),
+                               rtol=1e-10)
+    # a loss that does not depend on the eigenvectors' signs: eigenvalues and V diag(w) V^T
+    w = rng.standard_normal(4)
+    fl, fv = fw.linalg.eigh((fs + fs.transpose(-2, -1)) * 0.5)
+    tl, tv = torch.linalg.eigh((ts + ts.transpose(-2, -1)) * 0.5)
+    ((fl * fl).sum() + (fv * fw.tensor(w) @ fv.transpose(-2, -1) * fw.tensor(s)).sum()).backward()
+    ((tl * tl).sum() + (tv * torch.tensor(w) @ tv.transpose(-2, -1) * torch.tensor(s)).sum()).backward()
+    np.testing.assert_allclose(fs.grad.numpy(), ts.grad.numpy(), rtol=1e-7, atol=1e-9)
