@@ -131,13 +131,19 @@ def to_shared(data, fds: list):
         arr = v.numpy() if is_tensor else v
         if arr.nbytes < SHARE_MIN_BYTES or arr.dtype.hasobject or len(fds) >= _MAX_FDS:
             return v
-        fd = os.memfd_create("framework-batch", os.MFD_CLOEXEC)
+        try:
+            fd = os.memfd_create("framework-batch", os.MFD_CLOEXEC)
+        except OSError:  # out of descriptors or memory for one: this array goes pickled
+            return v
         try:
             os.ftruncate(fd, arr.nbytes)
             with mmap.mmap(fd, arr.nbytes, flags=_MAP_FLAGS) as mm:
                 dst = np.frombuffer(mm, arr.dtype, arr.size).reshape(arr.shape)
                 dst[...] = arr
                 del dst
+        except OSError:
+            os.close(fd)
+            return v
         except BaseException:
             os.close(fd)
             raise
