@@ -536,6 +536,221 @@ def scaled_dot_product_attention(
     return L.matmul(attn, value)
 
 
+# ---- more activations, normalizations, dropout and losses (torch.nn.functional names) ------
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x); a weight of several values runs along dim 1 (dim 0 of
+    a 1-D input)."""
+    w = weight
+    if weight.numel() > 1:
+        ch = 1 if input.ndim >= 2 else 0
+        if input.shape[ch] != weight.numel():
+            raise RuntimeError(f"prelu: the number of weights ({weight.numel()}) does not match the channels "
+                               f"({input.shape[ch]})")
+        w = S.reshape(weight, (-1,) + (1,) * (input.ndim - ch - 1))
+    pos = E.relu(input)
+    return pos + w * (input - pos)
+
+
+def selu(input, inplace: bool = False):
+    """scale * elu(x, alpha) with SELU's constants."""
+    return E.elu(input, _SELU_ALPHA) * _SELU_SCALE
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False):
+    """x if x > 0 else alpha * (exp(x / alpha) - 1)."""
+    return E.where(input > 0, input, E.expm1(input / alpha) * alpha)
+
+
+def glu(input, dim: int = -1):
+    """a * sigmoid(b) for the two halves a, b of dim."""
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim % input.ndim} is size {n}")
+    a, b = input.split(n // 2, dim)
+    return a * E.sigmoid(b)
+
+
+def softmin(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """softmax(-x) over dim."""
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return softmax(-input, dim, dtype=dtype)
+
+
+def threshold(input, threshold: float, value: float, inplace: bool = False):
+    """x where x > threshold, else value."""
+    return E.where(input > threshold, input, value)
+
+
+def hardshrink(input, lambd: float = 0.5):
+    """x where |x| > lambd, else 0."""
+    return E.where(E.abs(input) > lambd, input, 0.0)
+
+
+def softshrink(input, lambd: float = 0.5):
+    """x - lambd where x > lambd, x + lambd where x < -lambd, else 0."""
+    return E.where(input > lambd, input - lambd, E.where(input < -lambd, input + lambd, 0.0))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return input - E.tanh(input)
+
+
+def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1):
+    """softmax((logits + Gumbel noise) / tau); hard=True returns one-hot samples whose
+    gradient is the soft sample's (straight-through)."""
+    u = rand(*logits.shape, dtype=logits.dtype)
+    gumbels = -E.log(-E.log(E.clamp(u, 1e-20, 1.0 - 1e-7)))
+    y = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y
+    from ..creation import zeros_like
+    from ..ops.gather import scatter
+
+    index = R.argmax(y, dim, keepdim=True)
+    y_hard = scatter(zeros_like(logits), dim, index, 1.0)
+    return y_hard - y.detach() + y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5):
+    """Normalizes each (sample, channel) over its spatial dims (group_norm with a group per
+    channel); running statistics are not supported."""
+    if running_mean is not None or running_var is not None or not use_input_stats:
+        raise NotImplementedError("instance_norm: running statistics are not supported")
+    if input.ndim < 3:
+        return S.squeeze(instance_norm(S.unsqueeze(input, 0), weight=weight, bias=bias, eps=eps), 0)
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2 over the last dims) + eps) * weight (eps: the dtype's epsilon when None)."""
+    import numpy as _np
+
+    n = len(tuple(normalized_shape)) if not isinstance(normalized_shape, int) else 1
+    if tuple(input.shape[-n:]) != (tuple(normalized_shape) if n > 1 or not isinstance(normalized_shape, int)
+                                   else (normalized_shape,)):
+        raise RuntimeError(f"rms_norm: input shape {list(input.shape)} does not end with normalized_shape "
+                           f"{list(normalized_shape) if not isinstance(normalized_shape, int) else [normalized_shape]}")
+    eps = float(_np.finfo(input.dtype.np).eps) if eps is None else eps
+    dims = tuple(range(input.ndim - n, input.ndim))
+    y = input * E.rsqrt(R.mean(input * input, dims, keepdim=True) + eps)
+    return y * weight if weight is not None else y
+
+
+def _channel_dropout(input, p: float, training: bool, spatial: int, name: str):
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim not in (spatial + 1, spatial + 2):
+        raise RuntimeError(f"{name}: Expected {spatial + 1}D or {spatial + 2}D input, but received a {input.ndim}D "
+                           "input")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    lead = tuple(input.shape[:input.ndim - spatial])
+    keep = (rand(*lead, dtype=input.dtype) >= p).to(input.dtype)
+    return input * S.reshape(keep, lead + (1,) * spatial) / (1 - p)
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zeroes whole channels of (N, C, L) or (C, L) with probability p (scaled by 1 / (1 - p))."""
+    return _channel_dropout(input, p, training, 1, "dropout1d")
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zeroes whole channels of (N, C, H, W) or (C, H, W) with probability p."""
+    return _channel_dropout(input, p, training, 2, "dropout2d")
+
+
+def margin_ranking_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
+                        reduction: str = "mean"):
+    """max(0, -target * (input1 - input2) + margin)."""
+    return _reduce(E.relu(-target * (input1 - input2) + margin), reduction)
+
+
+def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
+                         reduction: str = "mean"):
+    """input where target is 1, max(0, margin - input) where it is -1."""
+    out = E.where(target != 1, E.relu(margin - input), 0.0) + E.where(target != -1, input, 0.0)
+    return _reduce(out, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
+    """log(1 + exp(-target * input))."""
+    return _reduce(E.softplus(-target * input), reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, size_average=None, reduce=None,
+                          reduction: str = "mean"):
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1 (cos over
+    the last dim, torch's 1e-12 in the norms)."""
+    d = input1.ndim - 1
+    prod = R.sum(input1 * input2, d)
+    denom = E.sqrt((R.sum(input1 * input1, d) + 1e-12) * (R.sum(input2 * input2, d) + 1e-12))
+    cos = prod / denom
+    out = E.where(target == 1, 1 - cos, 0.0) + E.where(target == -1, E.relu(cos - margin), 0.0)
+    return _reduce(out, reduction)
+
+
+def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+    """The p-norm of x1 - x2 + eps over the last dim."""
+    return R.norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
+    """max(d(anchor, positive) - d(anchor, negative) + margin, 0), d the p-norm distance."""
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = E.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(E.relu(margin + d_pos - d_neg), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction: str = "mean"):
+    """The mean over classes of -(t log sigmoid(x) + (1 - t) log sigmoid(-x)), per sample."""
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(R.sum(loss, input.ndim - 1) / input.shape[-1], reduction)
+
+
+def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+    """0.5 * (log(var) + (input - target)^2 / var) (+ 0.5 log(2 pi) when full), var clamped
+    at eps without stopping its gradient (as torch)."""
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = S.unsqueeze(var, -1)
+        elif not (tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    v = var.detach()
+    var = var + (E.clamp(v, eps, None) - v)
+    loss = 0.5 * (E.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None, eps: float = 1e-8,
+                     reduce=None, reduction: str = "mean"):
+    """exp(input) - target * input (log_input) or input - target * log(input + eps), plus
+    Stirling's term for target > 1 when full."""
+    loss = E.exp(input) - target * input if log_input else input - target * E.log(input + eps)
+    if full:
+        t = E.where(target > 1, target, 1.0)
+        stirling = t * E.log(t) - t + 0.5 * E.log(2 * math.pi * t)
+        loss = loss + E.where(target > 1, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
 # ---- ops provided by the conv / pooling families ---------------------------------------
 def _forward(name):
     def fn(*args, **kwargs):

@@ -520,6 +520,30 @@ def index_add(input, dim, index, source, *, alpha=1):
     return dispatch(index_add.opdef, [input, index, source], (d, alpha))
 
 
+def _index_fill(x, index, value, dim):
+    from ..creation import zeros
+    from .gather import index_put
+
+    n = x.shape[dim] if x.ndim else 1
+    hit = index_put(zeros(n, dtype=D.bool_), (index.reshape(-1),), True)
+    view = [1] * max(x.ndim, 1)
+    view[dim] = n
+    return _E().where(hit.reshape(*view) if x.ndim else hit.reshape(()), value, x)
+
+
+@defop(name="index_fill", inputs=("input", "index"), attrs=("value", "dim"), kernel=None, composite=_index_fill,
+       promote=None, methods=("index_fill",), torch_ref="torch.index_fill", onnx_reason=_ONNX,
+       samples=lambda dt: [Sample((arg((4, 3), dt), 0, np.array([0, 2, 2]), -1.5)),
+                           Sample((arg((2, 5), dt), 1, np.array([4]), 3.0), note="dim 1")])
+def index_fill(input, dim, index, value):
+    """A copy of input with the slices at `index` along dim set to value."""
+    from ._common import wrap_dim
+
+    if isinstance(value, (int, float)) is False and hasattr(value, "item"):
+        value = value.item()
+    return dispatch(index_fill.opdef, [input, index], (value, wrap_dim(dim, input.ndim, "index_fill")))
+
+
 def _diagonal(x, offset, dim1, dim2):
     from .shape import reshape, slice_op
 
@@ -1079,4 +1103,4 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 __all__ = ["isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "lerp", "addcmul", "addcdiv",
            "log2", "log10", "logit", "clamp_min", "clamp_max", "outer", "ger", "trace", "movedim", "moveaxis",
            "repeat_interleave", "einsum", "meshgrid", "std_mean", "var_mean", "multinomial", "index_add",
-           "diagonal", "diag", "cdist", "bucketize", "unique"]
+           "diagonal", "diag", "cdist", "bucketize", "unique", "index_fill"]

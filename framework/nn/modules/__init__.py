@@ -21,6 +21,42 @@ from .activation import (  # noqa: F401
 )
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from .conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: F401
+from .extra import (  # noqa: F401
+    CELU,
+    GLU,
+    SELU,
+    ConstantPad1d,
+    ConstantPad2d,
+    CosineEmbeddingLoss,
+    Dropout1d,
+    Dropout2d,
+    GaussianNLLLoss,
+    Hardshrink,
+    HingeEmbeddingLoss,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    MarginRankingLoss,
+    MultiLabelSoftMarginLoss,
+    PoissonNLLLoss,
+    PReLU,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    RMSNorm,
+    Softmax2d,
+    Softmin,
+    Softshrink,
+    SoftMarginLoss,
+    Tanhshrink,
+    Threshold,
+    TripletMarginLoss,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+    ZeroPad1d,
+    ZeroPad2d,
+)
 from .linear import Bilinear, Identity, Linear  # noqa: F401
 from .loss import (  # noqa: F401
     BCELoss,
