@@ -87,6 +87,13 @@ OPTIMIZERS = {
     ),
     "sgd_maximize": lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9, maximize=True),
     "adam_maximize": lambda lib, p: lib.optim.Adam(p, lr=1e-3, maximize=True),
+    "adamax_wd": lambda lib, p: lib.optim.Adamax(p, lr=1e-2, weight_decay=1e-2),
+    "nadam": lambda lib, p: lib.optim.NAdam(p, lr=1e-2),
+    "nadam_decoupled_wd": lambda lib, p: lib.optim.NAdam(p, lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+    "radam": lambda lib, p: lib.optim.RAdam(p, lr=1e-2),
+    "radam_wd": lambda lib, p: lib.optim.RAdam(p, lr=1e-2, weight_decay=1e-2),
+    "adadelta": lambda lib, p: lib.optim.Adadelta(p, lr=1.0, weight_decay=1e-3),
+    "adadelta_maximize": lambda lib, p: lib.optim.Adadelta(p, lr=0.5, maximize=True),
 }
 
 
