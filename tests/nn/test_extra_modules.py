@@ -97,3 +97,35 @@ def test_channel_dropout_and_gumbel_softmax():
     assert sorted(hard.detach().tolist()[0]) == [0.0, 0.0, 1.0]
     (hard * fw.tensor([[1.0, 2.0, 3.0]])).sum().backward()
     assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("name,kw", [("RNN", {"num_layers": 2, "bidirectional": True}),
+                                     ("RNN", {"nonlinearity": "relu", "batch_first": True}),
+                                     ("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu"}),
+                                     ("LSTMCell", {}), ("GRUCell", {"bias": False})])
+def test_rnn_and_cells_match_torch(name, kw):
+    tm = getattr(torch.nn, name)(4, 5, **kw).double()
+    fm = getattr(fw.nn, name)(4, 5, **kw).double()
+    assert [n for n, _ in tm.named_parameters()] == [n for n, _ in fm.named_parameters()]
+    fm.load_state_dict({k: fw.from_numpy(v.detach().numpy().copy()) for k, v in tm.state_dict().items()})
+    cell = name.endswith("Cell")
+    x = a(3, 4) if cell else a(3, 2, 4)
+    tx, fx = torch.tensor(x, requires_grad=True), fw.tensor(x).requires_grad_(True)
+    if name == "LSTMCell":
+        h, c = a(3, 5), a(3, 5)
+        want = tm(tx, (torch.tensor(h), torch.tensor(c)))
+        got = fm(fx, (fw.tensor(h), fw.tensor(c)))
+        want, got = want[0] + 2 * want[1], got[0] + 2 * got[1]
+    else:
+        want, got = tm(tx), fm(fx)
+        if not cell:
+            want, got = want[0] * 1 + want[1].sum() * 0.5, got[0] * 1 + got[1].sum() * 0.5
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    want.sum().backward()
+    got.sum().backward()
+    np.testing.assert_allclose(fx.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+    for (n, tp), (_, fp) in zip(tm.named_parameters(), fm.named_parameters()):
+        np.testing.assert_allclose(fp.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=n)
+    out = fm(fw.tensor(x[0]))  # unbatched
+    out = out[0] if name == "LSTMCell" or not cell else out
+    assert tuple(out.shape) == ((5,) if cell else (2, 10 if kw.get("bidirectional") else 5))

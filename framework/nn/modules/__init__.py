@@ -74,7 +74,7 @@ from .misc import (CosineSimilarity, Dropout, Embedding, EmbeddingBag, Flatten, 
 from .module import Module  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d  # noqa: F401
-from .rnn import GRU, LSTM  # noqa: F401
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .transformer import (  # noqa: F401
     MultiheadAttention,
     TransformerDecoder,

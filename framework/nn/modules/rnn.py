@@ -1,5 +1,6 @@
-"""LSTM and GRU (multi-layer, batch_first, bidirectional, inter-layer dropout) with torch's
-parameter names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._reverse) and init.
+"""RNN, LSTM and GRU (multi-layer, batch_first, bidirectional, inter-layer dropout) with torch's
+parameter names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._reverse) and init,
+and the single-step RNNCell, LSTMCell and GRUCell (weight_ih, weight_hh, bias_ih, bias_hh).
 Composed from registered ops: the input projection for all steps is one linear, then each step
 is linear + sigmoid/tanh + mul/add; outputs are stacked."""
 
@@ -205,3 +206,98 @@ class GRU(RNNBase):
         z = E.sigmoid(i_z + h_z)
         n = E.tanh(i_n + r * h_n)
         return (1 - z) * n + z * h, None
+
+
+class RNN(RNNBase):
+    """Elman RNN, h' = tanh (or relu)(W_ih x + b_ih + W_hh h + b_hh); returns output, h_n."""
+
+    _gates = 1
+    _mode = "RNN"
+
+    def __init__(self, input_size, hidden_size, num_layers: int = 1, nonlinearity: str = "tanh", *args, **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, *args, **kwargs)
+
+    def _cell(self, gi, h, c, w_hh, b_hh):
+        pre = gi + F.linear(h, w_hh, b_hh)
+        return (E.tanh(pre) if self.nonlinearity == "tanh" else E.relu(pre)), None
+
+
+class _CellBase(Module):
+    """One step of an RNN layer: parameters weight_ih, weight_hh, bias_ih, bias_hh."""
+
+    _layer = RNNBase
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        g = self._layer._gates * hidden_size
+        self.weight_ih = Parameter(C.empty((g, input_size), dtype=dtype))
+        self.weight_hh = Parameter(C.empty((g, hidden_size), dtype=dtype))
+        if bias:
+            self.bias_ih = Parameter(C.empty((g,), dtype=dtype))
+            self.bias_hh = Parameter(C.empty((g,), dtype=dtype))
+        else:
+            self.bias_ih = self.bias_hh = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for w in self.parameters():
+            init.uniform_(w, -stdv, stdv)
+
+    def _step(self, input, h, c):
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.ndim}D instead")
+        batched = input.ndim == 2
+        x = input if batched else S.unsqueeze(input, 0)
+        zeros = C.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+        h = zeros if h is None else (h if batched else S.unsqueeze(h, 0))
+        if self._layer is LSTM:
+            c = zeros if c is None else (c if batched else S.unsqueeze(c, 0))
+        gi = F.linear(x, self.weight_ih, self.bias_ih)
+        h, c = self._layer._cell(self, gi, h, c, self.weight_hh, self.bias_hh)
+        if not batched:
+            h = S.squeeze(h, 0)
+            c = S.squeeze(c, 0) if c is not None else None
+        return h, c
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(_CellBase):
+    """h' = tanh (or relu)(W_ih x + b_ih + W_hh h + b_hh)."""
+
+    _layer = RNN
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+    def forward(self, input, hx=None):
+        return self._step(input, hx, None)[0]
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step; returns (h', c'). Gate order i, f, g, o."""
+
+    _layer = LSTM
+
+    def forward(self, input, hx=None):
+        h, c = (None, None) if hx is None else hx
+        return self._step(input, h, c)
+
+
+class GRUCell(_CellBase):
+    """One GRU step; returns h'. Gate order r, z, n."""
+
+    _layer = GRU
+
+    def forward(self, input, hx=None):
+        return self._step(input, hx, None)[0]
