@@ -41,9 +41,12 @@ void permute_k(const KernelArgs& a) {
   const auto& dims = a.attrs->ints(0);
   FW_CHECK(int(dims.size()) == x.ndim, "permute: ", dims.size(), " dims given for a ", x.ndim, "-d input");
   TensorView v = x;
+  uint64_t seen = 0;  // a repeated dim would make a view reading past x (a crafted file's)
   for (int i = 0; i < x.ndim; ++i) {
     int64_t d = dims[size_t(i)];
     FW_CHECK(d >= 0 && d < x.ndim, "permute: dim ", d, " out of range");
+    FW_CHECK(!(seen >> d & 1u), "permute: dim ", d, " repeats in the permutation");
+    seen |= uint64_t(1) << d;
     v.shape[i] = x.shape[d];
     v.strides[i] = x.strides[d];
   }

@@ -39,6 +39,7 @@ EXPECTED = {
     "one_hot_output_size": "one_hot: output has 12 elements, expected 72057594037927948",
     "pad_size_overflow": "pad: padding (8214566819835412482, 7309449296456213760) at dim 2 is too large",
     "pad_value_out_of_range": "attribute #2 = 2.46377e+180 does not fit an integer tensor",
+    "permute_repeated_dim": "permute: dim 1 repeats in the permutation",  # read past its input (ASan)
     "repeat_size_overflow": "repeat(): output shape mismatch",
     "roll_dim_truncated": "roll(): dim 167503724544 out of range",
     "sdpa_output_size": "scaled_dot_product_attention: output has 6 elements, expected 99078",
