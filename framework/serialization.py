@@ -185,6 +185,12 @@ class _Reader:
                 f"tensor data [{off}, {off + nbytes}) lies outside the data section "
                 f"({len(self.data)} bytes): file truncated or corrupt"
             )
+        if dt is D.bool_:  # a bool byte other than 0 or 1 would be undefined in the C++ kernels
+            raw = np.frombuffer(self.data[off : off + nbytes], dtype=np.uint8)
+            if raw.size and int(raw.max()) > 1:
+                bad = int(np.argmax(raw > 1))
+                self.fail(f"bool tensor data holds byte {int(raw[bad])} at data offset {off + bad} "
+                          "(a bool must be 0 or 1)")
         arr = np.frombuffer(self.data[off : off + nbytes], dtype=dt.np.newbyteorder("<")).astype(
             dt.np
         )

@@ -263,3 +263,17 @@ def test_from_torch_state_dict_and_load_torch_checkpoint(tmp_path):
     torch.save({"model": t.state_dict(), "step": 3}, path)
     ck = fw.load_torch_checkpoint(path)
     assert ck["step"] == 3 and isinstance(ck["model"]["0.weight"], fw.Tensor)
+
+
+def test_bool_bytes_other_than_0_or_1_are_refused():
+    buf = io.BytesIO()
+    fw.save({"mask": fw.tensor([True, False, True, True])}, buf)
+    blob = bytearray(buf.getvalue())
+    good = fw.load(io.BytesIO(bytes(blob)))["mask"]
+    assert good.tolist() == [True, False, True, True]
+    # the tensor bytes 01 00 01 01 sit in the data section: make the second one 0xff
+    at = bytes(blob).rfind(bytes([1, 0, 1, 1]))
+    assert at > 0
+    blob[at + 1] = 0xFF
+    with pytest.raises(CheckpointError, match=r"holds byte 255 at data offset 1 \(a bool must be 0 or 1\)"):
+        fw.load(io.BytesIO(bytes(blob)))

@@ -332,6 +332,14 @@ ParsedModel parse_model(const uint8_t* bytes, size_t size) {
   validate_graph(m.graph, data_size);
   m.data = bytes + data_offset;
   m.data_size = data_size;
+  // A bool is one byte holding 0 or 1; any other byte read as a bool is undefined behaviour.
+  for (const ConstDef& c : m.graph.consts) {
+    if (m.graph.values[size_t(c.value)].dtype != DType::b8) continue;
+    const uint8_t* p = m.data + c.offset;
+    for (uint64_t j = 0; j < c.nbytes; ++j)
+      FW_CHECK(p[j] <= 1, "model file: bool constant '", m.graph.values[size_t(c.value)].name, "' holds byte ",
+               int(p[j]), " at file offset ", data_offset + c.offset + j, " (a bool must be 0 or 1)");
+  }
   return m;
 }
 
