@@ -25,6 +25,14 @@ def _t(v, like=None):
     return C.tensor(float(v), dtype=like.dtype if isinstance(like, Tensor) else None)
 
 
+def _broadcast(a, b):
+    """a and b expanded to their broadcast shape."""
+    from .ops._common import broadcast_shapes
+
+    shape = broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    return a.expand(*shape), b.expand(*shape)
+
+
 def _shape(sample_shape, batch_shape):
     return tuple(sample_shape) + tuple(batch_shape)
 
@@ -64,11 +72,8 @@ class Normal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args=None):
-        from .ops._common import broadcast_shapes
-
-        self.loc, self.scale = _t(loc, scale), _t(scale, loc)
-        shape = broadcast_shapes(tuple(self.loc.shape), tuple(self.scale.shape))
-        self.loc, self.scale = self.loc.expand(*shape), self.scale.expand(*shape)
+        self.loc, self.scale = _broadcast(_t(loc, scale), _t(scale, loc))
+        shape = tuple(self.loc.shape)
         if validate_args and bool(R.any(self.scale <= 0).item()):
             raise ValueError("Normal: scale must be positive")
         super().__init__(shape, validate_args)
@@ -103,11 +108,8 @@ class Uniform(Distribution):
     has_rsample = True
 
     def __init__(self, low, high, validate_args=None):
-        from .ops._common import broadcast_shapes
-
-        self.low, self.high = _t(low, high), _t(high, low)
-        shape = broadcast_shapes(tuple(self.low.shape), tuple(self.high.shape))
-        self.low, self.high = self.low.expand(*shape), self.high.expand(*shape)
+        self.low, self.high = _broadcast(_t(low, high), _t(high, low))
+        shape = tuple(self.low.shape)
         if validate_args and bool(R.any(self.high <= self.low).item()):
             raise ValueError("Uniform: low must be less than high")
         super().__init__(shape, validate_args)
@@ -170,13 +172,6 @@ class Bernoulli(Distribution):
         from .ops.loss import binary_cross_entropy_with_logits
 
         return binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
-
-
-def _broadcast(a, b):
-    from .ops._common import broadcast_shapes
-
-    shape = broadcast_shapes(tuple(a.shape), tuple(b.shape))
-    return a.expand(*shape), b.expand(*shape)
 
 
 class Categorical(Distribution):

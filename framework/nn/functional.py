@@ -631,11 +631,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2 over the last dims) + eps) * weight (eps: the dtype's epsilon when None)."""
     import numpy as _np
 
-    n = len(tuple(normalized_shape)) if not isinstance(normalized_shape, int) else 1
-    if tuple(input.shape[-n:]) != (tuple(normalized_shape) if n > 1 or not isinstance(normalized_shape, int)
-                                   else (normalized_shape,)):
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(shape)
+    if tuple(input.shape[-n:]) != shape:
         raise RuntimeError(f"rms_norm: input shape {list(input.shape)} does not end with normalized_shape "
-                           f"{list(normalized_shape) if not isinstance(normalized_shape, int) else [normalized_shape]}")
+                           f"{list(shape)}")
     eps = float(_np.finfo(input.dtype.np).eps) if eps is None else eps
     dims = tuple(range(input.ndim - n, input.ndim))
     y = input * E.rsqrt(R.mean(input * input, dims, keepdim=True) + eps)

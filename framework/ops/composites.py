@@ -253,15 +253,9 @@ ger = outer
 
 
 def _trace(x):
-    from .shape import reshape, slice_op
-
     if x.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x.ndim}")
-    r, c = x.shape
-    n = min(r, c)
-    if n == 0:
-        return _R().sum(reshape(x, (-1,)))
-    return _R().sum(slice_op(reshape(x, (-1,)), 0, 0, (n - 1) * (c + 1) + 1, c + 1))
+    return _R().sum(_diagonal(x, 0, 0, 1))
 
 
 @defop(name="trace", inputs=("input",), kernel=None, composite=_trace, promote=None, methods=("trace",),
@@ -539,7 +533,7 @@ def index_fill(input, dim, index, value):
     """A copy of input with the slices at `index` along dim set to value."""
     from ._common import wrap_dim
 
-    if isinstance(value, (int, float)) is False and hasattr(value, "item"):
+    if hasattr(value, "item"):  # a 0-d tensor or numpy scalar
         value = value.item()
     return dispatch(index_fill.opdef, [input, index], (value, wrap_dim(dim, input.ndim, "index_fill")))
 
@@ -659,7 +653,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     """Sums, means or maxes of bags of embedding rows (torch.nn.functional.embedding_bag):
     a 2-D input is one bag per row; a 1-D input is cut into bags at `offsets`. Entries equal
     to padding_idx are left out; an empty bag gives zeros."""
-    from ..creation import arange, zeros
+    from ..creation import arange, full, zeros
     from .embedding import embedding
 
     E, R = _E(), _R()
@@ -706,7 +700,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         rows = rows * keep.unsqueeze(-1).to(rows.dtype)
     out = index_add(zeros(nbags, dim, dtype=rows.dtype), 0, bag, rows)
     if mode == "mean":
-        ones = keep.to(rows.dtype) if keep is not None else zeros(total, dtype=rows.dtype) + 1
+        ones = keep.to(rows.dtype) if keep is not None else full((total,), 1.0, dtype=rows.dtype)
         counts = index_add(zeros(nbags, dtype=rows.dtype), 0, bag, ones)
         out = out / E.clamp(counts, 1.0, None).unsqueeze(-1)
     return out

@@ -27,17 +27,20 @@ class PReLU(Module):
         return F.prelu(input, self.weight)
 
 
+def _set_fields(module, fields, args, kwargs):
+    """module.<field> = the positional or keyword argument for it, else its default."""
+    values = dict(zip([f for f, _ in fields], args))
+    values.update(kwargs)
+    for f, default in fields:
+        setattr(module, f, values.get(f, default))
+
+
 def _simple(name, fn_name, doc, *fields):
     """A module class whose forward is F.<fn_name>(input, *its fields)."""
 
     def __init__(self, *args, **kwargs):
         Module.__init__(self)
-        defaults = dict(fields)
-        names = [f for f, _ in fields]
-        values = dict(zip(names, args))
-        values.update(kwargs)
-        for f in names:
-            setattr(self, f, values.get(f, defaults[f]))
+        _set_fields(self, fields, args, kwargs)
 
     def forward(self, input):
         return getattr(F, fn_name)(input, *[getattr(self, f) for f, _ in fields])
@@ -215,12 +218,7 @@ class Dropout2d(_ChannelDropout):
 def _loss(name, fn_name, doc, *fields):
     def __init__(self, *args, size_average=None, reduce=None, reduction: str = "mean", **kwargs):
         _Loss.__init__(self, size_average, reduce, reduction)
-        defaults = dict(fields)
-        names = [f for f, _ in fields]
-        values = dict(zip(names, args))
-        values.update(kwargs)
-        for f in names:
-            setattr(self, f, values.get(f, defaults[f]))
+        _set_fields(self, fields, args, kwargs)
 
     def forward(self, *inputs):
         return getattr(F, fn_name)(*inputs, **{f: getattr(self, f) for f, _ in fields}, reduction=self.reduction)
